@@ -1,0 +1,41 @@
+"""The `evalsvc` command: one Typer app, one module per command, no logic of its own."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from ..core.errors import EvalsvcError
+from . import _eval, _mock, _perf, _service
+
+app = typer.Typer(
+    name="evalsvc",
+    help="Evaluate and load-test LLM endpoints: accuracy on benchmarks and serving performance.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for _module in (_perf, _eval, _service, _mock):
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors print one line and exit 2, endpoint failures exit 1, never a traceback."""
+    try:
+        rc = app(args=argv, standalone_mode=False)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        print(f"Error: {exc.format_message()}{hint}", file=sys.stderr)
+        sys.exit(2)
+    except click.ClickException as exc:
+        print(f"Error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        print("Aborted.", file=sys.stderr)
+        sys.exit(130)
+    except EvalsvcError as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,0 +1,142 @@
+"""Field checks shared by every config: one place decides what a valid value is."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, TypeVar, Union
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+_NONE = type(None)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not _NONE)
+    if origin is list:
+        (inner,) = typing.get_args(tp) or (Any,)
+        return f"a list of {_type_name(inner)}"
+    if origin is dict or tp is dict:
+        return "an object"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def check_type(field: str, value: Any, tp: Any) -> Any:
+    """Return `value` if it matches the annotation `tp` (ints are accepted where numbers are), else raise."""
+    if tp is Any:
+        return value
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and _NONE in args:
+            return None
+        for arg in args:
+            if arg is _NONE:
+                continue
+            try:
+                return check_type(field, value, arg)
+            except ConfigError:
+                continue
+        raise ConfigError(field, f"expected {_type_name(tp)}, got {_show(value)}")
+    if origin is list:
+        (inner,) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(field, f"expected {_type_name(tp)}, got {_show(value)}")
+        return [check_type(f"{field}[{i}]", v, inner) for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(field, f"expected an object, got {_show(value)}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:
+        return value
+    raise ConfigError(field, f"expected {_type_name(tp)}, got {_show(value)}")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def from_mapping(cls: type[T], data: Any, *, name: str = "body") -> T:
+    """Build the dataclass `cls` from a JSON-like mapping: unknown fields and wrong types are ConfigErrors."""
+    if not isinstance(data, dict):
+        raise ConfigError(name, f"expected a JSON object, got {_show(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown field (accepted: {', '.join(sorted(fields))})")
+    kwargs = {key: check_type(key, value, hints[key]) for key, value in data.items()}
+    missing = [
+        f.name
+        for f in fields.values()
+        if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(missing[0], "is required")
+    return cls(**kwargs)
+
+
+def require_text(field: str, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(field, "is required and must be a non-empty string")
+
+
+def require_http_url(field: str, value: Any) -> None:
+    require_text(field, value)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(field, f"must be an http(s) URL with a host, got {value!r}")
+    try:
+        parts.port
+    except ValueError:
+        raise ConfigError(field, f"has an invalid port: {value!r}") from None
+
+
+def require_range(field: str, value: float | None, *, low: float | None = None, high: float | None = None,
+                  low_open: bool = False, allow_none: bool = False) -> None:
+    if value is None:
+        if allow_none:
+            return
+        raise ConfigError(field, "is required")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ConfigError(field, f"must be a number, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ConfigError(field, f"must be {'>' if low_open else '>='} {low:g}, got {value!r}")
+    if high is not None and value > high:
+        raise ConfigError(field, f"must be <= {high:g}, got {value!r}")
+
+
+def require_choice(field: str, value: Any, choices: typing.Iterable[str]) -> None:
+    choices = list(choices)
+    if value not in choices:
+        raise ConfigError(field, f"must be one of {', '.join(choices)}; got {value!r}")
+
+
+def redact_secret(value: str | None) -> str | None:
+    """What is shown in place of an API key: never the key, but whether one was set."""
+    if value is None:
+        return None
+    if value in ("", "EMPTY"):
+        return value
+    return "***"

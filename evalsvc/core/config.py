@@ -1,0 +1,296 @@
+"""Run configurations. Validation happens once, here, before any work starts.
+
+Every field is accepted with the same name by the library, the CLI (as --kebab-case) and the HTTP body.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._validate import (
+    check_type,
+    from_mapping,
+    redact_secret,
+    require_choice,
+    require_http_url,
+    require_range,
+    require_text,
+)
+from .errors import ConfigError
+
+PERF_APIS = ("openai", "dashscope", "anthropic", "gemini")
+PERF_DATASETS = ("openqa", "random", "line_by_line", "custom")
+ARRIVALS = ("poisson", "constant")
+SLO_METRICS = ("ttft_ms", "tpot_ms", "latency_ms")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PerfConfig:
+    """A load test of one endpoint. `number`, `parallel` and `rate` may be lists: the run sweeps them."""
+
+    model: str
+    """Model name sent in each request."""
+    url: str
+    """The complete endpoint URL, e.g. http://127.0.0.1:8000/v1/chat/completions."""
+    api: str = "openai"
+    """Wire dialect: openai | dashscope | anthropic | gemini."""
+    api_key: str | None = None
+    """Sent as a bearer token (or the dialect's key header). Never logged or written."""
+    number: int | list[int] = 1000
+    """Measured requests per run (warmup requests come on top)."""
+    parallel: int | list[int] = 1
+    """Maximum requests in flight."""
+    rate: float | list[float] = -1
+    """Arrivals per second; -1 sends as fast as `parallel` allows."""
+    arrival: str = "poisson"
+    """How arrivals are spaced when `rate` > 0: poisson | constant."""
+    dataset: str = "openqa"
+    """Prompt source: openqa | random | line_by_line | custom."""
+    dataset_path: str | None = None
+    """Local file for line_by_line / custom, or a local copy of openqa."""
+    prompt_tokens: int = 1024
+    """Prompt length for the random dataset, in tokens."""
+    tokenizer_path: str | None = None
+    """Local tokenizer directory: random prompts then have exact token lengths."""
+    max_tokens: int = 2048
+    """Output tokens requested per request."""
+    min_tokens: int | None = None
+    """Ask the server for at least this many output tokens (vLLM/SGLang `min_tokens`)."""
+    temperature: float = 0.0
+    stream: bool = True
+    """Stream the response (needed for TTFT / ITL)."""
+    warmup: int = 0
+    """Requests sent before each run and excluded from its metrics."""
+    duration: float | None = None
+    """Stop each run after this many seconds; unsent requests are not counted."""
+    timeout: float = 600.0
+    """Per-request timeout in seconds."""
+    connect_timeout: float = 30.0
+    """Seconds to wait for a connection."""
+    workers: int = 1
+    """Client processes sharing the load; raise it when the summary says the run was client-bound."""
+    slo: dict[str, float] | None = None
+    """Thresholds in ms on ttft_ms / tpot_ms / latency_ms; the summary reports goodput against them."""
+    headers: dict[str, str] | None = None
+    """Extra HTTP headers for every request."""
+    extra_body: dict[str, Any] | None = None
+    """Extra fields merged into every request body."""
+    seed: int = 42
+    """Seeds prompt sampling and Poisson arrivals."""
+    record_requests: bool = True
+    """Write one JSONL record per request."""
+    debug: bool = False
+    work_dir: str = "outputs"
+    """Each run writes a timestamped directory under it."""
+
+    def __post_init__(self) -> None:
+        require_text("model", self.model)
+        require_http_url("url", self.url)
+        require_choice("api", self.api, PERF_APIS)
+        if self.api_key is not None and not isinstance(self.api_key, str):
+            raise ConfigError("api_key", "must be a string")
+        for name in ("number", "parallel"):
+            for v in _as_list(name, getattr(self, name), int):
+                require_range(name, v, low=1)
+        rates = _as_list("rate", self.rate, float)
+        for r in rates:
+            if r != -1:
+                require_range("rate", r, low=0, low_open=True)
+        require_choice("arrival", self.arrival, ARRIVALS)
+        require_choice("dataset", self.dataset, PERF_DATASETS)
+        if self.dataset in ("line_by_line", "custom") and not self.dataset_path:
+            raise ConfigError("dataset_path", f"is required for dataset {self.dataset!r}")
+        require_range("prompt_tokens", self.prompt_tokens, low=1)
+        require_range("max_tokens", self.max_tokens, low=1)
+        require_range("min_tokens", self.min_tokens, low=0, allow_none=True)
+        if self.min_tokens is not None and self.min_tokens > self.max_tokens:
+            raise ConfigError("min_tokens", f"must be <= max_tokens ({self.max_tokens}), got {self.min_tokens}")
+        require_range("temperature", self.temperature, low=0)
+        require_range("warmup", self.warmup, low=0)
+        require_range("duration", self.duration, low=0, low_open=True, allow_none=True)
+        require_range("timeout", self.timeout, low=0, low_open=True)
+        require_range("connect_timeout", self.connect_timeout, low=0, low_open=True)
+        require_range("workers", self.workers, low=1, high=256)
+        if self.slo is not None:
+            check_type("slo", self.slo, dict)
+            for key, value in self.slo.items():
+                require_choice("slo", key, SLO_METRICS)
+                require_range(f"slo.{key}", value, low=0, low_open=True)
+        self.runs()  # the sweep must pair up
+
+    def runs(self) -> list[tuple[str, int, int, float]]:
+        """The sweep as (key, number, parallel, rate) tuples, in order."""
+        numbers = _as_list("number", self.number, int)
+        parallels = _as_list("parallel", self.parallel, int)
+        rates = _as_list("rate", self.rate, float)
+        by_rate = any(r > 0 for r in rates)
+        axis_name, axis = ("rate", rates) if by_rate else ("parallel", parallels)
+        length = max(len(numbers), len(parallels), len(rates))
+        for name, values in (("number", numbers), ("parallel", parallels), ("rate", rates)):
+            if len(values) not in (1, length):
+                raise ConfigError(name, f"has {len(values)} values but the sweep has {length}; "
+                                  "give one value or one per run")
+        if by_rate and any(r <= 0 for r in rates):
+            raise ConfigError("rate", "cannot mix unlimited (-1) and positive rates in one sweep")
+
+        def pick(values: list[Any], i: int) -> Any:
+            return values[i] if len(values) > 1 else values[0]
+
+        out = []
+        for i in range(length):
+            n, p, r = pick(numbers, i), pick(parallels, i), pick(rates, i)
+            head = f"rate_{_num(r)}" if by_rate else f"parallel_{p}"
+            out.append((f"{head}_number_{n}", n, p, r))
+        keys = [k for k, *_ in out]
+        if len(set(keys)) != len(keys):
+            raise ConfigError(axis_name, "the sweep repeats a run; each pair must be distinct")
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> PerfConfig:
+        """Build from a JSON-like dict: unknown fields and wrong types raise ConfigError."""
+        return from_mapping(cls, data)
+
+    def replace(self, **changes: Any) -> PerfConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        if redact:
+            data["api_key"] = redact_secret(self.api_key)
+            if self.headers:
+                data["headers"] = {k: ("***" if _secret_header(k) else v) for k, v in self.headers.items()}
+        return data
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return f"PerfConfig({shown})"
+
+
+def _secret_header(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in ("auth", "key", "token", "secret", "cookie"))
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _as_list(name: str, value: Any, tp: type) -> list[Any]:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        raise ConfigError(name, "must not be an empty list")
+    return [check_type(name, v, tp) for v in values]
+
+
+DEFAULT_GENERATION_CONFIG: dict[str, Any] = {"temperature": 0.0, "max_tokens": 2048}
+GENERATION_KEYS = ("temperature", "max_tokens", "top_p", "top_k", "timeout", "seed", "stop",
+                   "presence_penalty", "frequency_penalty", "extra_body")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig:
+    """An accuracy evaluation of a served model on one or more benchmarks."""
+
+    model: str
+    """Model name sent in each request."""
+    api_url: str
+    """OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1."""
+    datasets: list[str]
+    """Benchmark names from the catalogue (`evalsvc benchmarks`)."""
+    api_key: str = "EMPTY"
+    """Never logged or written."""
+    limit: int | float | None = None
+    """Samples per dataset subset: an integer count, or a fraction in (0, 1)."""
+    eval_batch_size: int = 1
+    """Concurrent requests per dataset."""
+    generation_config: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_GENERATION_CONFIG))
+    """temperature (0.0), max_tokens (2048), top_p, top_k, timeout (s), ..."""
+    work_dir: str = "outputs"
+    seed: int = 42
+    debug: bool = False
+    dataset_args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-dataset options: subset_list, few_shot_num, local_path, ..."""
+    dataset_dir: str | None = None
+    """Folder holding local copies of datasets, one sub-folder per benchmark."""
+    max_workers: int = 4
+    """Datasets evaluated at once, one worker process each."""
+    timeout: float | None = None
+    """Overall time limit in seconds; the run is cancelled when it is reached."""
+    retries: int = 2
+    """Retries per request on 429 / 5xx / timeouts."""
+    retry_interval: float = 1.0
+    """Seconds between retries."""
+    use_cache: str | None = None
+    """Output directory of an earlier, interrupted run to resume."""
+    preflight: bool = True
+    """Check the endpoint answers before starting."""
+
+    def __post_init__(self) -> None:
+        require_text("model", self.model)
+        require_http_url("api_url", self.api_url)
+        if isinstance(self.datasets, str):
+            object.__setattr__(self, "datasets", [self.datasets])
+        datasets = check_type("datasets", self.datasets, list[str])
+        if not datasets:
+            raise ConfigError("datasets", "must name at least one benchmark")
+        if len(set(datasets)) != len(datasets):
+            raise ConfigError("datasets", "names a benchmark twice")
+        object.__setattr__(self, "datasets", datasets)
+        if not isinstance(self.api_key, str):
+            raise ConfigError("api_key", "must be a string")
+        if self.limit is not None:
+            if isinstance(self.limit, bool) or not isinstance(self.limit, (int, float)):
+                raise ConfigError("limit", f"must be a positive integer or a fraction in (0, 1), got {self.limit!r}")
+            if isinstance(self.limit, float) and not self.limit.is_integer():
+                if not 0 < self.limit < 1:
+                    raise ConfigError("limit", f"a fraction must be in (0, 1), got {self.limit!r}")
+            else:
+                object.__setattr__(self, "limit", int(self.limit))
+                require_range("limit", self.limit, low=1)
+        require_range("eval_batch_size", self.eval_batch_size, low=1, high=1024)
+        gen = check_type("generation_config", self.generation_config, dict)
+        unknown = sorted(set(gen) - set(GENERATION_KEYS))
+        if unknown:
+            raise ConfigError(f"generation_config.{unknown[0]}",
+                              f"unknown option (accepted: {', '.join(GENERATION_KEYS)})")
+        merged = {**DEFAULT_GENERATION_CONFIG, **gen}
+        require_range("generation_config.temperature", merged["temperature"], low=0, high=2)
+        require_range("generation_config.max_tokens", merged["max_tokens"], low=1)
+        require_range("generation_config.top_p", merged.get("top_p"), low=0, high=1, allow_none=True)
+        require_range("generation_config.top_k", merged.get("top_k"), low=-1, allow_none=True)
+        require_range("generation_config.timeout", merged.get("timeout"), low=0, low_open=True, allow_none=True)
+        object.__setattr__(self, "generation_config", merged)
+        require_text("work_dir", self.work_dir)
+        check_type("seed", self.seed, int)
+        args = check_type("dataset_args", self.dataset_args, dict)
+        for name, value in args.items():
+            if name not in datasets:
+                raise ConfigError(f"dataset_args.{name}", "is not one of the requested datasets")
+            check_type(f"dataset_args.{name}", value, dict)
+        if self.dataset_dir is not None:
+            require_text("dataset_dir", self.dataset_dir)
+        require_range("max_workers", self.max_workers, low=1, high=64)
+        require_range("timeout", self.timeout, low=0, low_open=True, allow_none=True)
+        require_range("retries", self.retries, low=0, high=100)
+        require_range("retry_interval", self.retry_interval, low=0)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> EvalConfig:
+        """Build from a JSON-like dict: unknown fields and wrong types raise ConfigError."""
+        return from_mapping(cls, data)
+
+    def replace(self, **changes: Any) -> EvalConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        if redact:
+            data["api_key"] = redact_secret(self.api_key)
+        return data
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return f"EvalConfig({shown})"

@@ -10,6 +10,12 @@ import typer
 from ..core.errors import EvalsvcError
 from . import _eval, _mock, _perf, _service
 
+try:  # typer >= 0.26 vendors its own click: its exceptions are not the click package's
+    from typer._click.exceptions import ClickException as _TyperClickException
+    from typer._click.exceptions import UsageError as _TyperUsageError
+except ImportError:  # older typer uses click itself
+    _TyperClickException, _TyperUsageError = click.ClickException, click.UsageError
+
 app = typer.Typer(
     name="evalsvc",
     help="Evaluate and load-test LLM endpoints: accuracy on benchmarks and serving performance.",
@@ -21,18 +27,24 @@ for _module in (_perf, _eval, _service, _mock):
     _module.register(app)
 
 
+@app.callback()
+def _root() -> None:
+    # A callback keeps `evalsvc <command>` a group even while only one command is registered.
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one line and exit 2, endpoint failures exit 1, never a traceback."""
     try:
         rc = app(args=argv, standalone_mode=False)
-    except click.UsageError as exc:
+    except (click.UsageError, _TyperUsageError) as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         print(f"Error: {exc.format_message()}{hint}", file=sys.stderr)
         sys.exit(2)
-    except click.ClickException as exc:
+    except (click.ClickException, _TyperClickException) as exc:
         print(f"Error: {exc.format_message()}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         print("Aborted.", file=sys.stderr)
         sys.exit(130)
     except EvalsvcError as exc:

@@ -1,0 +1,527 @@
+"""The simulated endpoint: aiohttp app, timing, fault plan, answers, counters, and how to run it.
+
+Timing: every response is scheduled on absolute deadlines from t0 (the moment the handler starts):
+content chunk i is written at t0 + ttft + i * itl (each moved by the seeded jitter, never before
+the previous one). Sleeping until a deadline, rather than for a gap, keeps late wake-ups from adding
+up, so the time between the first and last chunk stays (chunks - 1) * itl under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ._config import MockConfig
+from ._dialect import BadRequest, Dialect, Endpoint, GenRequest, Wire
+from ._faults import FAULT_KINDS, FaultPlan
+from ._openai import DIALECT as OPENAI
+from ._text import Answers, Filler
+
+DIALECTS: tuple[Dialect, ...] = (OPENAI,)
+"""Dialects served side by side (their paths do not overlap)."""
+
+FAULT_HEADER = "X-Mock-Fault"
+"""Request header forcing one fault kind (or `none`) on that request; it does not use a plan slot."""
+
+_SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+_MAX_BODY = 256 * 1024 * 1024
+
+
+class MockStats:
+    """Counters shown by GET /mock/stats and cleared by POST /mock/reset."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.requests = 0
+        self.requests_by_path: dict[str, int] = {}
+        self.streamed = 0
+        self.bad_requests = 0
+        self.faults = dict.fromkeys(FAULT_KINDS, 0)
+        self.faults_forced = dict.fromkeys(FAULT_KINDS, 0)
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.completed = 0
+        self.client_disconnects = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "requests_by_path": dict(self.requests_by_path),
+            "streamed": self.streamed,
+            "bad_requests": self.bad_requests,
+            "faults": dict(self.faults),
+            "faults_forced": dict(self.faults_forced),
+            "faults_total": sum(self.faults.values()),
+            "completed": self.completed,
+            "client_disconnects": self.client_disconnects,
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "uptime_s": round(time.monotonic() - self.started, 3),
+        }
+
+
+class MockState:
+    """Everything one mock app shares between requests."""
+
+    def __init__(self, cfg: MockConfig) -> None:
+        self.cfg = cfg
+        self.plan = FaultPlan(cfg.fault_shares(), cfg.fault_cycle, cfg.seed)
+        self.answers = Answers(cfg.answer_rows())
+        self.filler = Filler()
+        self.filler.ensure(cfg.output_tokens + 1)
+        self.stats = MockStats()
+        self.arrivals = 0
+        # Remembered so an in-flight request that finishes after a reset does not drive in_flight negative.
+        self.epoch = 0
+
+    def reset(self) -> None:
+        self.stats = MockStats()
+        self.plan.reset()
+        self.arrivals = 0
+        self.epoch += 1
+
+    def stats_dict(self) -> dict[str, Any]:
+        data = self.stats.to_dict()
+        data["plan_position"] = self.plan.position
+        data["fault_cycle"] = self.cfg.fault_cycle
+        return data
+
+
+STATE = web.AppKey("evalsvc_mock_state", MockState)
+
+
+async def _until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+    delay = deadline - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+class _Reply:
+    """The content of one answer: its pieces (one per chunk), token count and finish reason."""
+
+    __slots__ = ("tokens", "encoded", "count", "reason")
+
+    def __init__(self, tokens: Sequence[str], encoded: list[bytes] | None, count: int, reason: str) -> None:
+        self.tokens = tokens
+        self.encoded = encoded
+        self.count = count
+        self.reason = reason
+
+
+def _reply(state: MockState, req: GenRequest, empty: bool) -> _Reply:
+    if empty:
+        return _Reply((), [], 0, "stop")
+    filler = state.filler
+    found = state.answers.find(req.match_text) if state.answers else None
+    natural = len(found) if found is not None else state.cfg.output_tokens
+    count = natural
+    if req.min_tokens is not None and count < req.min_tokens:
+        count = req.min_tokens
+    reason = "stop"
+    if req.max_tokens is not None and count > req.max_tokens:
+        count, reason = req.max_tokens, "length"
+    if found is None:
+        filler.ensure(count)
+        return _Reply(filler.tokens[:count], filler.encoded[:count], count, reason)
+    tokens = found[:count]
+    if count > len(tokens):  # min_tokens asks for more than the answer: pad with filler words
+        filler.ensure(count + 1)
+        tokens = tokens + filler.tokens[1:count - len(tokens) + 1]
+    return _Reply(tokens, None, count, reason)
+
+
+def _chunks(reply: _Reply, per_chunk: int) -> list[bytes]:
+    if per_chunk == 1:
+        if reply.encoded is not None:
+            return reply.encoded
+        return [orjson.dumps(t) for t in reply.tokens]
+    tokens = reply.tokens
+    return [orjson.dumps("".join(tokens[i:i + per_chunk])) for i in range(0, len(tokens), per_chunk)]
+
+
+def _deadlines(cfg: MockConfig, t0: float, steps: int, seed: int) -> list[float] | None:
+    """Per-chunk deadlines when jitter is on (None: the plain t0 + ttft + i * itl grid is used)."""
+    if cfg.jitter_ms <= 0:
+        return None
+    rng = random.Random(seed)
+    jitter = cfg.jitter_ms / 1000
+    base, itl = t0 + cfg.ttft_ms / 1000, cfg.itl_ms / 1000
+    out: list[float] = []
+    previous = t0
+    for i in range(steps):
+        at = base + i * itl + rng.uniform(-jitter, jitter)
+        if at < previous:
+            at = previous
+        out.append(at)
+        previous = at
+    return out
+
+
+def _abort(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+class _Handler:
+    """One generation endpoint: parse, pick the fault, then answer on schedule."""
+
+    def __init__(self, state: MockState, dialect: Dialect, endpoint: Endpoint) -> None:
+        self.state = state
+        self.dialect = dialect
+        self.endpoint = endpoint
+
+    def _error(self, status: int, message: str, kind: str, param: str | None = None,
+               headers: dict[str, str] | None = None) -> web.Response:
+        return web.Response(status=status, body=self.dialect.error_body(status, message, kind, param),
+                            content_type="application/json", headers=headers)
+
+    def _bad(self, message: str, param: str | None = None) -> web.Response:
+        self.state.stats.bad_requests += 1
+        return self._error(400, message, "BadRequestError", param)
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        state, cfg = self.state, self.state.cfg
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            return self._bad(f"the body is not valid JSON: {exc}")
+        try:
+            req = self.endpoint.parse(body, cfg)
+        except BadRequest as exc:
+            return self._bad(exc.message, exc.param)
+
+        stats = state.stats
+        forced = request.headers.get(FAULT_HEADER)
+        if forced is not None:
+            forced = forced.strip().lower()
+            if forced != "none" and forced not in FAULT_KINDS:
+                return self._bad(f"{FAULT_HEADER} must be one of none, {', '.join(FAULT_KINDS)}; got {forced!r}")
+            kind = None if forced == "none" else forced
+            if kind is not None:
+                stats.faults_forced[kind] += 1
+        else:
+            kind = state.plan.next()
+        seq = state.arrivals
+        state.arrivals += 1
+        stats.requests += 1
+        path = self.endpoint.path
+        stats.requests_by_path[path] = stats.requests_by_path.get(path, 0) + 1
+        stats.prompt_tokens += req.prompt_tokens
+        if req.stream:
+            stats.streamed += 1
+        if kind is not None:
+            stats.faults[kind] += 1
+            if kind == "error_500":
+                return self._error(500, "mock: injected internal server error", "InternalServerError")
+            if kind == "error_429":
+                return self._error(429, "mock: injected rate limit, retry later", "RateLimitError",
+                                   headers={"Retry-After": str(cfg.retry_after_s)})
+
+        reply = _reply(state, req, kind == "empty_completion")
+        wire = self.endpoint.wire(req, f"{self.endpoint.id_prefix}-mock-{seq}", int(time.time()), cfg)
+        stats.in_flight += 1
+        if stats.in_flight > stats.max_in_flight:
+            stats.max_in_flight = stats.in_flight
+        epoch = state.epoch
+        try:
+            if req.stream:
+                resp = await self._stream(request, loop, t0, req, reply, wire, kind, seq)
+            else:
+                resp = await self._whole(request, loop, t0, req, reply, wire, kind, seq)
+        except ConnectionResetError:
+            # The client went away (timeout, cancelled run): nothing to answer, nothing to log.
+            if epoch == state.epoch:
+                state.stats.client_disconnects += 1
+            _abort(request)
+            return web.Response(status=499)
+        finally:
+            if epoch == state.epoch:
+                state.stats.in_flight -= 1
+        if epoch == state.epoch and kind != "drop_mid_stream":
+            state.stats.completed += 1
+            state.stats.completion_tokens += reply.count
+        return resp
+
+    async def _stream(self, request: web.Request, loop: asyncio.AbstractEventLoop, t0: float, req: GenRequest,
+                      reply: _Reply, wire: Wire, kind: str | None, seq: int) -> web.StreamResponse:
+        cfg = self.state.cfg
+        chunks = _chunks(reply, cfg.tokens_per_chunk)
+        count = len(chunks)
+        # An answer with no content still ends at the first-token deadline.
+        steps = count if count else 1
+        finish_on_last = count > 0 and not cfg.separate_finish_chunk
+        tail = b""
+        if kind != "no_done":
+            if not finish_on_last:
+                tail = wire.finish(reply.reason)
+            tail += wire.usage(req.prompt_tokens, reply.count) + wire.done()
+        drop_at = count // 2 if kind == "drop_mid_stream" else -1
+        bad_at = count // 2 if kind == "malformed_sse" else -1
+        last = steps - 1
+        first = t0 + cfg.ttft_ms / 1000
+        itl = cfg.itl_ms / 1000
+        deadlines = _deadlines(cfg, t0, steps, hash((cfg.seed, seq)))
+
+        resp = web.StreamResponse(headers=_SSE_HEADERS)
+        await resp.prepare(request)
+        head = wire.open()
+        if head:
+            await resp.write(head)
+        for i in range(steps):
+            deadline = deadlines[i] if deadlines is not None else first + i * itl
+            if deadline > loop.time():
+                await _until(loop, deadline)
+            if i == drop_at:
+                _abort(request)
+                return resp
+            if count:
+                if i == last and finish_on_last and kind != "no_done":
+                    data = wire.last_delta(chunks[i], reply.reason)
+                else:
+                    data = wire.delta(chunks[i])
+            else:
+                data = b""
+            if i == bad_at:
+                data = wire.malformed() + data
+            if i == last:
+                data += tail
+            if data:
+                await resp.write(data)
+        await resp.write_eof()
+        return resp
+
+    async def _whole(self, request: web.Request, loop: asyncio.AbstractEventLoop, t0: float, req: GenRequest,
+                     reply: _Reply, wire: Wire, kind: str | None, seq: int) -> web.StreamResponse:
+        cfg = self.state.cfg
+        per_chunk = cfg.tokens_per_chunk
+        steps = max(1, -(-reply.count // per_chunk))
+        deadlines = _deadlines(cfg, t0, steps, hash((cfg.seed, seq)))
+        deadline = deadlines[-1] if deadlines is not None else t0 + (cfg.ttft_ms + (steps - 1) * cfg.itl_ms) / 1000
+        await _until(loop, deadline)
+        body = wire.body("".join(reply.tokens), None if kind == "no_done" else reply.reason,
+                         req.prompt_tokens, reply.count)
+        if kind == "malformed_sse":
+            body = body[: len(body) // 2]
+        elif kind == "drop_mid_stream":
+            resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+            resp.content_length = len(body)
+            await resp.prepare(request)
+            await resp.write(body[: len(body) // 2])
+            _abort(request)
+            return resp
+        return web.Response(body=body, content_type="application/json")
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _stats(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(request.app[STATE].stats_dict()), content_type="application/json")
+
+
+async def _reset(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.reset()
+    return web.Response(body=orjson.dumps(state.stats_dict()), content_type="application/json")
+
+
+def create_mock_app(cfg: MockConfig) -> web.Application:
+    """Build the aiohttp application of the simulated endpoint.
+
+    Args:
+        cfg: what the endpoint does (timing, faults, answers).
+
+    Returns:
+        An aiohttp `web.Application` serving the OpenAI routes, /health, /mock/stats and /mock/reset.
+    """
+    state = MockState(cfg)
+    app = web.Application(client_max_size=_MAX_BODY)
+    app[STATE] = state
+    routes = [web.get("/health", _health), web.get("/mock/stats", _stats), web.post("/mock/reset", _reset)]
+    for dialect in DIALECTS:
+        routes.extend(dialect.extra_routes(cfg))
+        for endpoint in dialect.endpoints:
+            routes.append(web.post(endpoint.path, _Handler(state, dialect, endpoint)))
+    app.add_routes(routes)
+    return app
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        from ..errors import ConfigError
+
+        raise ConfigError("host", f"cannot resolve {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if sys.platform != "win32":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        from ..errors import ConfigError
+
+        raise ConfigError("port", f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+class MockServer:
+    """The simulated endpoint running in the current event loop.
+
+        async with MockServer(MockConfig(port=0, ttft_ms=0)) as server:
+            url = server.chat_url
+    """
+
+    def __init__(self, cfg: MockConfig) -> None:
+        """Args:
+            cfg: what the endpoint does; `cfg.port` 0 picks a free port.
+        """
+        self.cfg = cfg
+        self.app = create_mock_app(cfg)
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI base URL, e.g. http://127.0.0.1:8000/v1."""
+        if self.port is None:
+            raise RuntimeError("the mock server is not started")
+        return f"http://{_url_host(self.cfg.host)}:{self.port}/v1"
+
+    @property
+    def chat_url(self) -> str:
+        return self.base_url + "/chat/completions"
+
+    @property
+    def completions_url(self) -> str:
+        return self.base_url + "/completions"
+
+    def stats(self) -> dict[str, Any]:
+        """The same counters as GET /mock/stats."""
+        return self.app[STATE].stats_dict()
+
+    def reset(self) -> None:
+        """Clear the counters and restart the fault plan, as POST /mock/reset does."""
+        self.app[STATE].reset()
+
+    async def start(self) -> str:
+        """Bind and serve.
+
+        Returns:
+            The base URL.
+
+        Raises:
+            ConfigError: the host does not resolve or the port cannot be bound.
+        """
+        sock = _bind(self.cfg.host, self.cfg.port)
+        self.port = sock.getsockname()[1]
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.SockSite(runner, sock, backlog=4096, shutdown_timeout=0.5)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        return self.base_url
+
+    async def close(self) -> None:
+        """Stop serving; streams still running are cut."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> MockServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # Windows, or uvloop absent: the standard loop works, a little slower
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+async def _serve(cfg: MockConfig, on_ready: Callable[[str], None] | None) -> dict[str, Any]:
+    server = MockServer(cfg)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        if on_ready is not None:
+            on_ready(server.base_url)
+        await stop.wait()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        final = server.stats()
+        await server.close()
+    return final
+
+
+def run_mock(cfg: MockConfig, *, on_ready: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Serve the simulated endpoint until Ctrl-C or SIGTERM (blocking).
+
+    Args:
+        cfg: what the endpoint does.
+        on_ready: called with the base URL (e.g. http://127.0.0.1:8000/v1) once the port is bound.
+
+    Returns:
+        The final counters (the /mock/stats document); empty if interrupted before serving.
+
+    Raises:
+        ConfigError: the host does not resolve or the port cannot be bound.
+    """
+    loop = _new_loop()
+    final: dict[str, Any] = {}
+    try:
+        asyncio.set_event_loop(loop)
+        final = loop.run_until_complete(_serve(cfg, on_ready))
+    except KeyboardInterrupt:  # before the signal handlers were installed
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        loop.close()
+    return final

@@ -1,9 +1,48 @@
-"""Placeholder until this command lands: it registers nothing."""
+"""`evalsvc service`: serve the HTTP API with uvicorn."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from ..core.errors import EvalsvcError
+from ._common import fail
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("service")(service)
+
+
+def service(
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: all; 127.0.0.1: this machine only).")]
+    = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 9000,
+    debug: Annotated[bool, typer.Option("--debug", help="Debug logs; 500 answers carry the traceback.")] = False,
+    token: Annotated[Optional[str], typer.Option(
+        help="Bearer token required on every /api/ route.", envvar="EVALSVC_TOKEN", show_envvar=True)] = None,
+    outputs: Annotated[Optional[Path], typer.Option(
+        help="Outputs root: runs write under it (a client's work_dir is relative to it); job history lives in "
+             "its .evalsvc/.  [default: outputs]", envvar="EVALSVC_OUTPUTS", show_envvar=True)] = None,
+    data_root: Annotated[Optional[list[Path]], typer.Option(
+        "--data-root", help="Directory runs may read datasets/tokenizers from (repeatable; env "
+                            "EVALSVC_DATA_ROOTS, ':'-separated).")] = None,
+    max_queue: Annotated[Optional[int], typer.Option(
+        help="Jobs allowed to wait; one more is answered 429.  [default: 16]", min=0,
+        envvar="EVALSVC_MAX_QUEUE", show_envvar=True)] = None,
+    eval_concurrency: Annotated[Optional[int], typer.Option(
+        help="Eval jobs running at once (perf jobs run one at a time).  [default: 2]", min=1,
+        envvar="EVALSVC_EVAL_CONCURRENCY", show_envvar=True)] = None,
+    cancel_grace: Annotated[float, typer.Option(
+        help="Seconds a cancelled or interrupted run may take to stop before it is terminated.", min=0)] = 15.0,
+) -> None:
+    """Serve evalsvc over HTTP: POST /api/v1/eval, /api/v1/perf, a job API, /health, /openapi.json."""
+    from ..http import run_service
+
+    try:
+        run_service(host, port, debug, outputs=str(outputs) if outputs is not None else None, token=token,
+                    data_roots=tuple(str(p) for p in data_root) if data_root else None, max_queued=max_queue,
+                    eval_concurrency=eval_concurrency, cancel_grace_s=cancel_grace)
+    except EvalsvcError as exc:
+        fail(exc)

@@ -1,0 +1,152 @@
+"""Where a remote client may make the service write and read files.
+
+A client of the service names paths on the *service's* machine. Outputs go under one outputs root:
+`work_dir` is a path relative to it, and absolute paths or `..` (or symlinks) that leave it are refused.
+Paths the run reads (a prompt file, a local dataset, a run to resume) must lie inside the outputs root or
+one of the data roots the operator allowed, so a client cannot have the service read, say, /etc/passwd
+and send its lines as prompts to a URL of the client's choosing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePath
+from typing import Any, TypeVar
+
+from ..config import EvalConfig, PerfConfig
+from ..errors import ConfigError
+
+STATE_DIR = ".evalsvc"
+"""The service's own files (job database, lock) under the outputs root; runs may not write there."""
+
+C = TypeVar("C", PerfConfig, EvalConfig)
+
+
+class PathPolicy:
+    """Resolves and checks client-supplied paths against the outputs root and the allowed data roots.
+
+    Args:
+        outputs_root: every run's `work_dir` resolves inside it (created if missing).
+        data_roots: extra directories runs may read datasets and tokenizers from.
+    """
+
+    def __init__(self, outputs_root: str | os.PathLike[str], data_roots: tuple[str | os.PathLike[str], ...] = ()):
+        self.outputs_root = Path(outputs_root).expanduser().resolve()
+        self.data_roots = tuple(Path(p).expanduser().resolve() for p in data_roots)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.outputs_root / STATE_DIR
+
+    def work_dir(self, value: Any, field: str = "work_dir") -> str:
+        """The absolute directory for a client's `work_dir` (None: the outputs root itself).
+
+        Raises:
+            ConfigError: the value is absolute, escapes the outputs root, or is not a usable path.
+        """
+        if value is None:
+            return str(self.outputs_root)
+        resolved = self._resolve_relative(field, value, self.outputs_root)
+        if not _inside(resolved, self.outputs_root):
+            raise ConfigError(field, f"{value!r} resolves outside the service's outputs root; "
+                              "give a path relative to it without '..'")
+        if _inside(resolved, self.state_dir):
+            raise ConfigError(field, f"{value!r} is inside the service's private {STATE_DIR} directory")
+        return str(resolved)
+
+    def read_path(self, field: str, value: Any, *, outputs_only: bool = False) -> str:
+        """The absolute form of a path a run reads, if it lies inside an allowed root.
+
+        A relative path is taken relative to the outputs root. Absolute paths must lie inside the outputs
+        root or a data root (only the outputs root when `outputs_only`, e.g. a run to resume).
+
+        Raises:
+            ConfigError: the path is outside every allowed root.
+        """
+        text = _as_path_text(field, value)
+        path = Path(text).expanduser()
+        resolved = _resolve(field, path if path.is_absolute() else self.outputs_root / path)
+        roots = (self.outputs_root,) if outputs_only else (self.outputs_root, *self.data_roots)
+        if not any(_inside(resolved, root) for root in roots):
+            where = "the service's outputs root" if outputs_only else \
+                "the service's outputs root or its allowed data roots (evalsvc service --data-root)"
+            raise ConfigError(field, f"{value!r} is outside {where}")
+        return str(resolved)
+
+    def config_from_body(self, kind: str, body: Any) -> PerfConfig | EvalConfig:
+        """Validate a client's JSON body into the config for a `kind` ("perf" or "eval") run, paths confined.
+
+        Raises:
+            ConfigError: unknown or missing fields, wrong types, invalid values, paths outside the roots.
+        """
+        if kind == "perf":
+            config: PerfConfig | EvalConfig = PerfConfig.from_dict(body)
+        elif kind == "eval":
+            config = EvalConfig.from_dict(body)
+        else:
+            raise ConfigError("kind", f"must be eval or perf, got {kind!r}")
+        return self.confine(config, work_dir_given="work_dir" in body)
+
+    def confine(self, config: C, *, work_dir_given: bool = True) -> C:
+        """A copy of `config` whose paths are absolute and checked; `work_dir` is placed under the outputs root.
+
+        Args:
+            config: a validated PerfConfig or EvalConfig built from a client's body.
+            work_dir_given: False when the client left `work_dir` out: the run then writes straight
+                under the outputs root instead of the config's default ("outputs").
+
+        Raises:
+            ConfigError: a path is outside what the service allows.
+        """
+        changes: dict[str, Any] = {"work_dir": self.work_dir(config.work_dir if work_dir_given else None)}
+        if isinstance(config, PerfConfig):
+            for name in ("dataset_path", "tokenizer_path"):
+                value = getattr(config, name)
+                if value is not None:
+                    changes[name] = self.read_path(name, value)
+        else:
+            if config.dataset_dir is not None:
+                changes["dataset_dir"] = self.read_path("dataset_dir", config.dataset_dir)
+            if config.use_cache is not None:
+                changes["use_cache"] = self.read_path("use_cache", config.use_cache, outputs_only=True)
+            changes["dataset_args"] = self._dataset_args(config.dataset_args)
+        return config.replace(**changes)
+
+    def _dataset_args(self, dataset_args: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for name, args in dataset_args.items():
+            args = dict(args)
+            if args.get("local_path") is not None:
+                args["local_path"] = self.read_path(f"dataset_args.{name}.local_path", args["local_path"])
+            # evalscope loads a dataset_id that names an existing directory from disk, so a path-like id
+            # is a read path too; hub ids ("org/name") are left alone.
+            dataset_id = args.get("dataset_id")
+            if isinstance(dataset_id, str) and dataset_id.startswith(("/", "~", "./", "../")):
+                args["dataset_id"] = self.read_path(f"dataset_args.{name}.dataset_id", dataset_id)
+            out[name] = args
+        return out
+
+    def _resolve_relative(self, field: str, value: Any, root: Path) -> Path:
+        text = _as_path_text(field, value)
+        if text.startswith("~") or PurePath(text).is_absolute():
+            raise ConfigError(field, f"must be a path relative to the service's outputs root, got {value!r}")
+        return _resolve(field, root / text)
+
+
+def _as_path_text(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(field, f"must be a non-empty path, got {value!r}")
+    if "\x00" in value:
+        raise ConfigError(field, "must not contain NUL characters")
+    return value
+
+
+def _resolve(field: str, path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, ValueError) as exc:  # an unencodable name, a symlink loop, ...
+        raise ConfigError(field, f"is not a usable path ({exc})") from None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents

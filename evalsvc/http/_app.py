@@ -1,0 +1,394 @@
+"""The Starlette app: parse JSON, build the same configs the library uses, hand them to the job runner."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Mapping
+
+import orjson
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .. import __version__
+from ..core._io import dumps, utc_now_iso
+from ..core.errors import ConfigError
+from ..core.jobs import (
+    ACTIVE_STATES,
+    CANCELLED,
+    COMPLETED,
+    DEFAULT_CANCEL_GRACE_S,
+    DEFAULT_EVAL_CONCURRENCY,
+    DEFAULT_MAX_QUEUED,
+    INTERRUPTED,
+    KINDS,
+    STATES,
+    Job,
+    JobRunner,
+    JobStateError,
+    PathPolicy,
+)
+from ._errors import BodyTooLarge, JSONResponse, error_response, exception_handlers
+from ._openapi import build_openapi
+
+log = logging.getLogger("evalsvc.service")
+
+ENV_OUTPUTS = "EVALSVC_OUTPUTS"
+ENV_TOKEN = "EVALSVC_TOKEN"
+ENV_DATA_ROOTS = "EVALSVC_DATA_ROOTS"
+ENV_MAX_QUEUE = "EVALSVC_MAX_QUEUE"
+ENV_EVAL_CONCURRENCY = "EVALSVC_EVAL_CONCURRENCY"
+
+DEFAULT_OUTPUTS = "outputs"
+MAX_BODY_BYTES = 1 << 20
+SSE_HEARTBEAT_S = 15.0
+
+_MESSAGES = {"eval": ("Evaluation", "Evaluation completed"),
+             "perf": ("Performance test", "Performance test completed")}
+
+
+@dataclass
+class ServiceSettings:
+    """How the service runs. `from_env` fills what the caller left as None from EVALSVC_* variables."""
+
+    outputs: str = DEFAULT_OUTPUTS
+    """Outputs root: every run's work_dir resolves inside it; the job database lives in its .evalsvc/."""
+    token: str | None = None
+    """Bearer token required on every /api/ route (None or empty: no auth)."""
+    debug: bool = False
+    """500 answers carry the traceback."""
+    data_roots: tuple[str, ...] = ()
+    """Directories runs may read datasets / tokenizers from, besides the outputs root."""
+    max_queued: int = DEFAULT_MAX_QUEUED
+    eval_concurrency: int = DEFAULT_EVAL_CONCURRENCY
+    perf_concurrency: int = 1
+    cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S
+    targets: dict[str, str] = field(default_factory=dict)
+    """Job kind -> "module:function" overriding the engines (tests use stand-ins)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **given: Any) -> ServiceSettings:
+        """Settings from keyword arguments, falling back to EVALSVC_* environment variables, then defaults.
+
+        Raises:
+            ConfigError: an environment variable holds an invalid value.
+        """
+        env = os.environ if env is None else env
+        values = {k: v for k, v in given.items() if v is not None}
+        if "outputs" not in values and env.get(ENV_OUTPUTS):
+            values["outputs"] = env[ENV_OUTPUTS]
+        if "token" not in values and env.get(ENV_TOKEN):
+            values["token"] = env[ENV_TOKEN]
+        if "data_roots" not in values and env.get(ENV_DATA_ROOTS):
+            values["data_roots"] = tuple(p for p in env[ENV_DATA_ROOTS].split(os.pathsep) if p)
+        for name, var in (("max_queued", ENV_MAX_QUEUE), ("eval_concurrency", ENV_EVAL_CONCURRENCY)):
+            if name not in values and env.get(var):
+                try:
+                    values[name] = int(env[var])
+                except ValueError:
+                    raise ConfigError(var, f"must be an integer, got {env[var]!r}") from None
+        settings = cls(**values)
+        settings.data_roots = tuple(str(p) for p in settings.data_roots)
+        if settings.max_queued < 0:
+            raise ConfigError("max_queued", f"must be >= 0, got {settings.max_queued}")
+        for name in ("eval_concurrency", "perf_concurrency"):
+            if getattr(settings, name) < 1:
+                raise ConfigError(name, f"must be >= 1, got {getattr(settings, name)}")
+        return settings
+
+
+class Service:
+    """What the handlers share: settings, path policy, the runner (started on first need) and the OpenAPI doc."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.policy = PathPolicy(settings.outputs, settings.data_roots)
+        self.runner = JobRunner(self.policy, max_queued=settings.max_queued,
+                                eval_concurrency=settings.eval_concurrency,
+                                perf_concurrency=settings.perf_concurrency,
+                                cancel_grace_s=settings.cancel_grace_s, targets=settings.targets,
+                                debug=settings.debug)
+        self.openapi = build_openapi(auth=bool(settings.token))
+        self.started_at = time.monotonic()
+        self._start_lock: asyncio.Lock | None = None
+
+    async def jobs(self) -> JobRunner:
+        """The runner, started if the ASGI server did not run the lifespan."""
+        if not self.runner.started:
+            if self._start_lock is None:
+                self._start_lock = asyncio.Lock()
+            async with self._start_lock:
+                if not self.runner.started:
+                    await self.runner.start()
+        return self.runner
+
+
+def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | None = None, debug: bool | None = None,
+               data_roots: tuple[str, ...] | list[str] | None = None, max_queued: int | None = None,
+               eval_concurrency: int | None = None, perf_concurrency: int | None = None,
+               cancel_grace_s: float | None = None, targets: dict[str, str] | None = None) -> Starlette:
+    """The evalsvc HTTP service as an ASGI app (serve it with uvicorn or any ASGI server).
+
+    Arguments left as None come from EVALSVC_OUTPUTS, EVALSVC_TOKEN, EVALSVC_DATA_ROOTS, EVALSVC_MAX_QUEUE and
+    EVALSVC_EVAL_CONCURRENCY, then from the defaults.
+
+    Args:
+        outputs: outputs root ("outputs"): runs write under it; the job database lives in its .evalsvc/.
+        token: bearer token guarding /api/ routes (none: no auth).
+        debug: include tracebacks in 500 answers.
+        data_roots: directories runs may read local datasets and tokenizers from.
+        max_queued: jobs allowed to wait (16); one more gets 429.
+        eval_concurrency: eval jobs running at once (2). Perf jobs always run one at a time by default.
+        perf_concurrency: perf jobs running at once (1).
+        cancel_grace_s: seconds a cancelled run may take to stop before it is terminated (15).
+        targets: job kind -> "module:function" replacing the engines (for tests).
+
+    Returns:
+        A Starlette app; its lifespan starts the job runner and stops running jobs on shutdown.
+    """
+    settings = ServiceSettings.from_env(
+        outputs=os.fspath(outputs) if outputs is not None else None, token=token, debug=debug,
+        data_roots=tuple(data_roots) if data_roots is not None else None, max_queued=max_queued,
+        eval_concurrency=eval_concurrency, perf_concurrency=perf_concurrency, cancel_grace_s=cancel_grace_s,
+        targets=targets)
+    service = Service(settings)
+    routes = _routes(service)
+    endpoints = [f"{m} {r.path}" for r in routes for m in sorted(r.methods or ()) if m != "HEAD"]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await service.jobs()
+        try:
+            yield
+        finally:
+            await service.runner.close()
+
+    app = Starlette(
+        debug=False,  # our handlers answer JSON, with the traceback when settings.debug
+        routes=routes,
+        middleware=[Middleware(BearerAuth, token=settings.token)] if settings.token else [],
+        exception_handlers=exception_handlers(settings.debug, endpoints),
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    return app
+
+
+class BearerAuth:
+    """Requires `Authorization: Bearer <token>` on every /api/ route; other routes stay open."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            supplied = b""
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    scheme, _, credentials = value.partition(b" ")
+                    if scheme.lower() == b"bearer":
+                        supplied = credentials.strip()
+                    break
+            if not hmac.compare_digest(supplied, self.token):
+                message = "missing bearer token" if not supplied else "invalid bearer token"
+                response = error_response(401, f"{message}: send 'Authorization: Bearer <token>'",
+                                          {"type": "Unauthorized"}, headers={"WWW-Authenticate": "Bearer"})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _routes(service: Service) -> list[Route]:
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "service": "evalsvc", "timestamp": utc_now_iso(),
+                             "version": __version__, "uptime_s": round(time.monotonic() - service.started_at, 3),
+                             "jobs": service.runner.stats()})
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(service.openapi)
+
+    async def run_blocking(request: Request) -> Response:
+        kind = "eval" if request.url.path.endswith("/eval") else "perf"
+        config = service.policy.config_from_body(kind, await _read_json(request))
+        runner = await service.jobs()
+        job = runner.submit(kind, config)
+        finished = await _wait_unless_disconnected(request, runner, job.id)
+        if finished is None:
+            return Response(status_code=499)  # the client is gone; nobody reads this
+        return outcome_response(finished)
+
+    async def submit_job(request: Request) -> Response:
+        kind = "eval" if request.url.path.endswith("/eval") else "perf"
+        config = service.policy.config_from_body(kind, await _read_json(request))
+        runner = await service.jobs()
+        job = runner.submit(kind, config)
+        base = f"/api/v1/jobs/{job.id}"
+        return JSONResponse({"status": "accepted", "job_id": job.id, "job": job.summary(),
+                             "links": {"self": base, "result": f"{base}/result", "events": f"{base}/events",
+                                       "cancel": f"{base}/cancel"}},
+                            status_code=202, headers={"Location": base})
+
+    async def list_jobs(request: Request) -> Response:
+        query = request.query_params
+        unknown = sorted(set(query) - {"state", "kind", "limit", "offset"})
+        if unknown:
+            raise ConfigError(unknown[0], "unknown query parameter (accepted: kind, limit, offset, state)")
+        state = _choice(query, "state", STATES)
+        kind = _choice(query, "kind", KINDS)
+        limit = _int_param(query, "limit", 50, low=1, high=1000)
+        offset = _int_param(query, "offset", 0, low=0, high=2**62)
+        runner = await service.jobs()
+        jobs, total = await runner.list(state=state, kind=kind, limit=limit, offset=offset)
+        return JSONResponse({"status": "ok", "jobs": jobs, "total": total, "limit": limit, "offset": offset})
+
+    async def get_job(request: Request) -> Response:
+        job = await (await service.jobs()).get(request.path_params["job_id"])
+        return JSONResponse({"status": "ok", "job": job.summary()})
+
+    async def job_result(request: Request) -> Response:
+        job = await (await service.jobs()).get(request.path_params["job_id"])
+        return outcome_response(job)
+
+    async def cancel_job(request: Request) -> Response:
+        job = await (await service.jobs()).cancel(request.path_params["job_id"])
+        return JSONResponse({"status": "ok", "job": job.summary()}, status_code=200 if job.finished else 202)
+
+    async def job_events(request: Request) -> Response:
+        runner = await service.jobs()
+        job_id = request.path_params["job_id"]
+        await runner.get(job_id)  # 404 before the stream starts
+        return StreamingResponse(_sse(runner.events(job_id, heartbeat_s=SSE_HEARTBEAT_S)),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    return [
+        Route("/health", health, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/api/v1/eval", run_blocking, methods=["POST"]),
+        Route("/api/v1/perf", run_blocking, methods=["POST"]),
+        Route("/api/v1/jobs", list_jobs, methods=["GET"]),
+        Route("/api/v1/jobs/eval", submit_job, methods=["POST"]),
+        Route("/api/v1/jobs/perf", submit_job, methods=["POST"]),
+        Route("/api/v1/jobs/{job_id:str}", get_job, methods=["GET"]),
+        Route("/api/v1/jobs/{job_id:str}/result", job_result, methods=["GET"]),
+        Route("/api/v1/jobs/{job_id:str}/cancel", cancel_job, methods=["POST"]),
+        Route("/api/v1/jobs/{job_id:str}/events", job_events, methods=["GET"]),
+    ]
+
+
+def outcome_response(job: Job) -> JSONResponse:
+    """A job's outcome as the blocking endpoints answer it (and /jobs/{id}/result too).
+
+    completed: 200 with SPEC §5's success body. Otherwise an error body with the job's error and any partial
+    result: 400 invalid input found by the engine, 502 endpoint unusable, 504 time limit, 409 cancelled,
+    503 interrupted by a service shutdown, 500 anything else; 409 as well while the job has not finished.
+    """
+    what, done_message = _MESSAGES[job.kind]
+    data = {k: v for k, v in (job.result or {}).items() if k != "status"}
+    if job.state == COMPLETED:
+        body = {"status": "success", "message": done_message, **data, "job_id": job.id}
+        body.setdefault("output_dir", job.output_dir)
+        return JSONResponse(body)
+    if job.state in ACTIVE_STATES:
+        return error_response(409, f"job {job.id} is {job.state}; it has no result yet",
+                              {"type": "JobStateError", "job_id": job.id, "state": job.state},
+                              job_id=job.id, state=job.state, job=job.summary())
+    error = dict(job.error or {})
+    category = error.get("category")
+    if job.state == CANCELLED:
+        status, message = 409, f"{what} was cancelled"
+    elif job.state == INTERRUPTED:
+        status, message = 503, f"{what} was interrupted: the service stopped"
+    else:
+        status = {"input": 400, "endpoint": 502, "timeout": 504}.get(category or "", 500)
+        message = f"{what} failed: {error.get('message', 'unknown error')}"
+    extra: dict[str, Any] = {"job_id": job.id, "state": job.state, **data}
+    extra.setdefault("output_dir", job.output_dir)
+    return error_response(status, message, error, **extra)
+
+
+async def _read_json(request: Request) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyTooLarge(f"the request body is {declared} bytes; the limit is {MAX_BODY_BYTES}")
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise BodyTooLarge(f"the request body exceeds the limit of {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ConfigError("body", "the client disconnected before sending the whole body") from None
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise ConfigError("body", "is empty; send a JSON object with the run's fields")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError("body", f"is not valid JSON: {exc}") from None
+
+
+async def _wait_unless_disconnected(request: Request, runner: JobRunner, job_id: str) -> Job | None:
+    """Wait for the job; if the client disconnects first, cancel the job (nobody will read the answer)."""
+    waiter = asyncio.ensure_future(runner.wait(job_id))
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({waiter, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not waiter.done():
+            waiter.cancel()
+    if not waiter.cancelled() and waiter.done():
+        return waiter.result()
+    log.info("client of job %s disconnected; cancelling the job", job_id)
+    with contextlib.suppress(JobStateError):
+        await runner.cancel(job_id)
+    return None
+
+
+async def _disconnected(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _sse(events: AsyncIterator[tuple[str, Any]]) -> AsyncIterator[bytes]:
+    async for event, data in events:
+        if event == "ping":
+            yield b": ping\n\n"
+        else:
+            yield b"event: " + event.encode() + b"\ndata: " + dumps(data, indent=False) + b"\n\n"
+
+
+def _choice(query: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
+    value = query.get(name)
+    if value is None:
+        return None
+    if value not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _int_param(query: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    text = query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(name, f"must be an integer, got {text!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(name, f"must be between {low} and {high}, got {value}")
+    return value

@@ -1,0 +1,113 @@
+"""JSON responses and the exception handlers: every error a client sees is JSON that says what went wrong."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..core._io import dumps
+from ..core.errors import ConfigError, DatasetError, EndpointError, EvalsvcError
+from ..core.jobs import JobNotFound, JobStateError, QueueFull, RunnerClosed
+
+log = logging.getLogger("evalsvc.service")
+
+RETRY_AFTER_S = 5
+
+
+class JSONResponse(Response):
+    """orjson-rendered JSON: NaN becomes null, never the invalid bare NaN."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content, indent=False)
+
+
+class BodyTooLarge(EvalsvcError):
+    """The request body exceeds the service's limit (HTTP 413)."""
+
+
+def error_response(status: int, message: str, error: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"status": "error", "message": message}
+    if error is not None:
+        body["error"] = error
+    body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def config_error_response(exc: ConfigError) -> JSONResponse:
+    return error_response(400, str(exc), {"type": "ConfigError", **exc.to_dict()})
+
+
+def exception_handlers(debug: bool, endpoints: list[str]) -> dict[Any, Any]:
+    """Starlette exception handlers: core errors to 400/404/409/413/429/502/503, the rest to a JSON 500."""
+
+    async def on_config_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ConfigError)
+        return config_error_response(exc)
+
+    async def on_dataset_error(request: Request, exc: Exception) -> Response:
+        return error_response(400, str(exc), {"type": type(exc).__name__})
+
+    async def on_endpoint_error(request: Request, exc: Exception) -> Response:
+        return error_response(502, str(exc), {"type": type(exc).__name__})
+
+    async def on_queue_full(request: Request, exc: Exception) -> Response:
+        return error_response(429, str(exc), {"type": "QueueFull"}, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    async def on_not_found(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, JobNotFound)
+        return error_response(404, str(exc), {"type": "JobNotFound", "job_id": exc.job_id})
+
+    async def on_state(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, JobStateError)
+        return error_response(409, str(exc), {"type": "JobStateError", "job_id": exc.job_id, "state": exc.state})
+
+    async def on_closed(request: Request, exc: Exception) -> Response:
+        return error_response(503, str(exc), {"type": "RunnerClosed"}, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    async def on_too_large(request: Request, exc: Exception) -> Response:
+        return error_response(413, str(exc), {"type": "BodyTooLarge"})
+
+    async def on_evalsvc_error(request: Request, exc: Exception) -> Response:
+        return error_response(500, str(exc), {"type": type(exc).__name__})
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return error_response(404, f"no endpoint {request.method} {request.url.path}",
+                                  {"type": "NotFound"}, endpoints=endpoints)
+        if exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            return error_response(405, f"method {request.method} is not allowed on {request.url.path}"
+                                  + (f"; allowed: {allowed}" if allowed else ""),
+                                  {"type": "MethodNotAllowed"}, headers=exc.headers)
+        return error_response(exc.status_code, exc.detail, {"type": "HTTPError"}, headers=exc.headers)
+
+    async def on_internal(request: Request, exc: Exception) -> Response:
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        extra: dict[str, Any] = {}
+        if debug:
+            extra["traceback"] = "".join(traceback.format_exception(exc))
+        return error_response(500, "internal server error" + (f": {type(exc).__name__}: {exc}" if debug else ""),
+                              {"type": "InternalError"}, **extra)
+
+    return {
+        ConfigError: on_config_error,
+        DatasetError: on_dataset_error,
+        EndpointError: on_endpoint_error,
+        QueueFull: on_queue_full,
+        JobNotFound: on_not_found,
+        JobStateError: on_state,
+        RunnerClosed: on_closed,
+        BodyTooLarge: on_too_large,
+        EvalsvcError: on_evalsvc_error,
+        HTTPException: on_http,
+        Exception: on_internal,
+    }

@@ -1,0 +1,293 @@
+"""The OpenAPI 3.1 document served at /openapi.json, built from the config dataclasses so it cannot drift."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import types
+import typing
+from typing import Any, Union
+
+from .. import __version__
+from ..core import config as _config
+from ..core.config import ARRIVALS, PERF_APIS, PERF_DATASETS, EvalConfig, PerfConfig
+from ..core.jobs import KINDS, STATES
+
+_NONE = type(None)
+
+# Constraints the validators in core enforce and a schema can say; they help clients and fuzzers.
+_CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
+    "PerfConfig": {
+        "model": {"minLength": 1}, "url": {"minLength": 1, "format": "uri"},
+        "api": {"enum": list(PERF_APIS)}, "dataset": {"enum": list(PERF_DATASETS)},
+        "arrival": {"enum": list(ARRIVALS)},
+        "prompt_tokens": {"minimum": 1}, "max_tokens": {"minimum": 1}, "temperature": {"minimum": 0},
+        "warmup": {"minimum": 0}, "workers": {"minimum": 1, "maximum": 256},
+    },
+    "EvalConfig": {
+        "model": {"minLength": 1}, "api_url": {"minLength": 1, "format": "uri"},
+        "eval_batch_size": {"minimum": 1, "maximum": 1024}, "max_workers": {"minimum": 1, "maximum": 64},
+        "retries": {"minimum": 0, "maximum": 100}, "retry_interval": {"minimum": 0},
+    },
+}
+
+EXAMPLES = {
+    "eval": {
+        "gsm8k_iquiz": {"summary": "SPEC §5: two benchmarks, 10 samples each", "value": {
+            "model": "qwen-plus", "api_url": "https://dashscope.aliyuncs.com/compatible-mode/v1",
+            "api_key": "your-api-key", "datasets": ["gsm8k", "iquiz"], "limit": 10,
+            "generation_config": {"temperature": 0.0, "max_tokens": 2048}}},
+        "batch": {"summary": "SPEC §5: three benchmarks, 4 concurrent requests", "value": {
+            "model": "qwen-plus", "api_url": "http://localhost:8000/v1", "datasets": ["gsm8k", "iquiz", "ceval"],
+            "limit": 50, "eval_batch_size": 4}},
+    },
+    "perf": {
+        "openqa": {"summary": "SPEC §5: 100 requests, 10 in flight", "value": {
+            "model": "qwen-plus", "url": "https://dashscope.aliyuncs.com/compatible-mode/v1/chat/completions",
+            "api": "openai", "api_key": "your-api-key", "number": 100, "parallel": 10, "dataset": "openqa",
+            "max_tokens": 2048, "temperature": 0.0}},
+        "local": {"summary": "SPEC §5: a local server, 1000 requests, 20 in flight", "value": {
+            "model": "qwen2.5", "url": "http://localhost:8000/v1/chat/completions", "api": "openai",
+            "number": 1000, "parallel": 20, "max_tokens": 2048}},
+    },
+}
+
+
+def build_openapi(*, auth: bool) -> dict[str, Any]:
+    """The OpenAPI document.
+
+    Args:
+        auth: whether /api/ routes require a bearer token (adds the security scheme).
+
+    Returns:
+        The document as a JSON-able dict.
+    """
+    secured = {"security": [{"bearerAuth": []}]} if auth else {}
+    api_errors = {"400": _ref_response("Error", "invalid parameters: which field, why"),
+                  **({"401": _ref_response("Error", "missing or wrong bearer token")} if auth else {})}
+    job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+
+    def blocking(kind: str, summary: str, success: str) -> dict[str, Any]:
+        return {"post": {
+            "operationId": f"run_{kind}", "summary": summary, "tags": [kind], **secured,
+            "description": "Blocks until the run has finished: set a long client timeout, or use the job API. "
+                           "If the client disconnects, the run is cancelled.",
+            "requestBody": _body(kind),
+            "responses": {
+                "200": _ref_response(success, "the run completed"), **api_errors,
+                "409": _ref_response("RunError", "the run was cancelled through the job API"),
+                "413": _ref_response("Error", "request body too large"),
+                "429": _ref_response("Error", "the job queue is full; retry later (see Retry-After)"),
+                "500": _ref_response("RunError", "the run failed inside evalsvc"),
+                "502": _ref_response("RunError", "the endpoint under test could not be used"),
+                "503": _ref_response("RunError", "the service is shutting down"),
+                "504": _ref_response("RunError", "the run reached its time limit"),
+            }}}
+
+    def submit(kind: str) -> dict[str, Any]:
+        return {"post": {
+            "operationId": f"submit_{kind}_job", "summary": f"Submit a {kind} job; answers at once with its id",
+            "tags": ["jobs"], **secured, "requestBody": _body(kind),
+            "responses": {"202": _ref_response("JobAccepted", "queued (or already running)"), **api_errors,
+                          "413": _ref_response("Error", "request body too large"),
+                          "429": _ref_response("Error", "the job queue is full; retry later (see Retry-After)"),
+                          "503": _ref_response("Error", "the service is shutting down")}}}
+
+    job_responses = {**({"401": api_errors["401"]} if auth else {}),
+                     "404": _ref_response("Error", "no job with this id")}
+    paths = {
+        "/health": {"get": {"operationId": "health", "summary": "Liveness and job counts (no auth)",
+                            "tags": ["service"], "responses": {"200": _ref_response("Health", "the service is up")}}},
+        "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "tags": ["service"],
+                                  "responses": {"200": {"description": "the OpenAPI document",
+                                                        "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/api/v1/eval": blocking("eval", "Evaluate a model on benchmarks; answers when done", "EvalSuccess"),
+        "/api/v1/perf": blocking("perf", "Load-test an endpoint; answers when done", "PerfSuccess"),
+        "/api/v1/jobs/eval": submit("eval"),
+        "/api/v1/jobs/perf": submit("perf"),
+        "/api/v1/jobs": {"get": {
+            "operationId": "list_jobs", "summary": "Jobs, newest first (without results)", "tags": ["jobs"], **secured,
+            "parameters": [
+                {"name": "state", "in": "query", "schema": {"type": "string", "enum": list(STATES)}},
+                {"name": "kind", "in": "query", "schema": {"type": "string", "enum": list(KINDS)}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                                            "default": 50}},
+                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}],
+            "responses": {"200": _ref_response("JobList", "the jobs"), **api_errors}}},
+        "/api/v1/jobs/{job_id}": {"get": {
+            "operationId": "get_job", "summary": "A job's state and progress", "tags": ["jobs"], **secured,
+            "parameters": [job_id],
+            "responses": {"200": _ref_response("JobStatus", "the job"), **job_responses}}},
+        "/api/v1/jobs/{job_id}/result": {"get": {
+            "operationId": "get_job_result", "tags": ["jobs"], **secured, "parameters": [job_id],
+            "summary": "A finished job's outcome: the same status code and body the blocking endpoint gives",
+            "responses": {
+                "200": {"description": "the job completed", "content": {"application/json": {"schema": {
+                    "oneOf": [{"$ref": "#/components/schemas/EvalSuccess"},
+                              {"$ref": "#/components/schemas/PerfSuccess"}]}}}},
+                **job_responses,
+                "400": _ref_response("RunError", "the job failed on invalid input"),
+                "409": _ref_response("RunError", "the job has not finished, or was cancelled"),
+                "500": _ref_response("RunError", "the job failed inside evalsvc"),
+                "502": _ref_response("RunError", "the endpoint under test could not be used"),
+                "503": _ref_response("RunError", "the service stopped while the job ran"),
+                "504": _ref_response("RunError", "the run reached its time limit")}}},
+        "/api/v1/jobs/{job_id}/cancel": {"post": {
+            "operationId": "cancel_job", "tags": ["jobs"], **secured, "parameters": [job_id],
+            "summary": "Cancel a job: a queued one at once, a running one stops and keeps what it measured",
+            "responses": {"200": _ref_response("JobStatus", "cancelled (it was queued)"),
+                          "202": _ref_response("JobStatus", "stopping (it was running)"),
+                          **job_responses,
+                          "409": _ref_response("Error", "the job has already finished")}}},
+        "/api/v1/jobs/{job_id}/events": {"get": {
+            "operationId": "job_events", "tags": ["jobs"], **secured, "parameters": [job_id],
+            "summary": "Live progress as server-sent events",
+            "description": "Events: `state` (the job, first), `progress`, `log`, `end` (the finished job, last). "
+                           "A comment line is sent every 15 s of silence.",
+            "responses": {"200": {"description": "an event stream",
+                                  "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                          **job_responses}}},
+    }
+    components: dict[str, Any] = {"schemas": {
+        "EvalRequest": config_schema(EvalConfig),
+        "PerfRequest": config_schema(PerfConfig),
+        **_RESPONSE_SCHEMAS,
+    }}
+    if auth:
+        components["securitySchemes"] = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "evalsvc", "version": __version__,
+                 "description": "Evaluate and load-test LLM endpoints. Request fields are the EvalConfig / "
+                                "PerfConfig fields; errors are JSON with the field and the reason."},
+        "paths": paths,
+        "components": components,
+    }
+
+
+def config_schema(cls: type) -> dict[str, Any]:
+    """JSON Schema of a config dataclass: its fields, types, required ones, no other properties."""
+    hints = typing.get_type_hints(cls)
+    docs = _field_docs(cls)
+    constraints = _CONSTRAINTS.get(cls.__name__, {})
+    properties: dict[str, Any] = {}
+    required = []
+    for f in dataclasses.fields(cls):
+        schema = _type_schema(hints[f.name])
+        schema.update(constraints.get(f.name, {}))
+        if f.default is not dataclasses.MISSING:
+            schema["default"] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            schema["default"] = f.default_factory()
+        else:
+            required.append(f.name)
+        if f.name in docs:
+            schema["description"] = docs[f.name]
+        if f.name == "api_key":
+            schema["writeOnly"] = True
+            schema["description"] = "Sent to the endpoint under test; never stored, logged or returned."
+        if f.name == "work_dir":
+            schema["description"] = ("Directory for the run's outputs, relative to the service's outputs root "
+                                     "(absolute paths and '..' are refused). Default: the outputs root.")
+        properties[f.name] = schema
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False,
+            "description": (cls.__doc__ or "").strip()}
+
+
+def _type_schema(tp: Any) -> dict[str, Any]:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not _NONE]
+        options = [_type_schema(a) for a in args]
+        if _NONE in typing.get_args(tp):
+            options.append({"type": "null"})
+        return options[0] if len(options) == 1 else {"anyOf": options}
+    if origin is list:
+        (inner,) = typing.get_args(tp) or (Any,)
+        return {"type": "array", "items": _type_schema(inner)}
+    if origin is dict or tp is dict:
+        args = typing.get_args(tp)
+        schema: dict[str, Any] = {"type": "object"}
+        if len(args) == 2 and args[1] is not Any:
+            schema["additionalProperties"] = _type_schema(args[1])
+        return schema
+    return {int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"},
+            bool: {"type": "boolean"}}.get(tp, {})
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """The string literal under each field in the class body (the attribute docstrings of config.py)."""
+    try:
+        tree = ast.parse(inspect.getsource(_config))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
+            docs = {}
+            body = node.body
+            for prev, nxt in zip(body, body[1:]):
+                if (isinstance(prev, ast.AnnAssign) and isinstance(prev.target, ast.Name)
+                        and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                        and isinstance(nxt.value.value, str)):
+                    docs[prev.target.id] = " ".join(nxt.value.value.split())
+            return docs
+    return {}
+
+
+def _body(kind: str) -> dict[str, Any]:
+    name = "EvalRequest" if kind == "eval" else "PerfRequest"
+    return {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{name}"}, "examples": EXAMPLES[kind]}}}
+
+
+def _ref_response(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+_JOB = {"type": "object", "required": ["id", "kind", "state", "created_at"], "properties": {
+    "id": {"type": "string"}, "kind": {"type": "string", "enum": list(KINDS)},
+    "state": {"type": "string", "enum": list(STATES)},
+    "created_at": {"type": "string"}, "started_at": {"type": ["string", "null"]},
+    "finished_at": {"type": ["string", "null"]},
+    "config": {"type": "object", "description": "the run's config, api_key redacted"},
+    "progress": {"type": "object", "description": "the latest progress event per run (perf) or dataset (eval)"},
+    "output_dir": {"type": ["string", "null"]},
+    "error": {"type": ["object", "null"]},
+    "has_result": {"type": "boolean"}}}
+
+_RESPONSE_SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "required": ["status", "message"], "properties": {
+        "status": {"const": "error"}, "message": {"type": "string"},
+        "error": {"type": "object", "description": "type; field and reason for invalid parameters",
+                  "properties": {"type": {"type": "string"}, "field": {"type": "string"},
+                                 "reason": {"type": "string"}}},
+        "endpoints": {"type": "array", "items": {"type": "string"}}}},
+    "RunError": {"type": "object", "required": ["status", "message"], "properties": {
+        "status": {"const": "error"}, "message": {"type": "string"}, "error": {"type": "object"},
+        "job_id": {"type": "string"}, "state": {"type": "string"}, "output_dir": {"type": ["string", "null"]},
+        "result": {"type": "object"}, "results": {"type": "object"}}},
+    "EvalSuccess": {"type": "object", "required": ["status", "message", "result", "output_dir"], "properties": {
+        "status": {"const": "success"}, "message": {"const": "Evaluation completed"},
+        "result": {"type": "object", "description": "one entry per dataset: score, metric, requested, scored, "
+                                                    "errored, incomplete, subsets, ..."},
+        "output_dir": {"type": "string"}, "job_id": {"type": "string"}}},
+    "PerfSuccess": {"type": "object", "required": ["status", "message", "results", "output_dir"], "properties": {
+        "status": {"const": "success"}, "message": {"const": "Performance test completed"},
+        "results": {"type": "object", "description": "one entry per run, keyed parallel_{P}_number_{N} or "
+                                                     "rate_{R}_number_{N}: {metrics, percentiles}"},
+        "output_dir": {"type": "string"}, "job_id": {"type": "string"}}},
+    "Job": _JOB,
+    "JobStatus": {"type": "object", "required": ["status", "job"], "properties": {
+        "status": {"const": "ok"}, "job": {"$ref": "#/components/schemas/Job"}}},
+    "JobAccepted": {"type": "object", "required": ["status", "job_id", "job"], "properties": {
+        "status": {"const": "accepted"}, "job_id": {"type": "string"}, "job": {"$ref": "#/components/schemas/Job"},
+        "links": {"type": "object", "additionalProperties": {"type": "string"}}}},
+    "JobList": {"type": "object", "required": ["status", "jobs", "total"], "properties": {
+        "status": {"const": "ok"}, "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+        "total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"}}},
+    "Health": {"type": "object", "required": ["status", "service", "timestamp"], "properties": {
+        "status": {"const": "ok"}, "service": {"const": "evalsvc"}, "timestamp": {"type": "string"},
+        "version": {"type": "string"}, "jobs": {"type": "object"}}},
+}

@@ -1,0 +1,99 @@
+"""Stand-in engines for job-runner tests: they run in the worker process like run_perf / run_eval do.
+
+Behaviour is picked by the config's `model`:
+    "fake"          finish after `duration` seconds (perf) / at once (eval), emitting progress
+    "fake-slow"     run until interrupted (SIGINT), then return a partial result
+    "fake-stubborn" ignore SIGINT (a run that will not stop: the runner must terminate it)
+    "fake-config"   raise ConfigError("datasets", ...) before doing any work
+    "fake-endpoint" raise EndpointUnreachable
+    "fake-boom"     raise RuntimeError (an internal error)
+    "fake-crash"    exit the process without a word
+    "fake-leak"     fail with an error message quoting the API key
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from evalsvc.core._io import new_run_dir, write_json
+from evalsvc.core.errors import ConfigError, EndpointUnreachable
+
+
+@dataclass
+class FakeResult:
+    status: str
+    output_dir: str
+    payload: dict[str, Any]
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"output_dir": self.output_dir, "status": self.status, **self.payload}
+
+
+def _common(config: Any) -> None:
+    model = config.model
+    if model == "fake-config":
+        raise ConfigError("datasets", "unknown benchmark 'nope'")
+    if model == "fake-endpoint":
+        raise EndpointUnreachable("cannot connect to http://127.0.0.1:9/v1: connection refused")
+    if model == "fake-boom":
+        raise RuntimeError("boom")
+    if model == "fake-crash":
+        os._exit(3)
+    if model == "fake-stubborn":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        time.sleep(3600)
+
+
+def perf(config: Any, *, progress: Callable[[dict[str, Any]], None] | None = None) -> FakeResult:
+    _common(config)
+    out = str(new_run_dir(config.work_dir))
+    emit = progress or (lambda e: None)
+    runs = config.runs()
+    results: dict[str, Any] = {}
+    status = "completed"
+    error = None
+    if config.model == "fake-leak":
+        return FakeResult("failed", out, {"results": {}}, error=f"server said: bad key {config.api_key}")
+    try:
+        for key, number, parallel, _rate in runs:
+            done = 0
+            while done < number or config.model == "fake-slow":
+                time.sleep(0.05 if config.model == "fake-slow" else (config.duration or 0.2) / 20)
+                done = min(number, done + max(1, number // 20))
+                emit({"type": "progress", "run": key, "done": done, "total": number, "failed": 0,
+                      "rps": 100.0, "elapsed_s": 0.1})
+            results[key] = {"metrics": {"requests_total": number, "requests_succeeded": number,
+                                        "requests_failed": 0, "parallel": parallel},
+                            "percentiles": {"ttft_ms": {"p50": 1.0, "p99": 2.0}}}
+    except KeyboardInterrupt:
+        status = "interrupted"
+    payload = {"results": results}
+    write_json(os.path.join(out, "summary.json"), {"status": status, **payload})
+    return FakeResult(status, out, payload, error)
+
+
+def eval(config: Any, *, progress: Callable[[dict[str, Any]], None] | None = None) -> FakeResult:
+    _common(config)
+    out = str(new_run_dir(config.work_dir))
+    emit = progress or (lambda e: None)
+    result: dict[str, Any] = {}
+    status = "completed"
+    try:
+        for name in config.datasets:
+            total = config.limit or 5
+            for done in range(1, total + 1):
+                time.sleep(0.01 if config.model != "fake-slow" else 0.2)
+                emit({"type": "progress", "dataset": name, "done": done, "total": total})
+                if config.model == "fake-slow" and done == total:
+                    time.sleep(3600)
+            emit({"type": "log", "dataset": name, "message": f"{name} done"})
+            result[name] = {"score": 0.8, "metric": "accuracy", "requested": total, "scored": total, "errored": 0}
+    except KeyboardInterrupt:
+        status = "cancelled"
+    write_json(os.path.join(out, "summary.json"), {"status": status, "result": result})
+    return FakeResult(status, out, {"result": result})

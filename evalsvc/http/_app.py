@@ -37,7 +37,7 @@ from ..core.jobs import (
     JobStateError,
     PathPolicy,
 )
-from ._errors import BodyTooLarge, JSONResponse, error_response, exception_handlers
+from ._errors import BodyTooLarge, CatchAll, JSONResponse, error_response, exception_handlers
 from ._openapi import build_openapi
 
 log = logging.getLogger("evalsvc.service")
@@ -175,7 +175,8 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
     app = Starlette(
         debug=False,  # our handlers answer JSON, with the traceback when settings.debug
         routes=routes,
-        middleware=[Middleware(BearerAuth, token=settings.token)] if settings.token else [],
+        middleware=[Middleware(CatchAll, debug=settings.debug),
+                    *([Middleware(BearerAuth, token=settings.token)] if settings.token else [])],
         exception_handlers=exception_handlers(settings.debug, endpoints),
         lifespan=lifespan,
     )
@@ -279,10 +280,10 @@ def _routes(service: Service) -> list[Route]:
         Route("/api/v1/jobs", list_jobs, methods=["GET"]),
         Route("/api/v1/jobs/eval", submit_job, methods=["POST"]),
         Route("/api/v1/jobs/perf", submit_job, methods=["POST"]),
-        Route("/api/v1/jobs/{job_id:str}", get_job, methods=["GET"]),
-        Route("/api/v1/jobs/{job_id:str}/result", job_result, methods=["GET"]),
-        Route("/api/v1/jobs/{job_id:str}/cancel", cancel_job, methods=["POST"]),
-        Route("/api/v1/jobs/{job_id:str}/events", job_events, methods=["GET"]),
+        Route("/api/v1/jobs/{job_id}", get_job, methods=["GET"]),
+        Route("/api/v1/jobs/{job_id}/result", job_result, methods=["GET"]),
+        Route("/api/v1/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+        Route("/api/v1/jobs/{job_id}/events", job_events, methods=["GET"]),
     ]
 
 

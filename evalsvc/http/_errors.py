@@ -9,6 +9,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core._io import dumps
 from ..core.errors import ConfigError, DatasetError, EndpointError, EvalsvcError
@@ -46,7 +47,7 @@ def config_error_response(exc: ConfigError) -> JSONResponse:
 
 
 def exception_handlers(debug: bool, endpoints: list[str]) -> dict[Any, Any]:
-    """Starlette exception handlers: core errors to 400/404/409/413/429/502/503, the rest to a JSON 500."""
+    """Starlette exception handlers: core errors to 400/404/409/413/429/502/503 (CatchAll answers the rest)."""
 
     async def on_config_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ConfigError)
@@ -90,14 +91,6 @@ def exception_handlers(debug: bool, endpoints: list[str]) -> dict[Any, Any]:
                                   {"type": "MethodNotAllowed"}, headers=exc.headers)
         return error_response(exc.status_code, exc.detail, {"type": "HTTPError"}, headers=exc.headers)
 
-    async def on_internal(request: Request, exc: Exception) -> Response:
-        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
-        extra: dict[str, Any] = {}
-        if debug:
-            extra["traceback"] = "".join(traceback.format_exception(exc))
-        return error_response(500, "internal server error" + (f": {type(exc).__name__}: {exc}" if debug else ""),
-                              {"type": "InternalError"}, **extra)
-
     return {
         ConfigError: on_config_error,
         DatasetError: on_dataset_error,
@@ -109,5 +102,40 @@ def exception_handlers(debug: bool, endpoints: list[str]) -> dict[Any, Any]:
         BodyTooLarge: on_too_large,
         EvalsvcError: on_evalsvc_error,
         HTTPException: on_http,
-        Exception: on_internal,
     }
+
+
+class CatchAll:
+    """Turns any unexpected exception into a JSON 500 (the traceback only in debug mode).
+
+    Starlette's own last-resort handler re-raises after answering, and uvicorn then drops the keep-alive
+    connection; answering here keeps the connection and the process healthy.
+    """
+
+    def __init__(self, app: ASGIApp, debug: bool = False) -> None:
+        self.app = app
+        self.debug = debug
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.error("internal error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            if started:
+                return  # half an answer is out; the client sees a truncated response
+            extra: dict[str, Any] = {}
+            if self.debug:
+                extra["traceback"] = "".join(traceback.format_exception(exc))
+            message = "internal server error" + (f": {type(exc).__name__}: {exc}" if self.debug else "")
+            await error_response(500, message, {"type": "InternalError"}, **extra)(scope, receive, send)

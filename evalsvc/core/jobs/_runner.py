@@ -245,7 +245,7 @@ class JobRunner:
             JobNotFound: no such job (raised on the first iteration).
         """
         active = self._active.get(job_id)
-        if active is None or active.done.is_set():
+        if active is None or active.job.finished:
             job = await self.get(job_id)
             yield "state", job.summary()
             yield "end", job.summary()
@@ -309,7 +309,7 @@ class JobRunner:
             JobStateError: the job has already finished.
         """
         active = self._active.get(job_id)
-        if active is None or active.done.is_set():
+        if active is None or active.job.finished:
             job = await self.get(job_id)
             raise JobStateError(job_id, job.state, f"job {job_id} has already finished ({job.state})")
         if active.job.state == QUEUED:
@@ -386,7 +386,7 @@ class JobRunner:
 
     def _on_message(self, job_id: str, message: dict[str, Any]) -> None:
         active = self._active.get(job_id)
-        if active is None or active.done.is_set():
+        if active is None or active.job.finished:
             return
         message = _scrub(message, active.secrets)
         kind = message.get("type", "progress")
@@ -407,7 +407,7 @@ class JobRunner:
 
     def _on_exit(self, job_id: str, exitcode: int | None) -> None:
         active = self._active.get(job_id)
-        if active is None or active.done.is_set():
+        if active is None or active.job.finished:
             return
         state, result, error, output_dir = self._outcome(active, exitcode)
         self._finish(active, state, result=result, error=error, output_dir=output_dir)
@@ -464,13 +464,18 @@ class JobRunner:
         if was_running:
             self._running[job.kind] -= 1
         active.config = None  # type: ignore[assignment]  # the key is not kept a moment longer than needed
-        active.done.set()
         log.info("job %s (%s) %s", job.id, job.kind, state)
-        self._publish(active, "end", job.summary())
-        future = self._persist(active)
-        future.add_done_callback(lambda _f: self._active.pop(job.id, None))
+        self._persist(active)
         if job.output_dir and job.result is not None:
             self._write_job_file(job)
+
+        def written(_future: asyncio.Future[Any]) -> None:
+            # waiters and subscribers hear of the end once the store and job.json say the same
+            active.done.set()
+            self._publish(active, "end", job.summary())
+            self._active.pop(job.id, None)
+
+        self._io(lambda: None).add_done_callback(written)
         self._schedule()
 
     def _stop(self, active: _Active, reason: str) -> None:
@@ -487,17 +492,17 @@ class JobRunner:
         assert active.process is not None
         pid = active.process.pid
         await asyncio.sleep(self.cancel_grace_s)
-        if not active.done.is_set():
+        if not active.job.finished:
             log.warning("job %s: still running %.0fs after SIGINT, terminating", active.job.id, self.cancel_grace_s)
             _signal_group(pid, signal.SIGTERM)
             await asyncio.sleep(TERM_GRACE_S)
-        if not active.done.is_set():
+        if not active.job.finished:
             log.warning("job %s: killing its worker", active.job.id)
             _signal_group(pid, signal.SIGKILL)
 
     async def _kill_if_lingering(self, active: _Active) -> None:
         await asyncio.sleep(LINGER_S)
-        if not active.done.is_set() and active.process is not None:
+        if not active.job.finished and active.process is not None:
             log.warning("job %s: worker sent its result but did not exit; killing it", active.job.id)
             _signal_group(active.process.pid, signal.SIGKILL)
 

@@ -265,11 +265,17 @@ class EvalConfig:
         object.__setattr__(self, "generation_config", merged)
         require_text("work_dir", self.work_dir)
         check_type("seed", self.seed, int)
+        # evalscope's catalogue, read from its index files (no evalscope import): unknown names get a
+        # suggestion, benchmarks evalsvc cannot run and per-dataset options evalscope would ignore are refused.
+        from .eval._catalogue import check_benchmark, check_dataset_args
+
+        metas = {name: check_benchmark(name) for name in datasets}
         args = check_type("dataset_args", self.dataset_args, dict)
         for name, value in args.items():
             if name not in datasets:
                 raise ConfigError(f"dataset_args.{name}", "is not one of the requested datasets")
             check_type(f"dataset_args.{name}", value, dict)
+            check_dataset_args(name, value, metas[name])
         if self.dataset_dir is not None:
             require_text("dataset_dir", self.dataset_dir)
         require_range("max_workers", self.max_workers, low=1, high=64)

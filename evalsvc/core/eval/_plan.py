@@ -1,0 +1,242 @@
+"""Turn an EvalConfig into one explicit evalscope task per dataset, checking everything first.
+
+Nothing here imports evalscope or starts a process: every check that can fail on user input runs
+before any work starts, and raises ConfigError naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import EvalConfig
+from ..errors import ConfigError
+from ._catalogue import benchmark_meta
+
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.md"
+
+
+@dataclass
+class DatasetPlan:
+    """What one worker will run."""
+
+    name: str
+    args: dict[str, Any]
+    """dataset_args for evalscope, local_path and subset_list resolved."""
+    notes: list[str] = field(default_factory=list)
+    """Things the user should know about how the dataset was resolved (shown as log events)."""
+    hf_cache: str | None = None
+    """The `datasets` cache folder of a local copy: its own, keyed by its path and file stats."""
+
+
+@dataclass
+class EvalPlan:
+    config: EvalConfig
+    datasets: list[DatasetPlan]
+    resume_dir: Path | None
+    """The earlier run directory to resume (use_cache), or None for a fresh run directory."""
+
+
+def api_base(url: str) -> str:
+    """The OpenAI base URL: evalscope appends /chat/completions itself."""
+    url = url.rstrip("/")
+    return url[: -len("/chat/completions")] if url.endswith("/chat/completions") else url
+
+
+def plan_eval(config: EvalConfig) -> EvalPlan:
+    """Validate what EvalConfig alone cannot (catalogue, local copies, the run to resume).
+
+    Raises:
+        ConfigError: an unknown benchmark or option, a missing local copy, a bad use_cache directory.
+    """
+    dataset_dir = None
+    if config.dataset_dir is not None:
+        dataset_dir = Path(config.dataset_dir).expanduser().resolve()
+        if not dataset_dir.is_dir():
+            raise ConfigError("dataset_dir", f"is not a directory: {dataset_dir}")
+    plans = []
+    for name in config.datasets:
+        meta = benchmark_meta(name)  # name and options were checked when the EvalConfig was built
+        args = dict(config.dataset_args.get(name) or {})
+        notes: list[str] = []
+        if args.get("local_path"):
+            local = Path(args["local_path"]).expanduser().resolve()
+            if not local.exists():
+                raise ConfigError(f"dataset_args.{name}.local_path", f"does not exist: {local}")
+            _resolve_local(name, local, args, meta, notes, field_name=f"dataset_args.{name}.local_path")
+        elif dataset_dir is not None:
+            local = dataset_dir / name
+            if not local.is_dir():
+                present = sorted(p.name for p in dataset_dir.iterdir() if p.is_dir())
+                shown = ", ".join(present[:8]) + (", ..." if len(present) > 8 else "")
+                raise ConfigError("dataset_dir", f"has no folder for {name!r} (looked for {local}; "
+                                  f"found: {shown or 'nothing'})")
+            _resolve_local(name, local, args, meta, notes, field_name="dataset_dir")
+        hf_cache = _local_cache_dir(name, Path(args["local_path"])) if args.get("local_path") else None
+        plans.append(DatasetPlan(name=name, args=args, notes=notes, hf_cache=hf_cache))
+    resume_dir = None
+    if config.use_cache is not None:
+        resume_dir = Path(config.use_cache).expanduser().resolve()
+        if not resume_dir.is_dir():
+            raise ConfigError("use_cache", f"is not a directory: {resume_dir}")
+        if not (resume_dir / CONFIG_FILE).is_file():
+            raise ConfigError("use_cache", f"is not an evalsvc evaluation output directory (no {CONFIG_FILE} "
+                              f"in {resume_dir})")
+    return EvalPlan(config=config, datasets=plans, resume_dir=resume_dir)
+
+
+def cache_root() -> Path:
+    """Where evalsvc keeps caches: $EVALSVC_CACHE, else $XDG_CACHE_HOME/evalsvc, else ~/.cache/evalsvc."""
+    if os.environ.get("EVALSVC_CACHE"):
+        return Path(os.environ["EVALSVC_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(base).expanduser() / "evalsvc"
+
+
+def _local_cache_dir(name: str, root: Path) -> str:
+    """A cache folder that changes whenever the local copy's location or any of its files change.
+
+    `datasets` keys the cache of a local folder on its name and config only: without this, two
+    copies both called 'gsm8k', or one edited in place, would be served from each other's cache.
+    """
+    digest = hashlib.sha256(str(root).encode())
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for path in files:
+        st = path.stat()
+        digest.update(f"\0{path.relative_to(root) if path != root else path.name}\0{st.st_size}\0{st.st_mtime_ns}"
+                      .encode())
+    return str(cache_root() / "datasets" / f"{name}-{digest.hexdigest()[:16]}")
+
+
+def _read_local_configs(root: Path) -> dict[str, set[str] | None] | None:
+    """Subset name -> split names from a local copy's README `configs:` block (None: no block)."""
+    readme = root / "README.md"
+    if not readme.is_file():
+        return None
+    text = readme.read_text(encoding="utf-8", errors="replace")
+    if not text.startswith("---"):
+        return None
+    end = text.find("\n---", 3)
+    if end < 0:
+        return None
+    import yaml  # a dependency of evalscope; only needed for local copies
+
+    try:
+        front = yaml.safe_load(text[3:end]) or {}
+    except yaml.YAMLError:
+        return None
+    configs = front.get("configs") if isinstance(front, dict) else None
+    if not isinstance(configs, list):
+        return None
+    out: dict[str, set[str] | None] = {}
+    for entry in configs:
+        if not isinstance(entry, dict) or not entry.get("config_name"):
+            continue
+        files = entry.get("data_files")
+        splits: set[str] | None = None
+        if isinstance(files, list) and all(isinstance(f, dict) and "split" in f for f in files):
+            splits = {str(f["split"]) for f in files}
+        elif isinstance(files, dict):
+            splits = {str(k) for k in files}
+        out[str(entry["config_name"])] = splits
+    return out
+
+
+def _resolve_local(name: str, root: Path, args: dict[str, Any], meta: dict[str, Any], notes: list[str],
+                   *, field_name: str) -> None:
+    """Point evalscope at a local copy and pick the subsets it actually holds."""
+    args["local_path"] = str(root)
+    if not root.is_dir():
+        return  # a single data file: evalscope/datasets decide
+    known = list(meta.get("subset_list") or [])
+    local = _read_local_configs(root)
+    requested = args.get("subset_list")
+    if local is None:
+        if len(known) <= 1 and requested is None:
+            # A README-less folder of split files loads as the 'default' config.
+            args["subset_list"] = ["default"]
+            return
+        if requested is None:
+            raise ConfigError(field_name, f"the local copy of {name!r} at {root} has no README.md with a "
+                              "`configs:` block naming its subsets")
+        return
+    if requested is not None:
+        missing = [s for s in requested if s not in local]
+        if missing:
+            raise ConfigError(f"dataset_args.{name}.subset_list", f"the local copy at {root} has no subset "
+                              f"{missing[0]!r} (it has: {', '.join(local)})")
+        subsets = list(requested)
+    else:
+        subsets = [s for s in known if s in local]
+        if not subsets:
+            if len(known) <= 1 and len(local) == 1:
+                subsets = list(local)
+            else:
+                raise ConfigError(field_name, f"the local copy of {name!r} at {root} has subsets "
+                                  f"{', '.join(local)}, none of which {name} knows")
+        if subsets != known:
+            args["subset_list"] = subsets
+            if len(known) > 1:
+                notes.append(f"the local copy holds {len(subsets)} of its {len(known)} subsets; "
+                             "evaluating those")
+    eval_split = args.get("eval_split") or meta.get("eval_split")
+    train_split = args.get("train_split") or meta.get("train_split")
+    shots = args.get("few_shot_num", meta.get("few_shot_num") or 0)
+    for subset in subsets:
+        splits = local.get(subset)
+        if splits is None:
+            continue
+        if eval_split and eval_split not in splits:
+            raise ConfigError(field_name, f"the local copy of {name!r} at {root} has no {eval_split!r} split "
+                              f"for subset {subset!r} (it has: {', '.join(sorted(splits))})")
+        if shots and train_split and train_split not in splits:
+            raise ConfigError(field_name, f"the local copy of {name!r} at {root} has no {train_split!r} split "
+                              f"for the {shots}-shot examples of subset {subset!r}: add it, or set "
+                              f"dataset_args.{name}.few_shot_num to 0")
+
+
+def task_kwargs(plan: EvalPlan, dataset: DatasetPlan, out_dir: Path, *, resume: bool) -> dict[str, Any]:
+    """evalscope TaskConfig arguments for one dataset, every setting explicit.
+
+    evalscope drops its default temperature as soon as any generation option is given, raises the
+    batch size to 8 for API models when it is left unset, and retries 5 times 10 s apart inside an
+    OpenAI client that retries twice more: all of it is pinned here.
+    """
+    config = plan.config
+    generation = {k: v for k, v in config.generation_config.items() if v is not None}
+    if "stop" in generation:
+        stop = generation.pop("stop")
+        generation["stop_seqs"] = [stop] if isinstance(stop, str) else list(stop)
+    generation["retries"] = config.retries + 1  # evalscope counts attempts, not retries
+    generation["retry_interval"] = config.retry_interval
+    return {
+        "model": config.model,
+        "api_url": api_base(config.api_url),
+        "api_key": config.api_key,
+        "eval_type": "openai_api",
+        "datasets": [dataset.name],
+        "dataset_args": {dataset.name: dataset.args} if dataset.args else {},
+        "limit": config.limit,
+        "eval_batch_size": config.eval_batch_size,
+        "generation_config": generation,
+        "model_args": {"max_retries": 0},
+        "work_dir": str(out_dir),
+        "no_timestamp": True,
+        "use_cache": str(out_dir) if resume else None,
+        "seed": config.seed,
+        "debug": config.debug,
+        "ignore_errors": True,
+        "enable_progress_tracker": False,
+        "analysis_report": False,
+    }
+
+
+def preflight_timeout(config: EvalConfig) -> float:
+    timeout = config.generation_config.get("timeout")
+    return float(timeout) if timeout else 60.0
+

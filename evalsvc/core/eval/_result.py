@@ -1,0 +1,309 @@
+"""Evaluation results: one DatasetResult per benchmark, read from evalscope's files on disk.
+
+evalscope leaves samples that failed (endpoint errors) out of the score's denominator and only says
+so in `execution_summary`. Here they are first-class: `errored` counts them and `incomplete` is set,
+so a run where samples failed never reads as a clean score.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("completed", "failed", "cancelled", "timeout")
+
+
+@dataclass
+class DatasetResult:
+    """The outcome of one benchmark."""
+
+    name: str
+    status: str = "completed"
+    """completed | failed | cancelled | timeout | pending (never started)."""
+    error: str | None = None
+    score: float | None = None
+    """The benchmark's primary metric over the scored samples (None when nothing was scored)."""
+    metric: str | None = None
+    requested: int | None = None
+    """Samples the evaluation covered (limit applied per subset)."""
+    scored: int = 0
+    errored: int = 0
+    """Samples that failed (endpoint errors after retries) and are not in the score."""
+    subsets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    categories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    """Every metric evalscope computed, by name."""
+    sample_errors: list[str] = field(default_factory=list)
+    """The first distinct reasons samples failed."""
+    usage: dict[str, Any] = field(default_factory=dict)
+    """Token counts and latency of the evaluation requests, from evalscope's perf summary."""
+    duration_s: float | None = None
+    output_dir: str | None = None
+    predictions: list[str] = field(default_factory=list)
+    reviews: list[str] = field(default_factory=list)
+    report_path: str | None = None
+    log_path: str | None = None
+
+    @property
+    def incomplete(self) -> bool:
+        """True unless every requested sample was scored in a run that completed."""
+        return (self.status != "completed" or self.errored > 0 or self.requested is None
+                or self.scored < self.requested)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "metric": self.metric,
+            "requested": self.requested,
+            "scored": self.scored,
+            "errored": self.errored,
+            "incomplete": self.incomplete,
+            "status": self.status,
+            "error": self.error,
+            "subsets": self.subsets,
+            "categories": self.categories,
+            "metrics": self.metrics,
+            "sample_errors": self.sample_errors,
+            "usage": self.usage,
+            "duration_s": self.duration_s,
+            "output_dir": self.output_dir,
+            "predictions": self.predictions,
+            "reviews": self.reviews,
+            "report_path": self.report_path,
+            "log_path": self.log_path,
+        }
+
+    def __repr__(self) -> str:
+        parts = [f"{self.name}: {_fmt_score(self.score)} {self.metric or ''}".rstrip(),
+                 f"scored {self.scored}/{_fmt_int(self.requested)}"]
+        if self.errored:
+            parts.append(f"errored {self.errored}")
+        if self.status != "completed":
+            parts.append(self.status + (f" ({self.error})" if self.error else ""))
+        elif self.incomplete:
+            parts.append("incomplete")
+        return f"<DatasetResult {', '.join(parts)}>"
+
+
+@dataclass
+class EvalResult:
+    """The outcome of an evaluation: status, output directory and one DatasetResult per benchmark."""
+
+    status: str
+    """completed | failed | cancelled | timeout."""
+    output_dir: str | None
+    datasets: dict[str, DatasetResult] = field(default_factory=dict)
+    error: str | None = None
+    model: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+
+    @property
+    def incomplete(self) -> bool:
+        return self.status != "completed" or any(d.incomplete for d in self.datasets.values())
+
+    @property
+    def scores(self) -> dict[str, float | None]:
+        """Primary score per benchmark."""
+        return {name: d.score for name, d in self.datasets.items()}
+
+    def __getitem__(self, name: str) -> DatasetResult:
+        return self.datasets[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The SPEC §3 shape: {"output_dir", "result": {name: {...}}, "status", ...}."""
+        return {
+            "output_dir": self.output_dir,
+            "status": self.status,
+            "error": self.error,
+            "incomplete": self.incomplete,
+            "model": self.model,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": self.duration_s,
+            "result": {name: d.to_dict() for name, d in self.datasets.items()},
+        }
+
+    def __repr__(self) -> str:
+        lines = [f"EvalResult(status={self.status!r}, model={self.model!r}, output_dir={self.output_dir!r}"
+                 + (f", error={self.error!r}" if self.error else "") + ")"]
+        lines += [f"  {d!r}" for d in self.datasets.values()]
+        return "\n".join(lines)
+
+    def __rich__(self) -> Any:
+        return results_table(self)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{h}</th>" for h in _COLUMNS)
+        rows = []
+        for d in self.datasets.values():
+            cells = _row(d)
+            rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        caption = html.escape(f"{self.model or ''} — {self.status}" + (f": {self.error}" if self.error else ""))
+        foot = html.escape(f"output: {self.output_dir}") if self.output_dir else ""
+        return (f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(rows)}</tbody></table><small>{foot}</small>")
+
+    def to_markdown(self) -> str:
+        """A human report: the result table, subsets, and where the files are."""
+        out = [f"# Evaluation of {self.model}", "",
+               f"Status: **{self.status}**" + (f" — {self.error}" if self.error else ""), ""]
+        out += ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
+        out += ["| " + " | ".join(_row(d)) + " |" for d in self.datasets.values()]
+        for d in self.datasets.values():
+            if len(d.subsets) > 1:
+                out += ["", f"## {d.name} by subset", "", "| subset | score | scored | errored |", "|---|---|---|---|"]
+                out += [f"| {s} | {_fmt_score(v.get('score'))} | {v.get('scored', '')} | {v.get('errored', 0)} |"
+                        for s, v in d.subsets.items()]
+            if d.sample_errors:
+                out += ["", f"Errors in {d.name}:", ""] + [f"- {e}" for e in d.sample_errors]
+        out += ["", f"Files: `{self.output_dir}` (one folder per benchmark with evalscope's predictions, "
+                "reviews and reports).", ""]
+        return "\n".join(out)
+
+
+_COLUMNS = ("dataset", "metric", "score", "scored", "errored", "status")
+
+
+def _fmt_score(score: float | None) -> str:
+    return "—" if score is None else f"{score:.4f}"
+
+
+def _fmt_int(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def _row(d: DatasetResult) -> list[str]:
+    status = d.status if d.status != "completed" or not d.incomplete else "incomplete"
+    return [d.name, d.metric or "", _fmt_score(d.score), f"{d.scored}/{_fmt_int(d.requested)}", str(d.errored), status]
+
+
+def results_table(result: EvalResult) -> Any:
+    """A rich Table of the results (the CLI prints it; Jupyter and rich consoles render it)."""
+    from rich.table import Table
+
+    table = Table(title=f"{result.model} — {result.status}" + (f": {result.error}" if result.error else ""),
+                  title_justify="left")
+    for col in _COLUMNS:
+        table.add_column(col, justify="right" if col in ("score", "scored", "errored") else "left")
+    for d in result.datasets.values():
+        cells = _row(d)
+        style = "red" if d.status in ("failed",) else "yellow" if d.incomplete else None
+        table.add_row(*cells, style=style)
+    return table
+
+
+# --- reading evalscope's output ------------------------------------------------------------------
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as fh:
+            return sum(1 for line in fh if line.strip())
+    except OSError:
+        return 0
+
+
+def _subset_of(path: Path, name: str) -> str:
+    stem = path.stem
+    return stem[len(name) + 1:] if stem.startswith(name + "_") else stem
+
+
+def read_dataset_result(name: str, out_dir: Path, *, status: str, error: str | None,
+                        total: int | None, sample_errors: list[str], duration_s: float | None) -> DatasetResult:
+    """Build the DatasetResult of one benchmark from its evalscope output directory.
+
+    Args:
+        name: the benchmark.
+        out_dir: the directory its worker ran in (configs/, predictions/, reviews/, reports/, logs/).
+        status: how the worker ended.
+        error: why it failed, if it did.
+        total: the sample count the worker last reported (used when there is no report).
+        sample_errors: reasons samples failed, as relayed from the worker's log.
+        duration_s: wall time of the worker.
+    """
+    result = DatasetResult(name=name, status=status, error=error, duration_s=duration_s,
+                           sample_errors=sample_errors, output_dir=str(out_dir), requested=total)
+    predictions = sorted(out_dir.glob(f"predictions/*/{name}_*.jsonl"))
+    reviews = sorted(out_dir.glob(f"reviews/*/{name}_*.jsonl"))
+    result.predictions = [str(p) for p in predictions]
+    result.reviews = [str(p) for p in reviews]
+    log = out_dir / "logs" / "eval_log.log"
+    result.log_path = str(log) if log.exists() else None
+    reports = sorted(out_dir.glob(f"reports/*/{name}.json"))
+    report = None
+    if reports and status == "completed":
+        result.report_path = str(reports[0])
+        try:
+            report = json.loads(reports[0].read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            result.status, result.error = "failed", f"unreadable report {reports[0]}: {exc}"
+    if report is None:
+        # No report (cancelled, failed): what is on disk is what was scored.
+        per_subset = {_subset_of(p, name): _count_lines(p) for p in reviews}
+        result.scored = sum(per_subset.values())
+        result.subsets = {s: {"score": None, "scored": n} for s, n in per_subset.items()}
+        if status == "completed" and result.error is None:
+            result.status, result.error = "failed", "evalscope wrote no report"
+        return result
+    _fill_from_report(result, report)
+    return result
+
+
+def _metric_key(metric: dict[str, Any], names: list[str]) -> str:
+    ident = metric.get("identity") or {}
+    name = str(ident.get("name") or metric.get("name") or "metric")
+    if names.count(name) > 1:
+        extra = [str(ident.get("aggregation") or "")] + [f"{k}={v}" for k, v in (ident.get("dimensions") or {}).items()]
+        name = "_".join([name] + [e for e in extra if e])
+    return name
+
+
+def _fill_from_report(result: DatasetResult, report: dict[str, Any]) -> None:
+    metrics = [m for m in report.get("metrics") or [] if isinstance(m, dict)]
+    names = [str((m.get("identity") or {}).get("name") or m.get("name")) for m in metrics]
+    result.metrics = {_metric_key(m, names): m.get("score") for m in metrics}
+    primary_id = report.get("primary_metric_identity")
+    primary = next((m for m in metrics if m.get("identity") == primary_id), metrics[0] if metrics else None)
+    summary = report.get("execution_summary") or {}
+    exec_subsets = summary.get("subsets") or {}
+    if primary is not None:
+        result.metric = str((primary.get("identity") or {}).get("name") or primary.get("name"))
+        result.score = primary.get("score")
+        for cat in primary.get("categories") or []:
+            cat_name = "/".join(str(n) for n in (cat.get("name") or [])) or "default"
+            subs = [s for s in cat.get("subsets") or [] if not s.get("is_aggregate")]
+            for sub in subs:
+                result.subsets[str(sub.get("name"))] = {"score": sub.get("score"), "scored": sub.get("num")}
+            if cat_name != "default":
+                result.categories[cat_name] = {"score": cat.get("score"), "scored": cat.get("num"),
+                                               "subsets": [str(s.get("name")) for s in subs]}
+    if report.get("primary_metric_unavailable_reason") and result.error is None:
+        result.error = str(report["primary_metric_unavailable_reason"])
+    for sub_name, counts in exec_subsets.items():
+        entry = result.subsets.setdefault(str(sub_name), {"score": None, "scored": 0})
+        entry["requested"] = counts.get("requested")
+        entry["errored"] = counts.get("errored", 0)
+        entry["scored"] = counts.get("succeeded", entry.get("scored"))
+    if summary:
+        result.requested = summary.get("requested", result.requested)
+        result.scored = int(summary.get("succeeded") or 0)
+        result.errored = int(summary.get("errored") or 0)
+    else:
+        result.scored = int(report.get("num") or 0)
+    perf = (report.get("perf_metrics") or {}).get("summary") or {}
+    usage = perf.get("usage") or {}
+    latency = perf.get("latency") or {}
+    if perf:
+        result.usage = {
+            "requests": perf.get("n_samples"),
+            "input_tokens": usage.get("total_input_tokens"),
+            "output_tokens": usage.get("total_output_tokens"),
+            "latency_s_mean": latency.get("mean"),
+            "latency_s_p50": latency.get("50%"),
+            "latency_s_p99": latency.get("99%"),
+        }

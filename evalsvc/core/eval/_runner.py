@@ -1,0 +1,459 @@
+"""run_eval: evalscope in spawned worker processes, one per dataset, run concurrently.
+
+evalscope takes over root logging on import, keeps process-global progress and model caches, and
+forks during scoring, so it never runs in the caller's process. Each dataset gets a fresh worker
+(`python -m evalsvc.core.eval._worker`, in its own session so a terminal Ctrl-C reaches only the
+parent); the parent relays progress and log lines, enforces the overall timeout and cancels by
+terminating the workers. Predictions are written per sample, so a cancelled run resumes with
+`use_cache=<output_dir>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
+from ..config import EvalConfig
+from ._plan import (CONFIG_FILE, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPlan, plan_eval, task_kwargs)
+from ._preflight import preflight
+from ._result import DatasetResult, EvalResult, read_dataset_result
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+log = logging.getLogger("evalsvc.eval")
+
+_STREAM_LIMIT = 1 << 24
+_KILL_GRACE_S = 3.0
+_MAX_SAMPLE_ERRORS = 5
+_SAMPLE_ERROR_PREFIX = "Processing item in subset="
+
+
+def _mask(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+def _secret_of(config: EvalConfig) -> str | None:
+    key = config.api_key
+    return key if key and key != "EMPTY" and len(key) >= 6 else None
+
+
+class _Sink:
+    """Delivers events to the caller's callback; a failing callback never breaks the run."""
+
+    def __init__(self, callback: ProgressCallback | None, secret: str | None) -> None:
+        self._callback = callback
+        self._secret = secret
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self._callback is None:
+            return
+        if self._secret and "message" in event:
+            event["message"] = _mask(str(event["message"]), self._secret)
+        try:
+            self._callback(event)
+        except Exception:
+            log.exception("progress callback failed (event %s)", event.get("type"))
+
+
+class _Worker:
+    """One worker process and the readers of its output."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.ready = asyncio.Event()
+        self.started_ok = False
+        """It said "ready": evalscope imported fine."""
+        self.events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=30)
+        self._readers = [asyncio.create_task(self._read_events()), asyncio.create_task(self._read_stderr())]
+
+    @classmethod
+    async def spawn(cls) -> _Worker:
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parents[3])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "evalsvc.core.eval._worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True, limit=_STREAM_LIMIT, env=env,
+        )
+        return cls(proc)
+
+    async def _read_events(self) -> None:
+        import json
+
+        assert self.proc.stdout is not None
+        try:
+            while True:
+                try:
+                    line = await self.proc.stdout.readline()
+                except ValueError:  # an over-long line: skip it, keep reading
+                    continue
+                if not line:
+                    break
+                if not line.endswith(b"\n"):
+                    break  # cut short by termination
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if event.get("type") == "ready":
+                    self.started_ok = True
+                    self.ready.set()
+                else:
+                    self.events.put_nowait(event)
+        finally:
+            self.events.put_nowait(None)
+            self.ready.set()  # wake anyone waiting: the worker is gone
+
+    async def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        while True:
+            line = await self.proc.stderr.readline()
+            if not line:
+                return
+            self.stderr_tail.append(line.decode(errors="replace").rstrip())
+
+    async def start(self, spec: dict[str, Any]) -> None:
+        import json
+
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(spec).encode() + b"\n")
+        await self.proc.stdin.drain()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.returncode is None
+
+    def terminate(self, sig: int = signal.SIGTERM) -> None:
+        """Signal the worker's whole session (it and the scoring processes it forked)."""
+        if self.proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+    async def finish(self, grace: float = _KILL_GRACE_S) -> int:
+        """Wait for the worker to exit, killing it if it lingers; return its exit code."""
+        try:
+            code = await asyncio.wait_for(self.proc.wait(), grace)
+        except asyncio.TimeoutError:
+            self.terminate(signal.SIGKILL)
+            code = await self.proc.wait()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*self._readers), 1.0)
+        return code
+
+    def crash_reason(self) -> str:
+        lines = [ln for ln in self.stderr_tail if ln.strip()]
+        return lines[-1] if lines else ""
+
+
+@dataclass
+class _DatasetRun:
+    plan: DatasetPlan
+    status: str = "pending"
+    error: str | None = None
+    done: int = 0
+    total: int | None = None
+    sample_errors: list[str] = field(default_factory=list)
+    started: float | None = None
+    ended: float | None = None
+
+
+class _Run:
+    def __init__(self, plan: EvalPlan, progress: ProgressCallback | None,
+                 cancel: asyncio.Event | None) -> None:
+        self.plan = plan
+        self.config = plan.config
+        self.secret = _secret_of(self.config)
+        self.emit = _Sink(progress, self.secret)
+        self.cancel = cancel
+        self.stop_reason: str | None = None
+        self.workers: set[_Worker] = set()
+        self.spares: list[asyncio.Task[_Worker]] = []
+        self.runs = {d.name: _DatasetRun(d) for d in plan.datasets}
+        self.root: Path | None = None
+        self.slots = asyncio.Semaphore(plan.config.max_workers)
+
+    # -- worker pool ---------------------------------------------------------------------------
+
+    async def _take_worker(self) -> _Worker:
+        task = self.spares.pop() if self.spares else asyncio.create_task(_Worker.spawn())
+        worker = await task
+        self.workers.add(worker)
+        return worker
+
+    def _kill_all(self) -> None:
+        for task in self.spares:
+            task.add_done_callback(_terminate_when_spawned)  # runs at once if already spawned
+        for worker in self.workers:
+            worker.terminate()
+
+    async def _reap_spares(self) -> None:
+        """Workers spawned ahead but never used: end them and collect their exit status."""
+        spares, self.spares = self.spares, []
+        for task in spares:
+            with contextlib.suppress(Exception):
+                worker = await task
+                worker.terminate()
+                await worker.finish()
+
+    def stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._kill_all()
+
+    # -- the run -------------------------------------------------------------------------------
+
+    async def execute(self) -> EvalResult:
+        config = self.config
+        t0 = time.monotonic()
+        started_at = utc_now_iso()
+        deadline = t0 + config.timeout if config.timeout else None
+        # Workers import evalscope (~1.5 s) while the preflight request is in flight.
+        first = min(config.max_workers, len(self.plan.datasets))
+        self.spares = [asyncio.create_task(_Worker.spawn()) for _ in range(first)]
+        cancel_wait: asyncio.Task[Any] | None = None
+        try:
+            if config.preflight:
+                self.emit({"type": "log", "dataset": None, "level": "INFO",
+                           "message": f"preflight: {config.api_url}"})
+                await preflight(config)
+            self.root = self.plan.resume_dir or new_run_dir(config.work_dir, prefix="eval_")
+            self._write_config()
+            tasks = [asyncio.create_task(self._run_dataset(d)) for d in self.plan.datasets]
+            everything = asyncio.gather(*tasks)
+            waiters: set[asyncio.Future[Any]] = {everything}
+            if self.cancel is not None:
+                cancel_wait = asyncio.create_task(self.cancel.wait())
+                waiters.add(cancel_wait)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, _ = await asyncio.wait(waiters, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            if everything not in done:
+                self.stop("cancelled" if self.cancel is not None and self.cancel.is_set() else "timeout")
+            await everything
+        except BaseException:
+            self.stop("cancelled")
+            if self.root is not None:
+                with contextlib.suppress(Exception):
+                    self._write_outputs(self._result(started_at, t0))
+            raise
+        finally:
+            if cancel_wait is not None:
+                cancel_wait.cancel()
+            self._kill_all()
+            await self._reap_spares()
+        result = self._result(started_at, t0)
+        self._write_outputs(result)
+        return result
+
+    async def _run_dataset(self, dataset: DatasetPlan) -> None:
+        run = self.runs[dataset.name]
+        async with self.slots:
+            if self.stop_reason is not None:
+                run.status = self.stop_reason
+                return
+            assert self.root is not None
+            out_dir = self.root / dataset.name
+            resume = self.plan.resume_dir is not None and (out_dir / "configs" / "task_config.yaml").is_file()
+            run.started = time.monotonic()
+            self.emit({"type": "status", "dataset": dataset.name, "status": "starting", "resume": resume})
+            for note in dataset.notes:
+                self.emit({"type": "log", "dataset": dataset.name, "level": "WARNING", "message": note})
+            try:
+                worker = await self._take_worker()
+            except Exception as exc:
+                run.status, run.error = "failed", f"could not start a worker: {exc}"
+                run.ended = time.monotonic()
+                return
+            try:
+                await self._drive(worker, run, out_dir, resume)
+            finally:
+                worker.terminate()
+                await worker.finish()
+                self.workers.discard(worker)
+                run.ended = time.monotonic()
+            self.emit({"type": "status", "dataset": dataset.name, "status": run.status, "error": run.error})
+
+    async def _drive(self, worker: _Worker, run: _DatasetRun, out_dir: Path, resume: bool) -> None:
+        name = run.plan.name
+        await worker.ready.wait()
+        if not worker.started_ok:
+            code = await worker.finish()
+            run.status = self.stop_reason or "failed"
+            if run.status == "failed":
+                run.error = f"worker exited with code {code} before starting: {worker.crash_reason()}".rstrip(": ")
+            return
+        spec = {"task": task_kwargs(self.plan, run.plan, out_dir, resume=resume),
+                "log_file": str(out_dir / "logs" / "worker.log"), "hf_cache": run.plan.hf_cache}
+        try:
+            await worker.start(spec)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it died; the event loop below sees the end of its output
+        run.status = "running"
+        outcome: str | None = None
+        while True:
+            event = await worker.events.get()
+            if event is None:
+                break
+            kind = event.get("type")
+            if kind == "progress":
+                run.done, run.total = int(event.get("done") or 0), int(event.get("total") or 0)
+                self.emit({"type": "progress", "dataset": name, "done": run.done, "total": run.total})
+            elif kind == "log":
+                message = str(event.get("message", ""))
+                level = str(event.get("level", "INFO"))
+                if level in ("ERROR", "CRITICAL") and message.startswith(_SAMPLE_ERROR_PREFIX):
+                    reason = message.split("failed: ", 1)[-1].strip()
+                    if reason not in run.sample_errors and len(run.sample_errors) < _MAX_SAMPLE_ERRORS:
+                        run.sample_errors.append(_mask(reason, self.secret))
+                self.emit({"type": "log", "dataset": name, "level": level, "message": message})
+            elif kind == "done":
+                outcome = "completed"
+            elif kind == "error":
+                outcome = "failed"
+                run.error = _mask(str(event.get("error") or "evaluation failed"), self.secret)
+        code = await worker.finish()
+        if outcome == "completed":
+            run.status = "completed"
+        elif self.stop_reason is not None:
+            run.status = self.stop_reason
+            run.error = None
+        else:
+            run.status = "failed"
+            if run.error is None:
+                run.error = f"worker exited with code {code}: {worker.crash_reason()}".rstrip(": ")
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    def _result(self, started_at: str, t0: float) -> EvalResult:
+        datasets: dict[str, DatasetResult] = {}
+        for name, run in self.runs.items():
+            duration = None if run.started is None else round((run.ended or time.monotonic()) - run.started, 3)
+            if self.root is None or run.started is None:
+                datasets[name] = DatasetResult(name=name, status=run.status if run.status != "pending" else
+                                               (self.stop_reason or "pending"), error=run.error)
+                continue
+            datasets[name] = read_dataset_result(
+                name, self.root / name, status=run.status, error=run.error, total=run.total or None,
+                sample_errors=run.sample_errors, duration_s=duration)
+        if self.stop_reason is not None:
+            status = self.stop_reason
+            error = ("cancelled" if status == "cancelled" else f"timed out after {self.config.timeout:g} s")
+        elif any(d.status == "failed" for d in datasets.values()):
+            status = "failed"
+            error = "; ".join(f"{d.name}: {d.error}" for d in datasets.values() if d.status == "failed")
+        else:
+            status, error = "completed", None
+        return EvalResult(status=status, error=error, output_dir=str(self.root) if self.root else None,
+                          datasets=datasets, model=self.config.model, started_at=started_at,
+                          finished_at=utc_now_iso(), duration_s=round(time.monotonic() - t0, 3))
+
+    def _write_config(self) -> None:
+        assert self.root is not None
+        from ... import __version__
+
+        data = {
+            "evalsvc_version": __version__,
+            "config": self.config.to_dict(),
+            "datasets": {d.name: {"dataset_args": d.args} for d in self.plan.datasets},
+            "written_at": utc_now_iso(),
+        }
+        write_json(self.root / CONFIG_FILE, data)
+
+    def _write_outputs(self, result: EvalResult) -> None:
+        assert self.root is not None
+        write_json(self.root / SUMMARY_FILE, result.to_dict())
+        write_atomic(self.root / REPORT_FILE, result.to_markdown())
+
+
+def _terminate_when_spawned(task: asyncio.Task[_Worker]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        task.result().terminate()
+
+
+async def run_eval_async(config: EvalConfig, *, progress: ProgressCallback | None = None,
+                         cancel: asyncio.Event | None = None) -> EvalResult:
+    """Evaluate a served model on benchmarks; the coroutine behind `run_eval`.
+
+    Args:
+        config: what to evaluate.
+        progress: called (on the event loop) with events: {"type": "progress", "dataset", "done",
+            "total"}, {"type": "log", "dataset", "level", "message"} and {"type": "status",
+            "dataset", "status", ...} when a dataset starts or ends.
+        cancel: set it to stop the run: workers are terminated, predictions made so far stay on
+            disk and `use_cache=<output_dir>` resumes them.
+
+    Returns:
+        The EvalResult; its status is completed, failed (a dataset failed), cancelled or timeout.
+
+    Raises:
+        ConfigError: invalid input (unknown benchmark, missing local copy, ...), before any process starts.
+        EndpointError: the endpoint failed the preflight request.
+    """
+    plan = plan_eval(config)
+    return await _Run(plan, progress, cancel).execute()
+
+
+def run_eval(config: EvalConfig, *, progress: ProgressCallback | None = None) -> EvalResult:
+    """Evaluate a served model on benchmarks (blocking); works in scripts and in Jupyter.
+
+    The evaluation runs on an event loop in a helper thread, so it also works where a loop is
+    already running. Ctrl-C (KeyboardInterrupt) cancels it cleanly and returns the cancelled result,
+    whose `output_dir` resumes it with `use_cache`.
+
+    Args:
+        config: what to evaluate.
+        progress: called with progress, log and status events (see `run_eval_async`), from the
+            helper thread.
+
+    Returns:
+        The EvalResult.
+
+    Raises:
+        ConfigError: invalid input, before any process starts.
+        EndpointError: the endpoint failed the preflight request.
+    """
+    box: dict[str, Any] = {}
+    started = threading.Event()
+
+    async def main() -> EvalResult:
+        box["loop"] = asyncio.get_running_loop()
+        box["cancel"] = asyncio.Event()
+        started.set()
+        return await run_eval_async(config, progress=progress, cancel=box["cancel"])
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=target, name="evalsvc-eval", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        started.wait()
+        loop, cancel = box.get("loop"), box.get("cancel")
+        if loop is not None and cancel is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(cancel.set)
+        thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]

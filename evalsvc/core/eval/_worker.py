@@ -1,0 +1,218 @@
+"""The worker process: one evalscope `run_task` for one dataset, isolated from the caller.
+
+Started by the runner as `python -m evalsvc.core.eval._worker` in its own session. Protocol:
+
+- stdout carries JSON lines to the parent: {"type": "ready"}, {"type": "progress", "done", "total"},
+  {"type": "log", "level", "message"}, and finally {"type": "done"} or {"type": "error", "error"}.
+- stdin carries one JSON line from the parent, {"task": <TaskConfig kwargs>, "log_file": path}, then
+  stays open: end of file (the parent went away) ends the worker at once.
+
+Everything else the process prints (evalscope's console logs, tqdm bars, library warnings, forked
+scoring children) goes to `log_file`, never to the parent's terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+_MESSAGE_LIMIT = 4000
+
+
+class _Events:
+    """JSON lines on a private copy of the original stdout, one atomic write each, secrets masked.
+
+    evalscope forks to score samples; a forked child must neither inherit a lock another thread held
+    at fork time nor talk to the parent, so children drop their events.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+        self._lock = threading.Lock()
+        self.secret: str | None = None
+        os.register_at_fork(after_in_child=self._in_child)
+
+    def _in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._fd = None
+
+    def send(self, event: dict[str, Any]) -> None:
+        if self._fd is None:
+            return
+        line = json.dumps(event, ensure_ascii=False, default=str)
+        if self.secret:
+            line = line.replace(self.secret, "***")
+        data = (line + "\n").encode()
+        with self._lock:
+            view = memoryview(data)
+            while view and self._fd is not None:
+                written = os.write(self._fd, view)
+                view = view[written:]
+
+
+class _LogRelay(logging.Handler):
+    """Forwards evalscope's log records to the parent as events."""
+
+    def __init__(self, events: _Events) -> None:
+        super().__init__()
+        self._events = events
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.levelno >= logging.ERROR and "\nTraceback" in message:
+                message = message.split("\nTraceback", 1)[0]
+            if len(message) > _MESSAGE_LIMIT:
+                message = message[:_MESSAGE_LIMIT] + " ..."
+            self._events.send({"type": "log", "level": record.levelname, "message": message})
+        except Exception:  # a relay failure must never break the evaluation
+            pass
+
+
+def _patch_progress(events: _Events) -> None:
+    """Report the per-sample progress bar (the one evalscope tracks) as progress events.
+
+    evalscope's TqdmLogging marks exactly that bar with `track_progress=True`; its total is the real
+    sample count after loading (cached samples included), unlike progress.json's up-front estimate.
+    Bars also stop drawing: nobody reads them in a log file, evalscope's periodic log lines remain.
+    """
+    from evalscope.utils.tqdm_utils import TqdmLogging
+
+    init, update, close = TqdmLogging.__init__, TqdmLogging.update, TqdmLogging.close
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+    def send(bar: Any, force: bool) -> None:
+        now = time.monotonic()
+        if force or now - getattr(bar, "_evalsvc_sent", 0.0) >= 0.2 or bar.n >= (bar.total or 0):
+            bar._evalsvc_sent = now
+            events.send({"type": "progress", "done": int(bar.n), "total": int(bar.total or 0)})
+
+    def patched_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("file", devnull)
+        init(self, *args, **kwargs)
+        if getattr(self, "track_progress", False):
+            send(self, True)
+
+    def patched_update(self: Any, n: float | None = 1) -> Any:
+        result = update(self, n)
+        if getattr(self, "track_progress", False):
+            send(self, False)
+        return result
+
+    def patched_close(self: Any) -> None:
+        if getattr(self, "track_progress", False) and not getattr(self, "_evalsvc_closed", False):
+            self._evalsvc_closed = True
+            send(self, True)
+        close(self)
+
+    TqdmLogging.__init__ = patched_init  # type: ignore[method-assign]
+    TqdmLogging.update = patched_update  # type: ignore[method-assign]
+    TqdmLogging.close = patched_close  # type: ignore[method-assign]
+
+
+def _read_line(fd: int) -> bytes:
+    """One line from a raw fd (no Python file object: its lock would be inherited by forks)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _watch_parent(fd: int) -> None:
+    """End the worker when the parent closes our stdin (it exited, crashed or was killed)."""
+    try:
+        while os.read(fd, 65536):
+            pass
+    except OSError:
+        pass
+    os._exit(3)
+
+
+def _redirect_output(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def main() -> None:
+    events = _Events(os.dup(1))
+    os.dup2(2, 1)  # stray prints must not corrupt the event stream
+    # The parent's pipe moves to a private fd read raw by a thread; fd 0 becomes /dev/null, so
+    # multiprocessing's children (which close sys.stdin) never touch a lock that thread holds.
+    control = os.dup(0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+
+    from evalscope import TaskConfig, run_task  # takes over root logging: fine, this process is ours
+
+    evalscope_logger = logging.getLogger("evalscope")
+    for handler in list(evalscope_logger.handlers):
+        if not isinstance(handler, logging.FileHandler):
+            evalscope_logger.removeHandler(handler)  # eval_log.log and the relay carry it instead
+    relay = _LogRelay(events)
+    relay.setLevel(logging.INFO)
+    evalscope_logger.addHandler(relay)
+    _patch_progress(events)
+    events.send({"type": "ready", "pid": os.getpid()})
+
+    line = _read_line(control)
+    if not line.strip():
+        os._exit(0)
+    spec = json.loads(line)
+    task: dict[str, Any] = spec["task"]
+    secret = task.get("api_key")
+    if isinstance(secret, str) and secret not in ("", "EMPTY"):
+        events.secret = secret
+    threading.Thread(target=_watch_parent, args=(control,), name="evalsvc-parent-watch", daemon=True).start()
+    _redirect_output(spec["log_file"])
+    if spec.get("hf_cache"):
+        # datasets caches a local copy under its folder name and config only, so two copies named
+        # 'iquiz' would share (stale) cache entries: each local copy gets its own cache folder.
+        import datasets
+
+        datasets.config.HF_DATASETS_CACHE = spec["hf_cache"]
+
+    code = 0
+    try:
+        generation = dict(task.pop("generation_config"))
+        retry_interval = generation.pop("retry_interval", None)
+        cfg = TaskConfig(**task, generation_config=generation)
+        if retry_interval is not None:
+            # evalscope declares the interval as an int; fractions of a second work the same in
+            # time.sleep, and it is a transport setting left out of the cache identity.
+            cfg.generation_config.retry_interval = retry_interval
+        run_task(cfg)
+        events.send({"type": "done"})
+    except BaseException as exc:  # noqa: BLE001 - report everything, including SystemExit
+        code = 1
+        detail = str(exc).strip().splitlines()
+        events.send({
+            "type": "error",
+            "error": f"{type(exc).__name__}: {detail[0] if detail else ''}".rstrip(": "),
+            "traceback": traceback.format_exc()[-_MESSAGE_LIMIT:],
+        })
+        traceback.print_exc()
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    # Skip interpreter shutdown: evalscope leaves non-daemon threads (tqdm monitor, pools) behind.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

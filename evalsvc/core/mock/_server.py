@@ -37,6 +37,50 @@ _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Contr
 _MAX_BODY = 256 * 1024 * 1024
 
 
+class LagHistogram:
+    """How late chunks went out against their deadlines, in 0.1 ms buckets up to 100 ms (then one overflow bucket).
+
+    This is the server's own account of its timing: a client that measures a TTFT above the injected one
+    while this stays near zero is looking at its own (or the network's) delay.
+    """
+
+    __slots__ = ("buckets", "count", "total", "worst")
+
+    _SIZE = 1001
+
+    def __init__(self) -> None:
+        self.buckets = [0] * self._SIZE
+        self.count = 0
+        self.total = 0.0
+        self.worst = 0.0
+
+    def add(self, lag_s: float) -> None:
+        if lag_s < 0:
+            lag_s = 0.0
+        index = int(lag_s * 10_000)
+        self.buckets[index if index < self._SIZE else self._SIZE - 1] += 1
+        self.count += 1
+        self.total += lag_s
+        if lag_s > self.worst:
+            self.worst = lag_s
+
+    def _quantile(self, q: float) -> float:
+        rank = q * (self.count - 1)
+        seen = 0
+        for index, n in enumerate(self.buckets):
+            seen += n
+            if seen > rank:
+                return (index + 0.5) / 10 if index < self._SIZE - 1 else self.worst * 1000
+        return self.worst * 1000
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        if not self.count:
+            return {"count": 0, "mean": None, "p50": None, "p99": None, "max": None}
+        return {"count": self.count, "mean": round(self.total / self.count * 1000, 3),
+                "p50": round(self._quantile(0.5), 3), "p99": round(self._quantile(0.99), 3),
+                "max": round(self.worst * 1000, 3)}
+
+
 class MockStats:
     """Counters shown by GET /mock/stats and cleared by POST /mock/reset."""
 
@@ -54,6 +98,8 @@ class MockStats:
         self.client_disconnects = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.first_chunk_lag = LagHistogram()
+        self.chunk_lag = LagHistogram()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +116,8 @@ class MockStats:
             "max_in_flight": self.max_in_flight,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "schedule_lag_ms": {"first_chunk": self.first_chunk_lag.to_dict(),
+                                "all_chunks": self.chunk_lag.to_dict()},
             "uptime_s": round(time.monotonic() - self.started, 3),
         }
 
@@ -102,6 +150,12 @@ class MockState:
 
 
 STATE = web.AppKey("evalsvc_mock_state", MockState)
+
+
+class _SSEResponse(web.StreamResponse):
+    """A stream whose headers leave with its first bytes (the role chunk): one send instead of two."""
+
+    _send_headers_immediately = False
 
 
 async def _until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
@@ -194,7 +248,7 @@ class _Handler:
         self.state.stats.bad_requests += 1
         return self._error(400, message, "BadRequestError", param)
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         state, cfg = self.state, self.state.cfg
@@ -279,16 +333,31 @@ class _Handler:
         itl = cfg.itl_ms / 1000
         deadlines = _deadlines(cfg, t0, steps, hash((cfg.seed, seq)))
 
-        resp = web.StreamResponse(headers=_SSE_HEADERS)
-        await resp.prepare(request)
+        stats = self.state.stats
+        first_lag, chunk_lag = stats.first_chunk_lag, stats.chunk_lag
         head = wire.open()
+        resp = (_SSEResponse if head else web.StreamResponse)(headers=_SSE_HEADERS)
+        await resp.prepare(request)
         if head:
             await resp.write(head)
+        pending = b""  # chunks already due are sent in one write (itl 0, or catching up after a stall)
+        monotonic = time.monotonic
         for i in range(steps):
             deadline = deadlines[i] if deadlines is not None else first + i * itl
             if deadline > loop.time():
+                if pending:
+                    await resp.write(pending)
+                    pending = b""
                 await _until(loop, deadline)
+            # uvloop's loop.time() is CLOCK_MONOTONIC cut to whole ms, asyncio's is time.monotonic():
+            # same clock, so monotonic() measures the lag to sub-ms precision on both.
+            lag = monotonic() - deadline
+            chunk_lag.add(lag)
+            if i == 0:
+                first_lag.add(lag)
             if i == drop_at:
+                if pending:
+                    await resp.write(pending)
                 _abort(request)
                 return resp
             if count:
@@ -302,9 +371,8 @@ class _Handler:
                 data = wire.malformed() + data
             if i == last:
                 data += tail
-            if data:
-                await resp.write(data)
-        await resp.write_eof()
+            pending += data
+        await resp.write_eof(pending)  # the last chunks and the end of the chunked body in one send
         return resp
 
     async def _whole(self, request: web.Request, loop: asyncio.AbstractEventLoop, t0: float, req: GenRequest,
@@ -359,7 +427,7 @@ def create_mock_app(cfg: MockConfig) -> web.Application:
     for dialect in DIALECTS:
         routes.extend(dialect.extra_routes(cfg))
         for endpoint in dialect.endpoints:
-            routes.append(web.post(endpoint.path, _Handler(state, dialect, endpoint)))
+            routes.append(web.post(endpoint.path, _Handler(state, dialect, endpoint).handle))
     app.add_routes(routes)
     return app
 
@@ -446,7 +514,7 @@ class MockServer:
         self.port = sock.getsockname()[1]
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.SockSite(runner, sock, backlog=4096, shutdown_timeout=0.5)
+        site = web.SockSite(runner, sock, backlog=4096)
         try:
             await site.start()
         except BaseException:

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 def service(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: all; 127.0.0.1: this machine only).")]
     = "0.0.0.0",
-    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 9000,
+    port: Annotated[int, typer.Option(help="TCP port (0: any free port).", min=0, max=65535)] = 9000,
     debug: Annotated[bool, typer.Option("--debug", help="Debug logs; 500 answers carry the traceback.")] = False,
     token: Annotated[Optional[str], typer.Option(
         help="Bearer token required on every /api/ route.", envvar="EVALSVC_TOKEN", show_envvar=True)] = None,

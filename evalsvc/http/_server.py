@@ -77,5 +77,3 @@ def run_service(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, debug: bool 
         server.run()
     except KeyboardInterrupt:  # uvicorn re-raises the captured Ctrl-C after a clean shutdown
         pass
-    if not server.started and not server.should_exit:
-        raise SystemExit(1)

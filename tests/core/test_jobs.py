@@ -1,0 +1,234 @@
+"""evalsvc.core.jobs without HTTP: path confinement, the SQLite store, the runner with stand-in engines."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import pytest
+
+from evalsvc.core.config import EvalConfig, PerfConfig
+from evalsvc.core.errors import ConfigError
+from evalsvc.core.jobs import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    Job,
+    JobNotFound,
+    JobRunner,
+    JobStateError,
+    JobStore,
+    PathPolicy,
+    QueueFull,
+    RunnerClosed,
+    RunnerLocked,
+)
+from evalsvc.core.jobs._runner import _scrub, _secrets_of
+
+FAKES = {"perf": "tests._jobfakes:perf", "eval": "tests._jobfakes:eval"}
+URL = "http://127.0.0.1:9/v1/chat/completions"
+
+
+def perf_config(policy: PathPolicy, **fields: Any) -> PerfConfig:
+    config = policy.config_from_body("perf", {"model": "fake", "url": URL, "number": 10, "dataset": "random",
+                                              **fields})
+    assert isinstance(config, PerfConfig)
+    return config
+
+
+# ---- path policy ----------------------------------------------------------------------------------
+
+
+def test_work_dir_defaults_to_the_root_and_stays_inside(tmp_path: Path) -> None:
+    policy = PathPolicy(tmp_path / "out")
+    root = (tmp_path / "out").resolve()
+    assert policy.work_dir(None) == str(root)
+    assert policy.work_dir("a/b") == str(root / "a" / "b")
+    assert policy.work_dir("a/../b") == str(root / "b")
+    assert policy.work_dir(".") == str(root)
+    for bad in ("..", "../x", "a/../../x", "/etc", "~", "~root/x", ".evalsvc", ".evalsvc/logs", "x\x00y", "", "  "):
+        with pytest.raises(ConfigError) as info:
+            policy.work_dir(bad)
+        assert info.value.field == "work_dir"
+
+
+def test_symlinks_cannot_lead_out(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    root.mkdir()
+    os.symlink(tmp_path, root / "up")
+    os.symlink(root / "inner", root / "in")
+    policy = PathPolicy(root)
+    with pytest.raises(ConfigError):
+        policy.work_dir("up/x")
+    assert policy.work_dir("in/x") == str(root.resolve() / "inner" / "x")
+
+
+def test_config_from_body_confines_work_dir_and_read_paths(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "gsm8k").mkdir(parents=True)
+    policy = PathPolicy(tmp_path / "out", data_roots=(str(data),))
+    root = policy.outputs_root
+    assert perf_config(policy).work_dir == str(root)  # left out: the root, not root/"outputs"
+    assert perf_config(policy, work_dir="outputs").work_dir == str(root / "outputs")
+    ok = policy.config_from_body("eval", {"model": "m", "api_url": "http://h/v1", "datasets": ["gsm8k"],
+                                          "dataset_dir": str(data), "dataset_args": {"gsm8k": {
+                                              "local_path": str(data / "gsm8k"), "dataset_id": "org/name"}}})
+    assert isinstance(ok, EvalConfig)
+    assert ok.dataset_dir == str(data.resolve())
+    assert ok.dataset_args["gsm8k"] == {"local_path": str((data / "gsm8k").resolve()), "dataset_id": "org/name"}
+    refused = [
+        ("perf", {"model": "m", "url": URL, "dataset": "custom", "dataset_path": "/etc/passwd"}, "dataset_path"),
+        ("perf", {"model": "m", "url": URL, "tokenizer_path": "../tok"}, "tokenizer_path"),
+        ("eval", {"model": "m", "api_url": "http://h/v1", "datasets": ["gsm8k"], "dataset_dir": "/"}, "dataset_dir"),
+        ("eval", {"model": "m", "api_url": "http://h/v1", "datasets": ["gsm8k"], "use_cache": str(data)},
+         "use_cache"),
+        ("eval", {"model": "m", "api_url": "http://h/v1", "datasets": ["gsm8k"],
+                  "dataset_args": {"gsm8k": {"dataset_id": "/etc"}}}, "dataset_args.gsm8k.dataset_id"),
+        ("eval", {"model": "m", "api_url": "http://h/v1", "datasets": ["gsm8k"], "work_dir": "/tmp"}, "work_dir"),
+        ("train", {}, "kind"),
+    ]
+    for kind, body, field in refused:
+        with pytest.raises(ConfigError) as info:
+            policy.config_from_body(kind, body)
+        assert info.value.field == field
+
+
+# ---- store ----------------------------------------------------------------------------------------
+
+
+def _job(job_id: str, state: str, created: str, result: dict[str, Any] | None = None) -> Job:
+    return Job(id=job_id, kind="perf", state=state, created_at=created, config={"model": "m", "api_key": "***"},
+               result=result)
+
+
+def test_store_round_trip_list_and_recover(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    store = JobStore(path)
+    store.put(_job("a", COMPLETED, "2024-01-01T00:00:01Z", result={"results": {"k": {"metrics": {"x": 1.5}}}}))
+    store.put(_job("b", RUNNING, "2024-01-01T00:00:02Z"))
+    store.put(_job("c", QUEUED, "2024-01-01T00:00:03Z"))
+    store.put(_job("d", FAILED, "2024-01-01T00:00:04Z"))
+    assert store.get("a") == _job("a", COMPLETED, "2024-01-01T00:00:01Z",
+                                  result={"results": {"k": {"metrics": {"x": 1.5}}}})
+    assert store.get("zzz") is None
+    assert [j.id for j in store.list()] == ["d", "c", "b", "a"]
+    assert [j.summary()["has_result"] for j in store.list()] == [False, False, False, True]
+    assert [j.id for j in store.list(state=RUNNING)] == ["b"]
+    assert [j.id for j in store.list(limit=2, offset=1)] == ["c", "b"]
+    assert store.count() == 4 and store.count(state=FAILED) == 1
+    store.close()
+
+    reopened = JobStore(path)
+    assert sorted(reopened.recover()) == ["b", "c"]
+    states = {j.id: (j.state, j.error) for j in reopened.list()}
+    assert states["b"][0] == states["c"][0] == INTERRUPTED and states["b"][1]["type"] == "Interrupted"
+    assert states["a"] == (COMPLETED, None) and states["d"][0] == FAILED
+    assert reopened.get("a").result == {"results": {"k": {"metrics": {"x": 1.5}}}}  # type: ignore[union-attr]
+    assert reopened.recover() == []
+    reopened.close()
+
+
+# ---- runner ---------------------------------------------------------------------------------------
+
+
+def run(tmp_path: Path, body: Callable[[JobRunner, PathPolicy], Awaitable[Any]], **options: Any) -> Any:
+    policy = PathPolicy(tmp_path / "out")
+    options.setdefault("targets", FAKES)
+    options.setdefault("cancel_grace_s", 5.0)
+
+    async def main() -> Any:
+        runner = JobRunner(policy, **options)
+        await runner.start()
+        try:
+            return await body(runner, policy)
+        finally:
+            await runner.close()
+
+    return asyncio.run(main())
+
+
+def test_runner_completes_and_persists(tmp_path: Path) -> None:
+    async def body(runner: JobRunner, policy: PathPolicy) -> None:
+        job = runner.submit("perf", perf_config(policy, api_key="sk-test-123456"))
+        assert job.config["api_key"] == "***"
+        done = await runner.wait(job.id)
+        assert done.state == COMPLETED and done.result is not None
+        assert done.result["results"]["parallel_1_number_10"]["metrics"]["requests_total"] == 10
+        assert done.progress["parallel_1_number_10"]["done"] == 10
+        stored = await runner.get(job.id)
+        assert stored.state == COMPLETED and stored.result == done.result
+        with pytest.raises(JobNotFound):
+            await runner.get("nope")
+        with pytest.raises(JobStateError):
+            await runner.cancel(job.id)
+
+    run(tmp_path, body)
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "out" / ".evalsvc").glob("jobs.sqlite3*"))
+    assert b"sk-test-123456" not in raw and raw  # persisted, without the key
+    rows = sqlite3.connect(tmp_path / "out" / ".evalsvc" / "jobs.sqlite3").execute("SELECT state FROM jobs").fetchall()
+    assert rows == [(COMPLETED,)]
+
+
+def test_runner_admission_queue_and_limits(tmp_path: Path) -> None:
+    async def body(runner: JobRunner, policy: PathPolicy) -> None:
+        first = runner.submit("perf", perf_config(policy, model="fake-slow"))
+        second = runner.submit("perf", perf_config(policy, model="fake-slow"))
+        assert (first.state, second.state) == (RUNNING, QUEUED)
+        with pytest.raises(QueueFull) as info:
+            runner.submit("perf", perf_config(policy))
+        assert "queue is full (1 jobs waiting, limit 1)" in str(info.value)
+        assert runner.stats()["queued"] == 1 and runner.stats()["running_by_kind"]["perf"] == 1
+        await runner.cancel(second.id)
+        assert second.state == CANCELLED and second.started_at is None
+        await runner.cancel(first.id)
+        assert (await runner.wait(first.id)).state == CANCELLED
+
+    run(tmp_path, body, max_queued=1)
+
+
+def test_close_interrupts_running_jobs_and_refuses_new_ones(tmp_path: Path) -> None:
+    policy = PathPolicy(tmp_path / "out")
+
+    async def main() -> None:
+        runner = JobRunner(policy, targets=FAKES, cancel_grace_s=5.0)
+        await runner.start()
+        job = runner.submit("perf", perf_config(policy, model="fake-slow"))
+        while not job.progress:
+            await asyncio.sleep(0.05)
+        await runner.close()
+        assert job.state == INTERRUPTED and job.result is not None and job.result["status"] == "interrupted"
+        with pytest.raises(RunnerClosed):
+            runner.submit("perf", perf_config(policy))
+
+    asyncio.run(main())
+    store = JobStore(policy.state_dir / "jobs.sqlite3")
+    assert [(j.state, j.summary()["has_result"]) for j in store.list()] == [(INTERRUPTED, True)]
+    store.close()
+
+
+def test_one_runner_per_outputs_root(tmp_path: Path) -> None:
+    async def body(runner: JobRunner, policy: PathPolicy) -> None:
+        other = JobRunner(policy)
+        with pytest.raises(RunnerLocked):
+            other.check_unlocked()
+        with pytest.raises(RunnerLocked):
+            await other.start()
+
+    run(tmp_path, body)
+    JobRunner(PathPolicy(tmp_path / "out")).check_unlocked()  # released at close
+
+
+def test_secrets_are_scrubbed_from_everything_kept() -> None:
+    config = PerfConfig(model="m", url=URL, api_key="sk-abcdef", headers={"X-Api-Key": "hdr-secret",
+                                                                         "Authorization": "Bearer tok-123"})
+    secrets = _secrets_of(config)
+    assert set(secrets) >= {"sk-abcdef", "hdr-secret", "Bearer tok-123", "tok-123"}
+    dirty = {"error": "bad key sk-abcdef", "list": ["hdr-secret!", 3], "nested": {"a": "Bearer tok-123"}}
+    assert _scrub(dirty, secrets) == {"error": "bad key ***", "list": ["***!", 3], "nested": {"a": "***"}}
+    assert _secrets_of(EvalConfig(model="m", api_url="http://h/v1", datasets=["gsm8k"])) == ()

@@ -38,6 +38,8 @@ class MockHandle:
     base_url: str
     """OpenAI base URL, e.g. http://127.0.0.1:40123/v1."""
     process: subprocess.Popen[str]
+    stderr_path: Path
+    """The server's stderr, readable until the `start_mock` block ends."""
 
     @property
     def root_url(self) -> str:
@@ -117,7 +119,7 @@ def start_mock(**options: Any) -> Iterator[MockHandle]:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True)
         try:
             base_url = _read_url(proc, err_path)
-            handle = MockHandle(base_url=base_url, process=proc)
+            handle = MockHandle(base_url=base_url, process=proc, stderr_path=err_path)
             _wait_healthy(handle, proc, err_path)
             yield handle
         finally:

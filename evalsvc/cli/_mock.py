@@ -23,7 +23,7 @@ def mock(
     tokens_per_chunk: Annotated[int, typer.Option(help="Tokens packed in one streamed chunk.")] = 1,
     jitter_ms: Annotated[float, typer.Option(help="Seeded uniform +- variation of every chunk deadline.")] = 0.0,
     role_chunk: Annotated[bool, typer.Option(
-        help="Open chat streams with a role-only chunk, sent at once (like vLLM).")] = True,
+        help="Open chat streams with a role-only chunk (as vLLM does), sent as soon as the request arrives.")] = True,
     separate_finish_chunk: Annotated[bool, typer.Option(
         help="Send finish_reason in its own chunk instead of on the last content chunk.")] = False,
     seed: Annotated[int, typer.Option(help="Seeds the fault plan and the jitter.")] = 0,
@@ -43,8 +43,8 @@ def mock(
 ) -> None:
     """Serve a simulated OpenAI-compatible endpoint with set delays, exact faults and fixed answers.
 
-    Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
-    GET /mock/stats, POST /mock/reset. A request header `X-Mock-Fault: <kind>` forces one fault.
+    Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET /mock/stats,
+    POST /mock/reset. A request header `X-Mock-Fault: <kind>` forces one fault on that request.
     """
     from ..core.errors import EvalsvcError
     from ..core.mock import MockConfig, run_mock
@@ -70,8 +70,9 @@ def _ready(url: str, cfg: Any) -> None:
     # The first stdout line is the contract: a parent process reads the URL from it.
     print(f"evalsvc mock: serving on {url}", flush=True)
     faults = ", ".join(f"{k}={v:g}" for k, v in cfg.fault_shares().items() if v) or "none"
-    print(f"evalsvc mock: ttft {cfg.ttft_ms:g} ms, itl {cfg.itl_ms:g} ms, {cfg.output_tokens} tokens, "
-          f"faults: {faults}", flush=True)
+    port = url.rsplit(":", 1)[1].split("/", 1)[0]
+    print(f"evalsvc mock: listening on {cfg.host}:{port}; ttft {cfg.ttft_ms:g} ms, itl {cfg.itl_ms:g} ms, "
+          f"{cfg.output_tokens} tokens, faults: {faults}; Ctrl-C stops", flush=True)
 
 
 def register(app: typer.Typer) -> None:

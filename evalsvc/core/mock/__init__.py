@@ -1,8 +1,33 @@
 """The simulated endpoint (`evalsvc mock`): an OpenAI-compatible server with set delays, exact faults
-and deterministic answers, for trying evalsvc and for testing it over real HTTP.
+and fixed answers, for trying evalsvc and for testing it over real HTTP.
 
     from evalsvc.core.mock import MockConfig, run_mock
     run_mock(MockConfig(port=8000, ttft_ms=200, itl_ms=20, error_500=0.1))
+
+Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
+GET /mock/stats (counters), POST /mock/reset (clears the counters and restarts the fault plan).
+
+Streams (`"stream": true`): SSE `data: {...}\\n\\n` events ending with `data: [DONE]\\n\\n`. A chat stream
+opens with a role-only chunk `{"role": "assistant", "content": ""}` sent at once (so a client that stops
+its TTFT clock there measures ~0), then one chunk per token (`tokens_per_chunk` packs several); the
+last content chunk carries finish_reason ("length" when max_tokens cut the answer, else "stop"), or a
+chunk of its own with `separate_finish_chunk`. With `stream_options.include_usage` a usage event with
+empty `choices` comes before [DONE]. Non-streaming answers always carry usage.
+
+Timing: content chunk i leaves at t0 + ttft_ms + i * itl_ms, t0 being when the request reached the
+handler, on absolute deadlines; a non-streaming answer leaves with the last chunk's deadline.
+
+Tokens: the answer has min(output_tokens, max_tokens) tokens, raised to min_tokens when sent. A token
+is a word with the whitespace before it. usage.prompt_tokens counts the whitespace-separated words
+of the prompt (completions) or of every message's text (chat); a prompt of token ids counts the ids.
+
+Answers: with `answers`, the first row whose `match` is a substring of the last user message (chat)
+or of the prompt (completions) gives the reply, streamed token by token and cut only by max_tokens;
+other requests get filler text of output_tokens tokens.
+
+Faults (see MockConfig and FAULT_KINDS): dealt over a seeded permutation of `fault_cycle` slots,
+so any `fault_cycle` consecutive generation requests carry exactly round(share * fault_cycle) of each
+kind. The header `X-Mock-Fault: <kind>` (or `none`) forces one request's fault without using a slot.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ class MockConfig:
     jitter_ms: float = 0.0
     """Each chunk deadline moves by a seeded uniform draw in [-jitter_ms, +jitter_ms] (never before the previous one)."""
     role_chunk: bool = True
-    """Chat streams open with a role-only chunk, sent at once (as vLLM does)."""
+    """Chat streams open with a role-only chunk (as vLLM's do), sent as soon as the request arrives."""
     separate_finish_chunk: bool = False
     """Send finish_reason in its own chunk with an empty delta, instead of on the last content chunk."""
     seed: int = 0

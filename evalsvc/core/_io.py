@@ -62,6 +62,12 @@ class AtomicLines:
             fh.write(b"\n")
             self.count += 1
 
+    def copy_from(self, src: Any) -> None:
+        """Append the raw JSONL content of an open binary file."""
+        import shutil
+
+        shutil.copyfileobj(src, self._fh)
+
     def close(self) -> Path:
         if not self._fh.closed:
             self._fh.flush()

@@ -1,0 +1,343 @@
+"""Running one sweep point: pacing, concurrency, stopping, records; in one process or sharded over several.
+
+Closed loop (rate = -1): `parallel` coroutines send back to back. Open loop (rate > 0): a dispatcher
+sleeps until each precomputed absolute deadline, waits for a free slot (so `parallel` caps it) and
+starts the request; the gap between deadline and send is recorded as send lag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any, Callable
+
+import aiohttp
+
+from .._io import AtomicLines
+from ._metrics import RunStats
+from ._worker import Outcome, Sender
+
+RECORD_BATCH = 2048
+LOOP_LAG_PERIOD = 0.05
+
+
+@dataclass
+class ShardPlan:
+    """One client process's share of a run: requests `start, start+step, ...` (`count` of them)."""
+
+    key: str
+    start: int
+    step: int
+    count: int
+    parallel: int
+    warmup: int
+    offsets: Any | None  # array of seconds from t0 for this shard's requests, or None (closed loop)
+    duration: float | None
+
+
+class Counters:
+    __slots__ = ("done", "failed")
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.failed = 0
+
+
+class RecordSink:
+    """Per-request JSONL records, written in batches on a background thread (never on the event loop)."""
+
+    def __init__(self, path: str, t0: float) -> None:
+        self._lines = AtomicLines(path)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalsvc-records")
+        self._rows: list[dict[str, Any]] = []
+        self._pending: list[Any] = []
+        self.t0 = t0
+
+    def add(self, o: Outcome) -> None:
+        self._rows.append(o.to_record(self.t0))
+        if len(self._rows) >= RECORD_BATCH:
+            rows, self._rows = self._rows, []
+            self._pending.append(self._pool.submit(self._lines.write_many, rows))
+            self._pending = [f for f in self._pending if not f.done()]
+
+    def close(self) -> str:
+        if self._rows:
+            self._pending.append(self._pool.submit(self._lines.write_many, self._rows))
+            self._rows = []
+        for f in self._pending:
+            f.result()
+        self._pool.shutdown(wait=True)
+        return str(self._lines.close())
+
+
+def make_session(config: Any, parallel: int) -> aiohttp.ClientSession:
+    """One session per run: unlimited pool (the semaphore bounds it), big read buffer, no proxies."""
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=False)
+    timeout = aiohttp.ClientTimeout(total=config.timeout, sock_connect=config.connect_timeout)
+    return aiohttp.ClientSession(
+        connector=connector, timeout=timeout, auto_decompress=False, trust_env=False,
+        read_bufsize=1 << 18, skip_auto_headers=("User-Agent",), cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
+async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float, stop: asyncio.Event,
+                    counters: Counters, sink: RecordSink | None) -> str | None:
+    """Send this shard's requests; return why it stopped early ("interrupted", "duration") or None."""
+    loop = asyncio.get_running_loop()
+    if plan.warmup:
+        await _warmup(plan, sender)
+    delay = t0 - perf_counter()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    stop_reason: list[str] = []
+
+    def record(o: Outcome) -> None:
+        stats.add(o)
+        counters.done += 1
+        if o.kind is not None:
+            counters.failed += 1
+        if sink is not None:
+            sink.add(o)
+
+    indices = range(plan.start, plan.start + plan.step * plan.count, plan.step)
+    tasks: set[asyncio.Task[Any]] = set()
+
+    if plan.offsets is None:
+        it = iter(indices)
+
+        async def closed_worker() -> None:
+            for i in it:
+                if stop.is_set():
+                    return
+                record(await sender.send(i, None))
+
+        for _ in range(min(plan.parallel, plan.count)):
+            tasks.add(loop.create_task(closed_worker()))
+        main: asyncio.Future[Any] = asyncio.gather(*tasks)
+    else:
+        sem = asyncio.Semaphore(plan.parallel)
+        offsets = plan.offsets
+
+        async def one(i: int, due: float) -> None:
+            try:
+                record(await sender.send(i, due))
+            finally:
+                sem.release()
+
+        async def dispatcher() -> None:
+            for k, i in enumerate(indices):
+                due = t0 + offsets[k]
+                wait = due - perf_counter()
+                if wait > 0.0005:
+                    await asyncio.sleep(wait)
+                if stop.is_set():
+                    return
+                await sem.acquire()
+                if stop.is_set():
+                    sem.release()
+                    return
+                task = loop.create_task(one(i, due))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.gather(*list(tasks))
+
+        main = loop.create_task(dispatcher())
+
+    lag = loop.create_task(_loop_lag(stats))
+    waiters: list[asyncio.Future[Any]] = [main, loop.create_task(stop.wait())]
+    if plan.duration is not None:
+        waiters.append(loop.create_task(asyncio.sleep(max(0.0, t0 + plan.duration - perf_counter()))))
+    done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    if main not in done:
+        stop_reason.append("interrupted" if stop.is_set() else "duration")
+        stop.set()
+        if isinstance(main, asyncio.Task):
+            main.cancel()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(main, *tasks, return_exceptions=True)
+    else:
+        main.result()
+    for w in waiters[1:]:
+        w.cancel()
+    lag.cancel()
+    return stop_reason[0] if stop_reason else None
+
+
+async def _warmup(plan: ShardPlan, sender: Sender) -> None:
+    it = iter(range(plan.warmup))
+
+    async def worker() -> None:
+        for j in it:
+            await sender.send(plan.start + plan.step * (plan.count + j), None)
+
+    await asyncio.gather(*(worker() for _ in range(min(plan.parallel, plan.warmup))))
+
+
+async def _loop_lag(stats: RunStats) -> None:
+    """How late the event loop wakes a 50 ms timer: a busy loop means client-side delay in every timing."""
+    dist = stats.dists["loop_lag_ms"]
+    while True:
+        t = perf_counter()
+        await asyncio.sleep(LOOP_LAG_PERIOD)
+        dist.add(max(0.0, (perf_counter() - t - LOOP_LAG_PERIOD) * 1000.0))
+
+
+# -- sharding over processes ------------------------------------------------------------------------
+
+def split(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if k < total % parts else 0) for k in range(parts)]
+
+
+@dataclass
+class ShardJob:
+    """Everything a client process needs (pickled to it at spawn)."""
+
+    config: Any
+    plan: ShardPlan
+    bodies: list[bytes]
+    prompt_tokens: list[int]
+    records_path: str | None
+
+
+def shard_main(job: ShardJob, conn: Any) -> None:
+    """Entry point of a spawned client process: ready -> wait for t0 -> run -> send stats back."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        pass
+    gc.disable()
+    try:
+        asyncio.run(_shard_async(job, conn))
+    except BaseException as exc:  # report, never hang the parent
+        try:
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        except Exception:
+            pass
+    finally:
+        conn.close()
+
+
+async def _shard_async(job: ShardJob, conn: Any) -> None:
+    from ..perf.dialects import get_dialect
+
+    config, plan = job.config, job.plan
+    stop = asyncio.Event()
+    counters = Counters()
+    stats = RunStats(bool(config.stream))
+    async with make_session(config, plan.parallel) as session:
+        sender = Sender(session, get_dialect(config.api), config, job.bodies, job.prompt_tokens)
+        if plan.warmup:
+            await _warmup(plan, sender)
+            plan.warmup = 0
+        conn.send(("ready",))
+        loop = asyncio.get_running_loop()
+        msg = await loop.run_in_executor(None, conn.recv)
+        if msg[0] != "start":
+            return
+        t0 = msg[1]
+        sink = RecordSink(job.records_path, t0) if job.records_path else None
+
+        async def relay() -> None:
+            while True:
+                await asyncio.sleep(0.1)
+                conn.send(("progress", counters.done, counters.failed))
+                if conn.poll():
+                    if conn.recv()[0] == "stop":
+                        stop.set()
+
+        relay_task = loop.create_task(relay())
+        try:
+            reason = await run_shard(plan, sender, stats, t0, stop, counters, sink)
+        finally:
+            relay_task.cancel()
+            path = sink.close() if sink is not None else None
+        conn.send(("done", stats, reason, path))
+
+
+async def run_sharded(config: Any, plans: list[ShardPlan], bodies: list[bytes], prompt_tokens: list[int],
+                      records_dir: str | None, stop: asyncio.Event,
+                      on_progress: Callable[[int, int], None]) -> tuple[RunStats, str | None, list[str]]:
+    """Run one sweep point over `len(plans)` spawned client processes and merge what they measured."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs, conns = [], []
+    for k, plan in enumerate(plans):
+        parent, child = ctx.Pipe()
+        path = os.path.join(records_dir, f".{plan.key}.part{k}.jsonl") if records_dir else None
+        proc = ctx.Process(target=shard_main, args=(ShardJob(config, plan, bodies, prompt_tokens, path), child),
+                           name=f"evalsvc-perf-{k}", daemon=True)
+        proc.start()
+        child.close()
+        procs.append(proc)
+        conns.append(parent)
+    try:
+        for proc, conn in zip(procs, conns):  # all ready (warmed up) before anyone starts
+            while not conn.poll():
+                if not proc.is_alive():
+                    raise RuntimeError(f"client process {proc.name} exited before it was ready "
+                                       f"(exit code {proc.exitcode}); is the caller guarded by "
+                                       "`if __name__ == '__main__':`?")
+                if stop.is_set():
+                    raise asyncio.CancelledError
+                await asyncio.sleep(0.02)
+            try:
+                msg = conn.recv()
+            except EOFError:
+                msg = ("error", "exited without a word")
+            if msg[0] != "ready":
+                raise RuntimeError(f"client process failed to start: {msg[1] if len(msg) > 1 else msg}")
+        t0 = perf_counter() + 0.05
+        for conn in conns:
+            conn.send(("start", t0))
+        merged = RunStats(bool(config.stream))
+        reasons: list[str] = []
+        parts: list[str] = []
+        progress = [(0, 0)] * len(conns)
+        pending = set(range(len(conns)))
+        stop_sent = False
+        while pending:
+            await asyncio.sleep(0.05)
+            if stop.is_set() and not stop_sent:
+                for k in pending:
+                    conns[k].send(("stop",))
+                stop_sent = True
+            for k in list(pending):
+                while conns[k].poll():
+                    try:
+                        msg = conns[k].recv()
+                    except EOFError:
+                        raise RuntimeError("a client process exited without reporting") from None
+                    if msg[0] == "progress":
+                        progress[k] = (msg[1], msg[2])
+                    elif msg[0] == "done":
+                        merged.merge(msg[1])
+                        if msg[2]:
+                            reasons.append(msg[2])
+                        if msg[3]:
+                            parts.append(msg[3])
+                        progress[k] = (msg[1].requests, msg[1].failed)
+                        pending.discard(k)
+                        break
+                    elif msg[0] == "error":
+                        raise RuntimeError(f"client process failed: {msg[1]}")
+            on_progress(sum(p[0] for p in progress), sum(p[1] for p in progress))
+        return merged, (reasons[0] if reasons else None), parts
+    finally:
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+        for conn in conns:
+            conn.close()

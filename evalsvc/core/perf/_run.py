@@ -1,0 +1,262 @@
+"""`run_perf` / `run_perf_async`: a whole load test, sweep point after sweep point, with outputs."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import signal
+import socket
+import threading
+import traceback
+from pathlib import Path
+from time import perf_counter
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
+from ..config import PerfConfig
+from ..errors import ConfigError, EndpointUnreachable
+from ._engine import Counters, RecordSink, ShardPlan, make_session, run_shard, run_sharded, split
+from ._metrics import RunStats
+from ._result import PerfResult, RunResult
+from ._schedule import arrival_offsets
+from ._worker import Sender
+from .datasets import load_prompts
+from .dialects import get_dialect
+
+ProgressFn = Callable[[dict[str, Any]], None]
+PROGRESS_PERIOD = 0.5
+
+
+async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = None,
+                         stop: asyncio.Event | None = None) -> PerfResult:
+    """Load-test `config.url` as `config` describes; for callers that already run an event loop.
+
+    Args:
+        config: the validated PerfConfig.
+        progress: called about twice a second with {"type": "progress", "run", "done", "total", "failed",
+            "rps", "elapsed_s"} and once per finished run with {"type": "run_done", "run", "metrics"}.
+        stop: set it to stop early; what was measured so far is kept and written (status "interrupted").
+
+    Returns:
+        The PerfResult; outputs are under `result.output_dir`.
+
+    Raises:
+        ConfigError / DatasetError: bad input, before anything is sent.
+        EndpointUnreachable: nothing listens at the URL's host and port.
+    """
+    if not isinstance(config, PerfConfig):
+        raise ConfigError("config", f"expected a PerfConfig, got {type(config).__name__}")
+    stop = stop or asyncio.Event()
+    dialect = get_dialect(config.api)
+    runs = config.runs()
+    largest = max(n for _, n, _, _ in runs) + config.warmup
+    prompts, data_info = await asyncio.to_thread(load_prompts, config, largest)
+    bodies = [dialect.build(config, p) for p in prompts]
+    prompt_tokens = [p.tokens for p in prompts]
+    await _check_reachable(config)
+
+    out_dir = new_run_dir(config.work_dir, prefix="perf_")
+    write_json(out_dir / "config.json", config.to_dict())
+    result = PerfResult(output_dir=str(out_dir), info={"started_at": utc_now_iso(), "dataset": data_info,
+                                                       "api": config.api, "model": config.model,
+                                                       "workers": config.workers})
+    try:
+        for key, number, parallel, rate in runs:
+            stats, reason = await _run_point(config, key, number, parallel, rate, bodies, prompt_tokens,
+                                             out_dir, stop, progress)
+            run = _finish_run(config, stats, key, number, parallel, rate, reason, data_info)
+            result.results[key] = run
+            write_json(out_dir / f"summary_{key}.json", run.to_dict())
+            if progress is not None:
+                progress({"type": "run_done", "run": key, "metrics": run.metrics})
+            if reason == "interrupted":
+                result.status = "interrupted"
+                break
+    except Exception as exc:  # keep what was measured; say what broke
+        result.status = "failed"
+        result.error = f"{type(exc).__name__}: {exc}"
+        if config.debug:
+            result.info["traceback"] = traceback.format_exc()
+        raise
+    finally:
+        result.info["finished_at"] = utc_now_iso()
+        write_json(out_dir / "summary.json", result.to_dict())
+        write_atomic(out_dir / "report.txt", result.report())
+    return result
+
+
+def run_perf(config: PerfConfig, *, progress: ProgressFn | None = None) -> PerfResult:
+    """Blocking `run_perf_async` on a fresh (uv)loop.
+
+    In the main thread, SIGINT and SIGTERM stop the run gracefully: the result comes back with status
+    "interrupted" and the outputs hold everything measured. A second Ctrl-C aborts at once.
+    """
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover
+        loop = asyncio.new_event_loop()
+
+    async def main() -> PerfResult:
+        stop = asyncio.Event()
+        installed: list[int] = []
+        if threading.current_thread() is threading.main_thread():
+            def on_signal(signum: int) -> None:
+                if stop.is_set():
+                    signal.default_int_handler(signum, None)
+                stop.set()
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, on_signal, sig)
+                    installed.append(sig)
+                except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
+                    pass
+        try:
+            return await run_perf_async(config, progress=progress, stop=stop)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+async def _check_reachable(config: PerfConfig) -> None:
+    """Fail fast with one clear line when nothing listens at the endpoint (before any output is written)."""
+    parts = urlsplit(config.url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=config.connect_timeout)
+    except (OSError, asyncio.TimeoutError) as exc:
+        why = "timed out" if isinstance(exc, asyncio.TimeoutError) else (exc.strerror or str(exc))
+        if isinstance(exc, socket.gaierror):
+            why = f"host {host!r} does not resolve"
+        raise EndpointUnreachable(f"cannot connect to {parts.scheme}://{host}:{port} ({why})") from None
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+
+
+async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, rate: float,
+                     bodies: list[bytes], prompt_tokens: list[int], out_dir: Path,
+                     stop: asyncio.Event, progress: ProgressFn | None) -> tuple[RunStats, str | None]:
+    workers = max(1, min(config.workers, parallel, number))
+    offsets = arrival_offsets(number, rate, config.arrival, config.seed) if rate > 0 else None
+    plans = []
+    parallels = split(parallel, workers)
+    warmups = split(config.warmup, workers)
+    counts = split(number, workers)
+    for k in range(workers):
+        shard_offsets = offsets[k::workers] if offsets is not None else None
+        plans.append(ShardPlan(key=key, start=k, step=workers, count=counts[k], parallel=parallels[k],
+                               warmup=warmups[k], offsets=shard_offsets, duration=config.duration))
+    records_path = str(out_dir / f"requests_{key}.jsonl") if config.record_requests else None
+    started = perf_counter()
+    last = [started, 0]
+
+    def report(done: int, failed: int) -> None:
+        if progress is None:
+            return
+        now = perf_counter()
+        rps = (done - last[1]) / (now - last[0]) if now > last[0] else 0.0
+        last[0], last[1] = now, done
+        progress({"type": "progress", "run": key, "done": done, "total": number, "failed": failed,
+                  "rps": rps, "elapsed_s": now - started})
+
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.freeze()  # fewer, cheaper collections on the hot path; long-lived objects are not rescanned
+    try:
+        if workers == 1:
+            return await _run_local(config, plans[0], bodies, prompt_tokens, records_path, stop, report)
+        stats, reason, parts = await run_sharded(config, plans, bodies, prompt_tokens,
+                                                 str(out_dir) if records_path else None, stop, report)
+        if records_path:
+            _concat(parts, records_path)
+        report(stats.requests, stats.failed)
+        return stats, reason
+    finally:
+        gc.unfreeze()
+        if gc_was_enabled:
+            gc.enable()
+
+
+async def _run_local(config: PerfConfig, plan: ShardPlan, bodies: list[bytes], prompt_tokens: list[int],
+                     records_path: str | None, stop: asyncio.Event,
+                     report: Callable[[int, int], None]) -> tuple[RunStats, str | None]:
+    stats = RunStats(bool(config.stream))
+    counters = Counters()
+    loop = asyncio.get_running_loop()
+    local_stop = asyncio.Event()  # the run's own flag: a duration cap must not stop later sweep points
+
+    async def forward() -> None:
+        await stop.wait()
+        local_stop.set()
+
+    async def ticker() -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_PERIOD)
+            report(counters.done, counters.failed)
+
+    async with make_session(config, plan.parallel) as session:
+        sender = Sender(session, get_dialect(config.api), config, bodies, prompt_tokens)
+        if plan.warmup:
+            from ._engine import _warmup
+
+            await _warmup(plan, sender)
+            plan.warmup = 0
+        t0 = perf_counter() + 0.001
+        sink = RecordSink(records_path, t0) if records_path else None
+        helpers = [loop.create_task(forward()), loop.create_task(ticker())]
+        try:
+            reason = await run_shard(plan, sender, stats, t0, local_stop, counters, sink)
+        finally:
+            for h in helpers:
+                h.cancel()
+            if sink is not None:
+                await asyncio.to_thread(sink.close)
+    report(counters.done, counters.failed)
+    return stats, reason
+
+
+def _concat(parts: list[str], dest: str) -> None:
+    from .._io import AtomicLines
+
+    out = AtomicLines(dest)
+    try:
+        for part in sorted(parts):
+            with open(part, "rb") as src:
+                out.copy_from(src)
+            os.unlink(part)
+    except BaseException:
+        out.discard()
+        raise
+    out.close()
+
+
+def _finish_run(config: PerfConfig, stats: RunStats, key: str, number: int, parallel: int, rate: float,
+                reason: str | None, data_info: dict[str, Any]) -> RunResult:
+    metrics = stats.metrics()
+    metrics.update({
+        "number": number,
+        "parallel": parallel,
+        "rate": rate,
+        "arrival": config.arrival if rate > 0 else None,
+        "stream": config.stream,
+        "warmup": config.warmup,
+        "stopped_by": reason,
+        "requests_unsent": number - stats.requests,
+        "prompt_tokens_source": data_info.get("prompt_tokens_source"),
+    })
+    return RunResult(metrics=metrics, percentiles=stats.percentiles())
+

@@ -1,0 +1,185 @@
+"""One request on the wire: aiohttp, perf_counter timestamps, incremental stream parsing.
+
+A failed request is never an exception here: it becomes an `Outcome` with a failure `kind`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from time import perf_counter
+from typing import Any
+
+import aiohttp
+
+from .dialects._base import approx_tokens
+
+# Failure kinds (the keys of `failures_by_kind`, besides "http_<status>").
+TIMEOUT = "timeout"
+CONNECTION = "connection_error"
+DISCONNECTED = "disconnected"
+TRUNCATED = "truncated"
+MALFORMED = "malformed"
+EMPTY = "empty_output"
+STREAM_ERROR = "stream_error"
+RESPONSE_ERROR = "response_error"
+CANCELLED = "cancelled"
+CLIENT_ERROR = "client_error"
+
+
+class Outcome:
+    """Raw facts about one request; times are perf_counter seconds."""
+
+    __slots__ = ("index", "scheduled", "sent", "first", "last", "end", "status", "kind", "detail",
+                 "output_tokens", "prompt_tokens", "usage", "chunks", "gaps")
+
+    def __init__(self, index: int, scheduled: float | None) -> None:
+        self.index = index
+        self.scheduled = scheduled
+        self.sent = 0.0
+        self.first: float | None = None  # first output-carrying chunk
+        self.last: float | None = None  # last output-carrying chunk
+        self.end: float | None = None  # last byte
+        self.status = 0
+        self.kind: str | None = None  # None = success
+        self.detail: str | None = None
+        self.output_tokens = 0
+        self.prompt_tokens = 0
+        self.usage = False  # output_tokens came from the server's usage
+        self.chunks = 0
+        self.gaps: list[float] | None = None
+
+    def to_record(self, t0: float) -> dict[str, Any]:
+        def ms(t: float | None) -> float | None:
+            return None if t is None else round((t - t0) * 1000.0, 4)
+
+        return {
+            "index": self.index,
+            "scheduled_ms": ms(self.scheduled),
+            "sent_ms": ms(self.sent),
+            "first_token_ms": ms(self.first),
+            "end_ms": ms(self.end),
+            "status": self.status,
+            "ok": self.kind is None,
+            "error": self.kind,
+            "detail": self.detail,
+            "output_tokens": self.output_tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "chunks": self.chunks,
+        }
+
+
+class Sender:
+    """Sends requests of one run over one aiohttp session."""
+
+    def __init__(self, session: aiohttp.ClientSession, dialect: Any, config: Any,
+                 bodies: list[bytes], prompt_tokens: list[int]) -> None:
+        self.session = session
+        self.config = config
+        self.dialect = dialect
+        self.stream = bool(config.stream)
+        self.url = dialect.url(config, self.stream)
+        self.headers = {**dialect.headers(config), **(config.headers or {})}
+        self.bodies = bodies
+        self.prompt_tokens = prompt_tokens
+
+    async def send(self, index: int, scheduled: float | None) -> Outcome:
+        out = Outcome(index, scheduled)
+        which = index % len(self.bodies)
+        body = self.bodies[which]
+        out.prompt_tokens = self.prompt_tokens[which]
+        parser = None
+        out.sent = perf_counter()
+        try:
+            async with self.session.post(self.url, data=body, headers=self.headers) as resp:
+                out.status = resp.status
+                if not 200 <= resp.status < 300:
+                    text = await resp.content.read(2048)
+                    out.end = perf_counter()
+                    out.kind = f"http_{resp.status}"
+                    out.detail = _error_detail(text)
+                    return out
+                if self.stream:
+                    parser = self.dialect.stream_parser(self.config)
+                    feed = parser.feed
+                    readany = resp.content.readany
+                    while True:
+                        data = await readany()
+                        if not data:
+                            break
+                        feed(data, perf_counter())
+                    out.end = perf_counter()
+                    parser.close()
+                    self._finish_stream(out, parser)
+                else:
+                    raw = await resp.read()
+                    out.end = perf_counter()
+                    self._finish_body(out, self.dialect.parse_body(raw))
+        except asyncio.CancelledError:
+            out.end = perf_counter()
+            out.kind = CANCELLED  # stopped by the engine (interrupt or duration cap); recorded, not raised
+        except asyncio.TimeoutError:
+            out.end = perf_counter()
+            out.kind = TIMEOUT
+            out.detail = "no complete answer within the request timeout"
+        except aiohttp.ClientConnectorError as exc:
+            out.end = perf_counter()
+            out.kind = CONNECTION
+            out.detail = str(exc)[:200]
+        except aiohttp.ClientPayloadError as exc:
+            out.end = perf_counter()
+            out.kind = TRUNCATED
+            out.detail = f"response body cut off: {exc}"[:200]
+        except aiohttp.ServerDisconnectedError:
+            out.end = perf_counter()
+            got_bytes = parser is not None and parser.nbytes > 0
+            out.kind = TRUNCATED if got_bytes else DISCONNECTED
+            out.detail = "server closed the connection" + (" mid-stream" if got_bytes else "")
+        except aiohttp.ClientError as exc:
+            out.end = perf_counter()
+            out.kind = CLIENT_ERROR
+            out.detail = f"{type(exc).__name__}: {exc}"[:200]
+        finally:
+            if parser is not None and out.first is None and parser.first_t is not None:
+                out.first, out.last, out.chunks = parser.first_t, parser.last_t, parser.n_output
+        return out
+
+    @staticmethod
+    def _finish_stream(out: Outcome, parser: Any) -> None:
+        out.first = parser.first_t
+        out.last = parser.last_t if parser.first_t is not None else None
+        out.chunks = parser.n_output
+        out.gaps = parser.gaps
+        if parser.prompt_tokens is not None:
+            out.prompt_tokens = parser.prompt_tokens
+        if parser.output_tokens is not None:
+            out.output_tokens = parser.output_tokens
+            out.usage = True
+        else:
+            out.output_tokens = parser.n_output
+        if parser.error is not None:
+            out.kind, out.detail = parser.error, parser.detail
+        elif not (parser.done or parser.finished):
+            out.kind, out.detail = TRUNCATED, "stream ended without [DONE] or a finish reason"
+        elif parser.n_output == 0:
+            out.kind, out.detail = EMPTY, "stream finished without generating output"
+
+    @staticmethod
+    def _finish_body(out: Outcome, res: Any) -> None:
+        out.first = out.last = out.end
+        out.chunks = 1 if res.has_output else 0
+        if res.prompt_tokens is not None:
+            out.prompt_tokens = res.prompt_tokens
+        if res.output_tokens is not None:
+            out.output_tokens = res.output_tokens
+            out.usage = True
+        else:
+            out.output_tokens = approx_tokens(res.output_text)
+        if res.error is not None:
+            out.kind, out.detail = res.error, res.detail
+        elif not res.has_output:
+            out.kind, out.detail = EMPTY, "response carried no output"
+
+
+def _error_detail(raw: bytes) -> str | None:
+    text = raw.decode("utf-8", "replace").strip()
+    return text[:200] or None

@@ -1,0 +1,162 @@
+"""OpenAI chat/completions and completions (also vLLM, SGLang, llama.cpp, TGI's OpenAI routes).
+
+Streams: `data: {chunk}` events, usage in a final chunk with empty `choices` when
+`stream_options.include_usage` is set, then `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from ._base import BodyResult, StreamParser, approx_tokens
+
+# Output-carrying fields: content (chat) or text (completions), reasoning (vLLM `reasoning`, DeepSeek
+# `reasoning_content`) and tool calls. An empty string is not output, so role-only first chunks
+# (`"content": ""`) do not stop the TTFT clock. Each pattern starts with a long literal, which CPython's
+# `re` searches for with a fast scan.
+_CONTENT = re.compile(rb'"content": ?"[^"]')
+_TEXT = re.compile(rb'"text": ?"[^"]')
+_REASONING = re.compile(rb'"reasoning(?:_content)?": ?"[^"]')
+_TOOLS = re.compile(rb'"(?:tool_calls|function_call)": ?[\[{]')
+_FINISH = (b'"finish_reason":"', b'"finish_reason": "')
+
+
+class OpenAIStream(StreamParser):
+    __slots__ = ("_primary",)
+
+    def __init__(self, chat: bool = True) -> None:
+        super().__init__()
+        self._primary = _CONTENT if chat else _TEXT
+
+    def _count_output(self, block: bytes) -> int:
+        k = len(self._primary.findall(block))
+        if b"reasoning" in block:
+            k += len(_REASONING.findall(block))
+        if b"_call" in block:
+            k += len(_TOOLS.findall(block))
+        return k
+
+    def _inspect_block(self, block: bytes) -> None:
+        # usage, the finish reason and errors come in the last events: look from the end, decode only them
+        pos = block.rfind(b'"usage"')
+        if pos >= 0 and block[pos + 7 : pos + 10].lstrip(b": ")[:1] == b"{":
+            self._inspect(self._event_at(block, pos))
+        for needle in _FINISH:
+            pos = block.rfind(needle)
+            if pos >= 0:
+                self._inspect(self._event_at(block, pos))
+        pos = block.find(b'"error"')
+        if pos >= 0:
+            self._inspect(self._event_at(block, pos))
+
+    def _inspect(self, event: dict[str, Any] | None) -> None:
+        if event is None:
+            return
+        err = event.get("error")
+        if err is not None or event.get("object") == "error":
+            self._fail("stream_error", _error_text(err if err is not None else event))
+        usage = event.get("usage")
+        if isinstance(usage, dict):
+            if isinstance(usage.get("completion_tokens"), int):
+                self.output_tokens = usage["completion_tokens"]
+            if isinstance(usage.get("prompt_tokens"), int):
+                self.prompt_tokens = usage["prompt_tokens"]
+        for choice in event.get("choices") or ():
+            if isinstance(choice, dict) and choice.get("finish_reason"):
+                self.finished = True
+
+
+class OpenAIDialect:
+    name = "openai"
+
+    def url(self, config: Any, stream: bool) -> str:
+        return str(config.url)
+
+    def is_chat(self, config: Any) -> bool:
+        path = urlsplit(config.url).path.rstrip("/")
+        return not (path.endswith("/completions") and not path.endswith("/chat/completions"))
+
+    def headers(self, config: Any) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if config.api_key and config.api_key != "EMPTY":
+            headers["Authorization"] = f"Bearer {config.api_key}"
+        return headers
+
+    def build(self, config: Any, prompt: Any) -> bytes:
+        body: dict[str, Any] = {"model": config.model}
+        if self.is_chat(config):
+            body["messages"] = prompt.messages or [{"role": "user", "content": prompt.text}]
+        else:
+            body["prompt"] = prompt.text if prompt.text is not None else _flatten(prompt.messages)
+        body["max_tokens"] = prompt.max_tokens or config.max_tokens
+        body["temperature"] = config.temperature
+        if config.min_tokens is not None:
+            body["min_tokens"] = config.min_tokens
+        body["stream"] = bool(config.stream)
+        if config.stream:
+            body["stream_options"] = {"include_usage": True}
+        if config.extra_body:
+            body.update(config.extra_body)
+        return orjson.dumps(body)
+
+    def stream_parser(self, config: Any) -> StreamParser:
+        return OpenAIStream(chat=self.is_chat(config))
+
+    def parse_body(self, body: bytes) -> BodyResult:
+        out = BodyResult()
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            out.error, out.detail = "malformed", body[:120].decode("utf-8", "replace")
+            return out
+        if not isinstance(obj, dict):
+            out.error, out.detail = "malformed", "response is not a JSON object"
+            return out
+        if obj.get("error") is not None or obj.get("object") == "error":
+            out.error, out.detail = "response_error", _error_text(obj.get("error", obj))
+            return out
+        text_parts: list[str] = []
+        tool = False
+        for choice in obj.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            if choice.get("finish_reason"):
+                out.finished = True
+            msg = choice.get("message")
+            if isinstance(msg, dict):
+                for key in ("reasoning_content", "reasoning", "content"):
+                    if isinstance(msg.get(key), str):
+                        text_parts.append(msg[key])
+                tool = tool or bool(msg.get("tool_calls") or msg.get("function_call"))
+            elif isinstance(choice.get("text"), str):
+                text_parts.append(choice["text"])
+        out.output_text = "".join(text_parts)
+        out.has_output = bool(out.output_text) or tool
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            if isinstance(usage.get("completion_tokens"), int):
+                out.output_tokens = usage["completion_tokens"]
+            if isinstance(usage.get("prompt_tokens"), int):
+                out.prompt_tokens = usage["prompt_tokens"]
+        if "choices" not in obj:
+            out.error, out.detail = "malformed", "response has no choices"
+        return out
+
+
+def _flatten(messages: list[dict[str, Any]] | None) -> str:
+    return "\n".join(str(m.get("content", "")) for m in messages or ())
+
+
+def _error_text(err: Any) -> str:
+    if isinstance(err, dict):
+        msg = err.get("message") or err.get("error") or err
+        return str(msg)[:200]
+    return str(err)[:200]
+
+
+DIALECT = OpenAIDialect()
+__all__ = ["DIALECT", "OpenAIStream", "approx_tokens"]

@@ -228,14 +228,14 @@ def _report(result: Any, json_output: bool) -> None:
             if len(d.subsets) > 1:
                 out.print(_subset_table(d))
         if result.output_dir:
-            out.print(f"Output: {result.output_dir}")
+            out.print(f"Output: {result.output_dir}", soft_wrap=True)
     for d in result.datasets.values():
         if d.errored:
             err.print(f"[yellow]{d.name}: {d.errored} of {d.requested} samples failed and are not in the score"
                       + (f" (e.g. {d.sample_errors[0]})" if d.sample_errors else "") + "[/]")
     if result.status in ("cancelled", "timeout") and result.output_dir:
         err.print(f"[yellow]{result.status.capitalize()}: the predictions made so far are kept. Resume with the same "
-                  f"options plus:[/] --use-cache {result.output_dir}")
+                  f"options plus:[/] --use-cache {result.output_dir}", soft_wrap=True)
     if result.status == "failed":
         err.print(f"[red]Failed: {result.error}[/]")
     code = {"completed": 0, "cancelled": _EXIT_CANCELLED}.get(result.status, 1)

@@ -32,6 +32,8 @@ class DatasetResult:
     scored: int = 0
     errored: int = 0
     """Samples that failed (endpoint errors after retries) and are not in the score."""
+    predicted: int = 0
+    """Model answers on disk: what a resumed run (use_cache) will not ask for again."""
     subsets: dict[str, dict[str, Any]] = field(default_factory=dict)
     categories: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics: dict[str, float | None] = field(default_factory=dict)
@@ -60,6 +62,7 @@ class DatasetResult:
             "requested": self.requested,
             "scored": self.scored,
             "errored": self.errored,
+            "predicted": self.predicted,
             "incomplete": self.incomplete,
             "status": self.status,
             "error": self.error,
@@ -79,6 +82,8 @@ class DatasetResult:
     def __repr__(self) -> str:
         parts = [f"{self.name}: {_fmt_score(self.score)} {self.metric or ''}".rstrip(),
                  f"scored {self.scored}/{_fmt_int(self.requested)}"]
+        if self.status != "completed" and self.predicted:
+            parts.append(f"predicted {self.predicted}")
         if self.errored:
             parts.append(f"errored {self.errored}")
         if self.status != "completed":
@@ -232,6 +237,7 @@ def read_dataset_result(name: str, out_dir: Path, *, status: str, error: str | N
     reviews = sorted(out_dir.glob(f"reviews/*/{name}_*.jsonl"))
     result.predictions = [str(p) for p in predictions]
     result.reviews = [str(p) for p in reviews]
+    result.predicted = sum(_count_lines(p) for p in predictions)
     log = out_dir / "logs" / "eval_log.log"
     result.log_path = str(log) if log.exists() else None
     reports = sorted(out_dir.glob(f"reports/*/{name}.json"))
@@ -243,10 +249,9 @@ def read_dataset_result(name: str, out_dir: Path, *, status: str, error: str | N
         except (OSError, ValueError) as exc:
             result.status, result.error = "failed", f"unreadable report {reports[0]}: {exc}"
     if report is None:
-        # No report (cancelled, failed): what is on disk is what was scored.
-        per_subset = {_subset_of(p, name): _count_lines(p) for p in reviews}
-        result.scored = sum(per_subset.values())
-        result.subsets = {s: {"score": None, "scored": n} for s, n in per_subset.items()}
+        # No report (cancelled, failed): nothing was scored; the predictions on disk are kept for a resume.
+        result.subsets = {_subset_of(p, name): {"score": None, "scored": 0, "predicted": _count_lines(p)}
+                          for p in predictions}
         if status == "completed" and result.error is None:
             result.status, result.error = "failed", "evalscope wrote no report"
         return result

@@ -325,6 +325,10 @@ class _Run:
                 outcome = "failed"
                 run.error = _mask(str(event.get("error") or "evaluation failed"), self.secret)
         code = await worker.finish()
+        if outcome != "completed":
+            # evalscope scores into a temporary file it publishes at the end; a stopped run leaves it behind.
+            for stale in out_dir.glob("reviews/*/*.rerun-*"):
+                stale.unlink(missing_ok=True)
         if outcome == "completed":
             run.status = "completed"
         elif self.stop_reason is not None:

@@ -1,0 +1,262 @@
+"""run_eval end to end: real evalscope workers against the simulated endpoint, on small local datasets.
+
+Every score asserted here follows from the canned answers in tests/_evaldata.py, and every count of
+errored samples from the mock's exact fault plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evalsvc import (EndpointStatusError, EndpointUnreachable, EvalConfig, EvalResult, run_eval,
+                     run_eval_async)
+from tests._evaldata import Suite, small_suite, write_local_copy, mcq_row
+from tests._servers import MockHandle, start_mock
+
+SECRET = "sk-evalsvc-test-SECRET-4711"
+FAST = {"ttft_ms": 0, "itl_ms": 0}
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
+    return small_suite(tmp_path_factory.mktemp("datasets"))
+
+
+@pytest.fixture(scope="module")
+def mock(suite: Suite) -> Iterator[MockHandle]:
+    with start_mock(answers=suite.answers, **FAST) as server:
+        yield server
+
+
+def _config(mock: MockHandle, suite: Suite, work_dir: Path, **overrides: Any) -> EvalConfig:
+    options: dict[str, Any] = dict(model="mock-model", api_url=mock.base_url, api_key=SECRET,
+                                   datasets=["gsm8k", "iquiz", "ceval"], dataset_dir=str(suite.dataset_dir),
+                                   work_dir=str(work_dir), retry_interval=0)
+    options.update(overrides)
+    return EvalConfig(**options)
+
+
+@pytest.fixture(scope="module")
+def full_run(mock: MockHandle, suite: Suite, tmp_path_factory: pytest.TempPathFactory) -> tuple[EvalResult, list]:
+    events: list[dict[str, Any]] = []
+    result = run_eval(_config(mock, suite, tmp_path_factory.mktemp("out")), progress=events.append)
+    return result, events
+
+
+def test_scores_are_what_the_canned_answers_imply(full_run: tuple[EvalResult, list], suite: Suite) -> None:
+    result, _ = full_run
+    assert result.status == "completed", result.error
+    assert not result.incomplete
+    for name in ("gsm8k", "iquiz", "ceval"):
+        d = result[name]
+        assert d.status == "completed"
+        assert d.metric == "accuracy"
+        assert d.score == pytest.approx(suite.expected_score(name), abs=1e-4)
+        assert (d.requested, d.scored, d.errored) == (suite.count(name), suite.count(name), 0)
+    assert result["gsm8k"].score == pytest.approx(0.8)
+    assert result["iquiz"].subsets["IQ"]["score"] == pytest.approx(2 / 3, abs=1e-4)
+    assert result["iquiz"].subsets["EQ"]["score"] == pytest.approx(0.5)
+    assert result["ceval"].subsets["computer_network"] == {"score": pytest.approx(1 / 3, abs=1e-4), "scored": 3,
+                                                            "requested": 3, "errored": 0}
+    assert result["ceval"].categories["STEM"]["score"] == pytest.approx(0.4)
+    assert sorted(result["ceval"].categories["STEM"]["subsets"]) == ["computer_network", "operating_system"]
+
+
+def test_result_dict_has_the_spec_shape(full_run: tuple[EvalResult, list]) -> None:
+    result, _ = full_run
+    data = result.to_dict()
+    assert data["status"] == "completed" and data["output_dir"] == result.output_dir
+    gsm = data["result"]["gsm8k"]
+    for key in ("score", "metric", "requested", "scored", "errored", "incomplete", "subsets"):
+        assert key in gsm
+    assert gsm["subsets"]["main"]["scored"] == 5
+    assert json.loads(json.dumps(data)) == data  # plain JSON
+
+
+def test_output_directory_keeps_evalscope_files_and_evalsvc_summary(full_run: tuple[EvalResult, list]) -> None:
+    result, _ = full_run
+    root = Path(result.output_dir)
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["result"]["iquiz"]["score"] == result["iquiz"].score
+    config = json.loads((root / "config.json").read_text())
+    assert config["config"]["api_key"] == "***"
+    assert "| gsm8k | accuracy | 0.8000 | 5/5 | 0 | completed |" in (root / "report.md").read_text()
+    for name in ("gsm8k", "iquiz", "ceval"):
+        d = result[name]
+        assert Path(d.report_path).is_file()
+        assert d.predictions and all(Path(p).is_file() for p in d.predictions)
+        lines = sum(len(Path(p).read_text().splitlines()) for p in d.reviews)
+        assert lines == d.scored
+        assert (root / name / "configs" / "task_config.yaml").is_file()
+
+
+def test_api_key_never_reaches_files_or_events(full_run: tuple[EvalResult, list]) -> None:
+    result, events = full_run
+    for path in Path(result.output_dir).rglob("*"):
+        if path.is_file():
+            assert SECRET not in path.read_text(errors="replace"), path
+    assert SECRET not in json.dumps(events)
+    assert SECRET not in repr(result) and SECRET not in json.dumps(result.to_dict())
+
+
+def test_progress_reaches_the_total_of_each_dataset(full_run: tuple[EvalResult, list], suite: Suite) -> None:
+    _, events = full_run
+    for name in ("gsm8k", "iquiz", "ceval"):
+        progress = [e for e in events if e["type"] == "progress" and e["dataset"] == name]
+        assert progress, name
+        done = [e["done"] for e in progress]
+        assert done == sorted(done)
+        assert progress[-1] == {"type": "progress", "dataset": name, "done": suite.count(name),
+                                "total": suite.count(name)}
+        statuses = [e["status"] for e in events if e["type"] == "status" and e["dataset"] == name]
+        assert statuses == ["starting", "completed"]
+    notes = [e for e in events if e["type"] == "log" and e["dataset"] == "ceval" and e["level"] == "WARNING"]
+    assert any("2 of its 52 subsets" in e["message"] for e in notes)
+
+
+def test_endpoint_faults_are_counted_as_errored_never_dropped(tmp_path: Path) -> None:
+    # Five IQ questions, all answered right; the mock fails exactly 2 of every 5 requests with a 500.
+    rows = [mcq_row(f"[F{i}]", "B") for i in range(5)]
+    write_local_copy(tmp_path / "data" / "iquiz", {"IQ": {"test": rows}})
+    answers = [{"match": f"[F{i}]", "reply": "答案：B"} for i in range(5)]
+    with start_mock(answers=answers, error_500=0.4, fault_cycle=5, **FAST) as mock:
+        events: list[dict[str, Any]] = []
+        result = run_eval(EvalConfig(model="m", api_url=mock.base_url, datasets=["iquiz"],
+                                     dataset_dir=str(tmp_path / "data"), work_dir=str(tmp_path / "out"),
+                                     retries=0, preflight=False), progress=events.append)
+        assert mock.stats()["faults"]["error_500"] == 2
+    d = result["iquiz"]
+    assert result.status == "completed"
+    assert (d.requested, d.scored, d.errored) == (5, 3, 2)
+    assert d.score == 1.0  # evalscope's score covers the 3 scored samples only...
+    assert d.incomplete and result.incomplete  # ...so the result says it is incomplete
+    assert d.subsets["IQ"]["errored"] == 2
+    assert d.sample_errors and "500" in d.sample_errors[0]
+    data = result.to_dict()["result"]["iquiz"]
+    assert (data["errored"], data["incomplete"]) == (2, True)
+    assert "| iquiz | accuracy | 1.0000 | 3/5 | 2 | incomplete |" in (Path(result.output_dir) / "report.md").read_text()
+
+
+def test_retries_are_bounded_and_recover_from_500s(tmp_path: Path) -> None:
+    # The same 2-in-5 fault plan never fails three requests in a row, so 2 retries save every sample.
+    rows = [mcq_row(f"[R{i}]", "C") for i in range(5)]
+    write_local_copy(tmp_path / "data" / "iquiz", {"IQ": {"test": rows}})
+    answers = [{"match": f"[R{i}]", "reply": "答案：C"} for i in range(5)]
+    with start_mock(answers=answers, error_500=0.4, fault_cycle=5, **FAST) as mock:
+        result = run_eval(EvalConfig(model="m", api_url=mock.base_url, datasets=["iquiz"],
+                                     dataset_dir=str(tmp_path / "data"), work_dir=str(tmp_path / "out"),
+                                     retries=2, retry_interval=0, preflight=False))
+        stats = mock.stats()
+    d = result["iquiz"]
+    assert (d.scored, d.errored, d.score) == (5, 0, 1.0)
+    # One HTTP request per attempt: evalscope's retry loop only, the OpenAI client's own retries are off.
+    assert stats["requests"] == 5 + stats["faults"]["error_500"]
+    assert stats["faults"]["error_500"] >= 2
+
+
+def test_cancel_keeps_partial_predictions_and_resume_finishes(tmp_path: Path) -> None:
+    rows = [mcq_row(f"[K{i}]", "A") for i in range(8)]
+    write_local_copy(tmp_path / "data" / "iquiz", {"IQ": {"test": rows}})
+    answers = [{"match": f"[K{i}]", "reply": "答案：A" if i % 2 == 0 else "答案：D"} for i in range(8)]
+    with start_mock(answers=answers, ttft_ms=400, itl_ms=0) as mock:
+        config = EvalConfig(model="m", api_url=mock.base_url, datasets=["iquiz"], dataset_dir=str(tmp_path / "data"),
+                            work_dir=str(tmp_path / "out"), preflight=False)
+
+        async def cancel_after_two() -> EvalResult:
+            cancel = asyncio.Event()
+
+            def on_event(event: dict[str, Any]) -> None:
+                if event["type"] == "progress" and event["done"] >= 2:
+                    cancel.set()
+
+            return await run_eval_async(config, progress=on_event, cancel=cancel)
+
+        t0 = time.monotonic()
+        first = asyncio.run(cancel_after_two())
+        assert time.monotonic() - t0 < 60
+        served_first = mock.stats()["completed"]
+        assert first.status == "cancelled"
+        part = first["iquiz"]
+        assert part.status == "cancelled" and part.incomplete and part.score is None
+        assert 2 <= part.predicted < 8
+        assert all(Path(p).is_file() for p in part.predictions)
+        assert not list(Path(first.output_dir).rglob("*.rerun-*"))
+
+        events: list[dict[str, Any]] = []
+        second = run_eval(config.replace(use_cache=first.output_dir), progress=events.append)
+        served_second = mock.stats()["completed"] - served_first
+    assert second.status == "completed" and second.output_dir == first.output_dir
+    d = second["iquiz"]
+    assert (d.requested, d.scored, d.errored) == (8, 8, 0)
+    assert d.score == pytest.approx(0.5)
+    assert served_second == 8 - part.predicted  # only the samples that had no prediction were asked again
+    assert [e["resume"] for e in events if e["type"] == "status" and e["status"] == "starting"] == [True]
+
+
+def test_timeout_stops_the_run(tmp_path: Path, suite: Suite) -> None:
+    with start_mock(answers=suite.answers, ttft_ms=2000, itl_ms=0) as mock:
+        t0 = time.monotonic()
+        result = run_eval(EvalConfig(model="m", api_url=mock.base_url, datasets=["iquiz"],
+                                     dataset_dir=str(suite.dataset_dir), work_dir=str(tmp_path), timeout=3,
+                                     preflight=False))
+        elapsed = time.monotonic() - t0
+    assert result.status == "timeout" and "timed out after 3 s" in result.error
+    assert result["iquiz"].status == "timeout" and result["iquiz"].incomplete
+    assert elapsed < 30
+    assert json.loads((Path(result.output_dir) / "summary.json").read_text())["status"] == "timeout"
+
+
+def test_unreachable_endpoint_fails_fast_before_any_output(tmp_path: Path, suite: Suite, unused_port: int) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(EndpointUnreachable, match=f"127.0.0.1:{unused_port}"):
+        run_eval(EvalConfig(model="m", api_url=f"http://127.0.0.1:{unused_port}/v1", datasets=["gsm8k"],
+                            dataset_dir=str(suite.dataset_dir), work_dir=str(tmp_path / "out")))
+    assert time.monotonic() - t0 < 20
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_wrong_path_fails_the_preflight_with_a_hint(mock: MockHandle, suite: Suite, tmp_path: Path) -> None:
+    with pytest.raises(EndpointStatusError, match="404.*OpenAI base URL") as info:
+        run_eval(EvalConfig(model="m", api_url=mock.root_url + "/not-v1", datasets=["gsm8k"],
+                            dataset_dir=str(suite.dataset_dir), work_dir=str(tmp_path)))
+    assert info.value.status == 404
+
+
+def test_datasets_run_concurrently_up_to_max_workers(full_run: tuple[EvalResult, list], mock: MockHandle,
+                                                    suite: Suite, tmp_path: Path) -> None:
+    def order(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return [(e["dataset"], e["status"]) for e in events if e["type"] == "status"]
+
+    _, events = full_run  # max_workers 4: all three datasets start before any of them ends
+    assert [s for _, s in order(events)[:3]] == ["starting"] * 3
+    events = []
+    result = run_eval(_config(mock, suite, tmp_path, datasets=["iquiz", "ceval"], max_workers=1),
+                      progress=events.append)
+    assert result.status == "completed"
+    assert order(events) == [("iquiz", "starting"), ("iquiz", "completed"), ("ceval", "starting"),
+                             ("ceval", "completed")]
+
+
+def test_run_eval_works_inside_a_running_event_loop(mock: MockHandle, suite: Suite, tmp_path: Path) -> None:
+    # Jupyter runs cells inside an event loop: the blocking call must still work there.
+    async def cell() -> EvalResult:
+        return run_eval(_config(mock, suite, tmp_path, datasets=["iquiz"]))
+
+    result = asyncio.run(cell())
+    assert result["iquiz"].score == pytest.approx(0.6)

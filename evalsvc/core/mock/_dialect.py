@@ -82,6 +82,9 @@ class Endpoint:
     """(request, response id, created unix time, config) -> the response's encoder."""
     id_prefix: str = "mock"
     stream_content_type: str = "text/event-stream"
+    from_request: Callable[[GenRequest, web.Request], None] | None = None
+    """Completes the parsed request from the URL or headers (Gemini's model in the path, DashScope's
+    `X-DashScope-SSE` header); may raise BadRequest."""
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,13 @@ from aiohttp import web
 from ._config import MockConfig
 from ._dialect import BadRequest, Dialect, Endpoint, GenRequest, Wire
 from ._faults import FAULT_KINDS, FaultPlan
+from ._anthropic import DIALECT as ANTHROPIC
+from ._dashscope import DIALECT as DASHSCOPE
+from ._gemini import DIALECT as GEMINI
 from ._openai import DIALECT as OPENAI
 from ._text import Answers, Filler
 
-DIALECTS: tuple[Dialect, ...] = (OPENAI,)
+DIALECTS: tuple[Dialect, ...] = (OPENAI, DASHSCOPE, ANTHROPIC, GEMINI)
 """Dialects served side by side (their paths do not overlap)."""
 
 FAULT_HEADER = "X-Mock-Fault"
@@ -258,6 +261,8 @@ class _Handler:
             return self._bad(f"the body is not valid JSON: {exc}")
         try:
             req = self.endpoint.parse(body, cfg)
+            if self.endpoint.from_request is not None:
+                self.endpoint.from_request(req, request)
         except BadRequest as exc:
             return self._bad(exc.message, exc.param)
 

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Callable
 
-import aiohttp
-
 from .._io import AtomicLines
 from ._metrics import RunStats
 from ._worker import Outcome, Sender
@@ -72,16 +70,6 @@ class RecordSink:
             f.result()
         self._pool.shutdown(wait=True)
         return str(self._lines.close())
-
-
-def make_session(config: Any, parallel: int) -> aiohttp.ClientSession:
-    """One session per run: unlimited pool (the semaphore bounds it), big read buffer, no proxies."""
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=False)
-    timeout = aiohttp.ClientTimeout(total=config.timeout, sock_connect=config.connect_timeout)
-    return aiohttp.ClientSession(
-        connector=connector, timeout=timeout, auto_decompress=False, trust_env=False,
-        read_bufsize=1 << 18, skip_auto_headers=("User-Agent",), cookie_jar=aiohttp.DummyCookieJar(),
-    )
 
 
 async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float, stop: asyncio.Event,
@@ -234,9 +222,9 @@ async def _shard_async(job: ShardJob, conn: Any) -> None:
     config, plan = job.config, job.plan
     stop = asyncio.Event()
     counters = Counters()
-    stats = RunStats(bool(config.stream))
-    async with make_session(config, plan.parallel) as session:
-        sender = Sender(session, get_dialect(config.api), config, job.bodies, job.prompt_tokens)
+    stats = RunStats(bool(config.stream), config.slo)
+    sender = Sender(get_dialect(config.api), config, job.bodies, job.prompt_tokens)
+    try:
         if plan.warmup:
             await _warmup(plan, sender)
             plan.warmup = 0
@@ -263,6 +251,8 @@ async def _shard_async(job: ShardJob, conn: Any) -> None:
             relay_task.cancel()
             path = sink.close() if sink is not None else None
         conn.send(("done", stats, reason, path))
+    finally:
+        sender.close()
 
 
 async def run_sharded(config: Any, plans: list[ShardPlan], bodies: list[bytes], prompt_tokens: list[int],
@@ -301,7 +291,7 @@ async def run_sharded(config: Any, plans: list[ShardPlan], bodies: list[bytes], 
         t0 = perf_counter() + 0.05
         for conn in conns:
             conn.send(("start", t0))
-        merged = RunStats(bool(config.stream))
+        merged = RunStats(bool(config.stream), config.slo)
         reasons: list[str] = []
         parts: list[str] = []
         progress = [(0, 0)] * len(conns)

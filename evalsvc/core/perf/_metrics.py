@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._slo import SloTracker
 from ._stats import Dist
-from ._worker import Outcome
+from ._verdict import ClientLoad
+from ._worker import CANCELLED, Outcome
 
 DISTS = ("ttft_ms", "tpot_ms", "itl_ms", "latency_ms", "output_tokens", "input_tokens")
 CLIENT_DISTS = ("send_lag_ms", "latency_from_scheduled_ms", "loop_lag_ms")
@@ -35,8 +37,10 @@ def tpot_ms(o: Outcome, streamed: bool) -> float | None:
 class RunStats:
     """Everything measured in one run (or one client process's share of it)."""
 
-    def __init__(self, streamed: bool) -> None:
+    def __init__(self, streamed: bool, slo: dict[str, float] | None = None) -> None:
         self.streamed = streamed
+        self.slo = SloTracker(slo)
+        self.load = ClientLoad()
         self.requests = 0
         self.succeeded = 0
         self.failures: dict[str, int] = {}
@@ -46,9 +50,15 @@ class RunStats:
         self.output_tokens_total = 0
         self.input_tokens_total = 0
         self.usage_reported = 0
+        self.unfinished = 0
         self.dists: dict[str, Dist] = {name: Dist() for name in DISTS + CLIENT_DISTS}
 
     def add(self, o: Outcome) -> None:
+        if o.kind == CANCELLED:
+            # in flight when the run was stopped (duration cap, interrupt): neither a success nor a
+            # server failure, so it is reported apart and kept out of every other figure
+            self.unfinished += 1
+            return
         self.requests += 1
         if o.sent < self.first_sent:
             self.first_sent = o.sent
@@ -57,6 +67,7 @@ class RunStats:
         if o.end is not None and o.end > self.last_end:
             self.last_end = o.end
         d = self.dists
+        self.load.add(o.sent, o.end)
         if o.scheduled is not None:
             d["send_lag_ms"].add((o.sent - o.scheduled) * 1000.0)
         if o.kind is not None:
@@ -82,6 +93,8 @@ class RunStats:
             d["itl_ms"].extend([g * 1000.0 for g in o.gaps])
         d["output_tokens"].add(o.output_tokens)
         d["input_tokens"].add(o.prompt_tokens)
+        if self.slo.active:
+            self.slo.add(t, tp, lat)
 
     def merge(self, other: RunStats) -> None:
         self.requests += other.requests
@@ -94,8 +107,11 @@ class RunStats:
         self.output_tokens_total += other.output_tokens_total
         self.input_tokens_total += other.input_tokens_total
         self.usage_reported += other.usage_reported
+        self.unfinished += other.unfinished
         for name, dist in other.dists.items():
             self.dists[name].merge(dist)
+        self.slo.merge(other.slo)
+        self.load.merge(other.load)
 
     @property
     def failed(self) -> int:
@@ -114,6 +130,7 @@ class RunStats:
             return x / dur if dur else None
 
         d = self.dists
+        slo = self.slo.metrics(self.requests, dur)
         if self.succeeded == 0:
             source = None
         elif self.usage_reported == self.succeeded:
@@ -127,6 +144,7 @@ class RunStats:
             "requests_succeeded": self.succeeded,
             "requests_failed": self.failed,
             "failures_by_kind": dict(sorted(self.failures.items())),
+            "requests_unfinished": self.unfinished,
             "send_rate": (self.requests - 1) / (self.last_sent - self.first_sent)
             if self.requests > 1 and self.last_sent > self.first_sent else None,
             "success_rate": self.succeeded / self.requests if self.requests else None,
@@ -151,6 +169,7 @@ class RunStats:
             "send_lag_ms_p50": d["send_lag_ms"].percentile(50),
             "send_lag_ms_p99": d["send_lag_ms"].percentile(99),
             "loop_lag_ms_p99": d["loop_lag_ms"].percentile(99),
+            **slo,
         }
 
     def percentiles(self) -> dict[str, dict[str, Any]]:

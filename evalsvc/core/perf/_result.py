@@ -55,7 +55,8 @@ def summary_lines(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
         if m.get(key) is not None:
             rows.append((label, fmt(m[key], "{:.3f}")))
     if m.get("stopped_by"):
-        rows.append(("stopped by", f"{m['stopped_by']} ({m.get('requests_unsent', 0)} requests not sent)"))
+        rows.append(("stopped by", f"{m['stopped_by']} ({m.get('requests_unsent', 0)} not sent, "
+                                   f"{m.get('requests_unfinished', 0)} in flight and not counted)"))
     if m.get("client_bound"):
         rows.append(("WARNING", "client-bound: " + "; ".join(m.get("client_bound_reasons") or [])))
     return rows

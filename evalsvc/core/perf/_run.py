@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import PerfConfig
 from ..errors import ConfigError, EndpointUnreachable
-from ._engine import Counters, RecordSink, ShardPlan, make_session, run_shard, run_sharded, split
+from ._engine import Counters, RecordSink, ShardPlan, run_shard, run_sharded, split
 from ._metrics import RunStats
 from ._result import PerfResult, RunResult
+from ._verdict import client_verdict
 from ._schedule import arrival_offsets
 from ._worker import Sender
 from .datasets import load_prompts
@@ -194,7 +195,7 @@ async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, r
 async def _run_local(config: PerfConfig, plan: ShardPlan, bodies: list[bytes], prompt_tokens: list[int],
                      records_path: str | None, stop: asyncio.Event,
                      report: Callable[[int, int], None]) -> tuple[RunStats, str | None]:
-    stats = RunStats(bool(config.stream))
+    stats = RunStats(bool(config.stream), config.slo)
     counters = Counters()
     loop = asyncio.get_running_loop()
     local_stop = asyncio.Event()  # the run's own flag: a duration cap must not stop later sweep points
@@ -208,8 +209,8 @@ async def _run_local(config: PerfConfig, plan: ShardPlan, bodies: list[bytes], p
             await asyncio.sleep(PROGRESS_PERIOD)
             report(counters.done, counters.failed)
 
-    async with make_session(config, plan.parallel) as session:
-        sender = Sender(session, get_dialect(config.api), config, bodies, prompt_tokens)
+    sender = Sender(get_dialect(config.api), config, bodies, prompt_tokens)
+    try:
         if plan.warmup:
             from ._engine import _warmup
 
@@ -225,6 +226,8 @@ async def _run_local(config: PerfConfig, plan: ShardPlan, bodies: list[bytes], p
                 h.cancel()
             if sink is not None:
                 await asyncio.to_thread(sink.close)
+    finally:
+        sender.close()
     report(counters.done, counters.failed)
     return stats, reason
 
@@ -255,8 +258,10 @@ def _finish_run(config: PerfConfig, stats: RunStats, key: str, number: int, para
         "stream": config.stream,
         "warmup": config.warmup,
         "stopped_by": reason,
-        "requests_unsent": number - stats.requests,
+        "requests_unsent": number - stats.requests - stats.unfinished,
         "prompt_tokens_source": data_info.get("prompt_tokens_source"),
     })
+    metrics.update(client_verdict(metrics, stats.load, stats.dists["loop_lag_ms"].count, parallel, rate,
+                                  max(1, min(config.workers, parallel, number))))
     return RunResult(metrics=metrics, percentiles=stats.percentiles())
 

@@ -12,6 +12,8 @@ import math
 from array import array
 from operator import mul as _mul
 
+import numpy as np  # folding into buckets is vectorised; imported here, never first on the hot path
+
 PERCENTILES: tuple[tuple[str, float], ...] = (
     ("min", 0.0), ("p1", 1.0), ("p5", 5.0), ("p10", 10.0), ("p25", 25.0), ("p50", 50.0), ("p75", 75.0),
     ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99.9", 99.9), ("max", 100.0),
@@ -135,8 +137,6 @@ class Dist:
     # -- histogram mode ---------------------------------------------------------------------------
     def _fold(self) -> None:
         """Move pending values into log buckets (vectorised: folding costs ~20 ns a value)."""
-        import numpy as np
-
         if self._buckets is None:
             self._buckets = {}
         if not self._values:

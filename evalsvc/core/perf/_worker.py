@@ -1,4 +1,4 @@
-"""One request on the wire: aiohttp, perf_counter timestamps, incremental stream parsing.
+"""One request on the wire: pooled keep-alive connections, perf_counter timestamps, incremental stream parsing.
 
 A failed request is never an exception here: it becomes an `Outcome` with a failure `kind`.
 """
@@ -9,8 +9,7 @@ import asyncio
 from time import perf_counter
 from typing import Any
 
-import aiohttp
-
+from ._http import ConnectionLost, Exchange, HttpClient, RequestTimeout, encode_request
 from .dialects._base import approx_tokens
 
 # Failure kinds (the keys of `failures_by_kind`, besides "http_<status>").
@@ -69,76 +68,81 @@ class Outcome:
 
 
 class Sender:
-    """Sends requests of one run over one aiohttp session."""
+    """Sends the requests of one run over pooled keep-alive connections (see `_http`)."""
 
-    def __init__(self, session: aiohttp.ClientSession, dialect: Any, config: Any,
-                 bodies: list[bytes], prompt_tokens: list[int]) -> None:
-        self.session = session
-        self.config = config
+    def __init__(self, dialect: Any, config: Any, bodies: list[bytes], prompt_tokens: list[int]) -> None:
         self.dialect = dialect
+        self.config = config
         self.stream = bool(config.stream)
-        self.url = dialect.url(config, self.stream)
-        self.headers = {**dialect.headers(config), **(config.headers or {})}
-        self.bodies = bodies
+        url = dialect.url(config, self.stream)
+        headers = {**dialect.headers(config), **(config.headers or {})}
+        self.requests = [encode_request(url, headers, body) for body in bodies]
         self.prompt_tokens = prompt_tokens
+        self.timeout = float(config.timeout)
+        self.client = HttpClient(url, connect_timeout=float(config.connect_timeout))
+
+    def close(self) -> None:
+        self.client.close()
 
     async def send(self, index: int, scheduled: float | None) -> Outcome:
         out = Outcome(index, scheduled)
-        which = index % len(self.bodies)
-        body = self.bodies[which]
+        which = index % len(self.requests)
         out.prompt_tokens = self.prompt_tokens[which]
         parser = None
+        exchange = Exchange(self.client)
         out.sent = perf_counter()
         try:
-            async with self.session.post(self.url, data=body, headers=self.headers) as resp:
-                out.status = resp.status
-                if not 200 <= resp.status < 300:
-                    text = await resp.content.read(2048)
-                    out.end = perf_counter()
-                    out.kind = f"http_{resp.status}"
-                    out.detail = _error_detail(text)
-                    return out
-                if self.stream:
-                    parser = self.dialect.stream_parser(self.config)
-                    feed = parser.feed
-                    readany = resp.content.readany
-                    while True:
-                        data = await readany()
-                        if not data:
-                            break
-                        feed(data, perf_counter())
-                    out.end = perf_counter()
-                    parser.close()
-                    self._finish_stream(out, parser)
-                else:
-                    raw = await resp.read()
-                    out.end = perf_counter()
-                    self._finish_body(out, self.dialect.parse_body(raw))
+            status = await exchange.start(self.requests[which], self.client.loop.time() + self.timeout)
+            out.status = status
+            payload = exchange.payload
+            if not 200 <= status < 300:
+                text = await payload.read(2048)
+                out.end = perf_counter()
+                out.kind = f"http_{status}"
+                out.detail = _error_detail(text)
+                return out
+            if self.stream:
+                parser = self.dialect.stream_parser(self.config)
+                feed = parser.feed
+                readany = payload.readany
+                while True:
+                    data = await readany()
+                    if not data:
+                        break
+                    feed(data, perf_counter())
+                out.end = perf_counter()
+                parser.close()
+                self._finish_stream(out, parser)
+            else:
+                raw = await payload.read()
+                out.end = perf_counter()
+                self._finish_body(out, self.dialect.parse_body(raw))
         except asyncio.CancelledError:
             out.end = perf_counter()
             out.kind = CANCELLED  # stopped by the engine (interrupt or duration cap); recorded, not raised
+        except RequestTimeout:
+            out.end = perf_counter()
+            out.kind = TIMEOUT
+            out.detail = f"no complete answer within {self.timeout:g} s"
         except asyncio.TimeoutError:
             out.end = perf_counter()
             out.kind = TIMEOUT
-            out.detail = "no complete answer within the request timeout"
-        except aiohttp.ClientConnectorError as exc:
+            out.detail = f"no connection within {self.client.connect_timeout:g} s"
+        except ConnectionLost as exc:
+            out.end = perf_counter()
+            mid = out.status != 0
+            out.kind = TRUNCATED if mid else DISCONNECTED
+            out.detail = f"{exc}{' mid-response' if mid else ' before answering'}"
+        except OSError as exc:
             out.end = perf_counter()
             out.kind = CONNECTION
-            out.detail = str(exc)[:200]
-        except aiohttp.ClientPayloadError as exc:
+            out.detail = (exc.strerror or str(exc))[:200]
+        except Exception as exc:  # aiohttp payload errors (bad chunked framing, short body)
             out.end = perf_counter()
-            out.kind = TRUNCATED
-            out.detail = f"response body cut off: {exc}"[:200]
-        except aiohttp.ServerDisconnectedError:
-            out.end = perf_counter()
-            got_bytes = parser is not None and parser.nbytes > 0
-            out.kind = TRUNCATED if got_bytes else DISCONNECTED
-            out.detail = "server closed the connection" + (" mid-stream" if got_bytes else "")
-        except aiohttp.ClientError as exc:
-            out.end = perf_counter()
-            out.kind = CLIENT_ERROR
+            out.kind = TRUNCATED if out.status else CLIENT_ERROR
             out.detail = f"{type(exc).__name__}: {exc}"[:200]
         finally:
+            exchange.finish()
             if parser is not None and out.first is None and parser.first_t is not None:
                 out.first, out.last, out.chunks = parser.first_t, parser.last_t, parser.n_output
         return out

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 
+TAIL = 4096  # bytes at the end of a block searched for usage / finish / error events
 _DATA_LINE = b"\ndata:"
 _OBJECT_END = b"}\n"
 _DONE = b"[DONE]"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+TAIL = 4096
+"""Bytes at the end of a block searched for the final, usage and error events (they end a stream)."""
+
 
 def split_system(prompt: Any) -> tuple[str | None, list[dict[str, Any]]]:
     """The prompt as (system text or None, the other messages); a plain-text prompt is one user message."""

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from ._base import BodyResult, StreamParser
-from ._common import error_text, has_key, merge_extra, split_system
+from ._common import TAIL, error_text, has_key, merge_extra, split_system
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -39,7 +39,11 @@ def _prompt_tokens(usage: dict[str, Any]) -> int | None:
 
 
 class AnthropicStream(StreamParser):
-    __slots__ = ()
+    __slots__ = ("_started",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._started = False  # message_start seen (it opens the stream: looked for until found)
 
     def _count_output(self, block: bytes) -> int:
         k = len(_TEXT.findall(block))
@@ -50,16 +54,20 @@ class AnthropicStream(StreamParser):
         return k
 
     def _inspect_block(self, block: bytes) -> None:
-        pos = block.find(b'"message_start"')
+        if not self._started:
+            pos = block.find(b'"message_start"')
+            if pos >= 0:
+                self._started = True
+                self._inspect(self._event_at(block, pos))
+        # message_delta, message_stop and error events end the stream: search the tail only
+        start = max(0, len(block) - TAIL)
+        pos = block.rfind(b'"message_delta"', start)
         if pos >= 0:
             self._inspect(self._event_at(block, pos))
-        pos = block.rfind(b'"message_delta"')
+        pos = block.rfind(b'"message_stop"', start)
         if pos >= 0:
             self._inspect(self._event_at(block, pos))
-        if b'"message_stop"' in block:
-            pos = block.rfind(b'"message_stop"')
-            self._inspect(self._event_at(block, pos))
-        pos = block.find(b'"error"')
+        pos = block.find(b'"error"', start)
         if pos >= 0:
             self._inspect(self._event_at(block, pos))
 

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from ._base import BodyResult, StreamParser
-from ._common import error_text, has_key, merge_extra
+from ._common import TAIL, error_text, has_key, merge_extra
 
 # Output: message content or reasoning (Qwen thinking models), the `text` of result_format=text, and tool
 # calls. An empty string (the first event of some streams) is not output.
@@ -48,19 +48,23 @@ class DashScopeStream(StreamParser):
         return k
 
     def _inspect_block(self, block: bytes) -> None:
-        pos = block.rfind(_FINISH)
-        if pos >= 0:
-            value = block[pos + 15 : pos + 24].lstrip(b": ")
-            if not value.startswith(_NOT_FINISHED):
-                self._inspect(self._event_at(block, pos))
+        # The final event (finish_reason, exact usage) and error events end the stream: search the tail only.
+        start = max(0, len(block) - TAIL)
+        if not self.finished:
+            pos = block.rfind(_FINISH, start)
+            if pos >= 0:
+                value = block[pos + 15 : pos + 24].lstrip(b": ")
+                if not value.startswith(_NOT_FINISHED):
+                    self._inspect(self._event_at(block, pos))
         # error events: `event:error`, or a data line with a top-level code (no output)
-        pos = block.find(b"event:error")
+        pos = block.find(b"event:error", start)
         if pos >= 0:
             data = block.find(b"\ndata:", pos)
             event = self._event_at(block, data + 1) if data >= 0 else None
             self._fail("stream_error", error_text(event) if event else "error event")
-        elif b'"code"' in block:
-            pos = block.find(b'"code"')
+            return
+        pos = block.find(b'"code"', start)
+        if pos >= 0:
             event = self._event_at(block, pos)
             if event is not None and "output" not in event and event.get("code"):
                 self._fail("stream_error", error_text(event))

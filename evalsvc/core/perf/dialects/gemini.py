@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import orjson
 
 from ._base import BodyResult, StreamParser
-from ._common import content_text, error_text, has_key, merge_extra, split_system
+from ._common import TAIL, content_text, error_text, has_key, merge_extra, split_system
 
 _TEXT = re.compile(rb'"text": ?"[^"]')
 _CALL = re.compile(rb'"functionCall": ?\{')
@@ -71,17 +71,21 @@ class GeminiStream(StreamParser):
         return k
 
     def _inspect_block(self, block: bytes) -> None:
-        fin = block.rfind(b'"finishReason"')
-        if fin >= 0:
-            self._inspect(self._event_at(block, fin))
+        # the finishing event, usage after it, errors and a blocked prompt end the stream: search the tail
+        start = max(0, len(block) - TAIL)
+        fin = -1
+        if not self.finished:
+            fin = block.rfind(b'"finishReason"', start)
+            if fin >= 0:
+                self._inspect(self._event_at(block, fin))
         if self.finished:  # usage may come in its own event after the finish
-            meta = block.rfind(b'"usageMetadata"')
+            meta = block.rfind(b'"usageMetadata"', start)
             if meta >= 0 and (fin < 0 or block.find(b"\n", fin) < meta):
                 self._inspect(self._event_at(block, meta))
-        pos = block.find(b'"error"')
+        pos = block.find(b'"error"', start)
         if pos >= 0:
             self._inspect(self._event_at(block, pos))
-        pos = block.find(b'"blockReason"')
+        pos = block.find(b'"blockReason"', start)
         if pos >= 0:
             self._inspect(self._event_at(block, pos))
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ._base import BodyResult, StreamParser, approx_tokens
+from ._base import TAIL, BodyResult, StreamParser, approx_tokens
 
 # Output-carrying fields: content (chat) or text (completions), reasoning (vLLM `reasoning`, DeepSeek
 # `reasoning_content`) and tool calls. An empty string is not output, so role-only first chunks
@@ -26,30 +26,44 @@ _FINISH = (b'"finish_reason":"', b'"finish_reason": "')
 
 
 class OpenAIStream(StreamParser):
-    __slots__ = ("_primary",)
+    __slots__ = ("_primary", "_other_kinds")
 
     def __init__(self, chat: bool = True) -> None:
         super().__init__()
         self._primary = _CONTENT if chat else _TEXT
+        self._other_kinds = True  # look for reasoning / tool-call chunks (see _count_output)
 
     def _count_output(self, block: bytes) -> int:
         k = len(self._primary.findall(block))
-        if b"reasoning" in block:
-            k += len(_REASONING.findall(block))
-        if b"_call" in block:
-            k += len(_TOOLS.findall(block))
+        # Reasoning and tool calls show up from the start of an answer (reasoning models think first,
+        # tool calls come with or instead of text). Once plain content has been seen without them,
+        # stop paying two extra scans per block for them; a stream that used them keeps checking.
+        if self._other_kinds:
+            found = False
+            if b"reasoning" in block:
+                k += len(_REASONING.findall(block))
+                found = True
+            if b"_call" in block:
+                k += len(_TOOLS.findall(block))
+                found = True
+            if not found and k:
+                self._other_kinds = False
         return k
 
     def _inspect_block(self, block: bytes) -> None:
-        # usage, the finish reason and errors come in the last events: look from the end, decode only them
-        pos = block.rfind(b'"usage"')
+        # Usage, the finish reason and errors come in the last events of a stream (an error event ends
+        # it), so only the tail of a block is searched, and only those lines are decoded.
+        start = max(0, len(block) - TAIL)
+        pos = block.rfind(b'"usage"', start)
         if pos >= 0 and block[pos + 7 : pos + 10].lstrip(b": ")[:1] == b"{":
             self._inspect(self._event_at(block, pos))
-        for needle in _FINISH:
-            pos = block.rfind(needle)
-            if pos >= 0:
-                self._inspect(self._event_at(block, pos))
-        pos = block.find(b'"error"')
+        if not self.finished:
+            for needle in _FINISH:
+                pos = block.rfind(needle, start)
+                if pos >= 0:
+                    self._inspect(self._event_at(block, pos))
+                    break
+        pos = block.find(b'"error"', start)
         if pos >= 0:
             self._inspect(self._event_at(block, pos))
 

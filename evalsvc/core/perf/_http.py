@@ -1,0 +1,222 @@
+"""A lean keep-alive HTTP/1.1 client for the load generator, built on aiohttp's own C parser.
+
+`aiohttp.ClientSession` does a lot per request (URL and header handling, cookie and auth hooks, tracing,
+request objects): measured here at roughly a tenth of wrk's requests/s against an in-memory endpoint,
+which makes the client the bottleneck the engine must not be. A load test sends the same kind of request
+thousands of times, so this client pre-encodes each request once (request line, headers, body) and on the
+hot path only writes those bytes to a pooled connection and feeds the answer to aiohttp's llhttp-based
+`HttpResponseParser`, which handles framing (Content-Length, chunked, keep-alive) and yields the body as an
+aiohttp `StreamReader`. TLS comes from asyncio; proxies and redirects are deliberately not supported
+(a benchmark should measure the endpoint it names).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp.http import HttpResponseParser
+
+from ..errors import ConfigError
+
+READ_LIMIT = 1 << 18  # StreamReader high-water mark: long responses at high concurrency need room
+
+
+class ConnectionLost(Exception):
+    """The server closed the connection (kind decided by the caller: before or after the first byte)."""
+
+
+class RequestTimeout(Exception):
+    """The per-request deadline passed."""
+
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection. One request at a time; the parser resets between messages."""
+
+    __slots__ = ("transport", "parser", "head", "lost", "payload", "got_bytes", "reused", "_reading_paused")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser = HttpResponseParser(self, loop, READ_LIMIT, auto_decompress=False)
+        self.head: asyncio.Future[Any] | None = None  # resolves to (message, payload)
+        self.lost = False
+        self.payload: Any = None
+        self.got_bytes = False
+        self.reused = False
+        self._reading_paused = False
+
+    @property
+    def connected(self) -> bool:
+        return self.transport is not None and not self.lost
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        try:
+            messages, _, _ = self.parser.feed_data(data)
+        except Exception as exc:  # a response that is not HTTP
+            self._fail(ConnectionLost(f"invalid HTTP response: {exc}"))
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        for message, payload in messages:
+            self.payload = payload
+            if self.head is not None and not self.head.done():
+                self.head.set_result((message, payload))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        try:
+            self.parser.feed_eof()  # completes bodies delimited by the end of the connection
+        except Exception:
+            pass
+        self._fail(ConnectionLost("server closed the connection"))
+
+    def _fail(self, exc: Exception) -> None:
+        if self.head is not None and not self.head.done():
+            self.head.set_exception(exc)
+        payload = self.payload
+        if payload is not None and not payload.is_eof():
+            payload.set_exception(exc)
+
+    # flow control used by aiohttp's StreamReader
+    def pause_reading(self, *args: Any, **kwargs: Any) -> None:
+        if self.transport is not None and not self.lost and not self._reading_paused:
+            self.transport.pause_reading()
+            self._reading_paused = True
+
+    def resume_reading(self, *args: Any, **kwargs: Any) -> None:
+        if self.transport is not None and not self.lost and self._reading_paused:
+            self.transport.resume_reading()
+            self._reading_paused = False
+
+
+class Exchange:
+    """One request/response on a pooled connection: `start()` sends and waits for the head."""
+
+    __slots__ = ("client", "conn", "timer", "status", "payload", "keep_alive")
+
+    def __init__(self, client: HttpClient) -> None:
+        self.client = client
+        self.conn: _Conn | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.status = 0
+        self.payload: Any = None
+        self.keep_alive = False
+
+    async def start(self, request: bytes, deadline: float) -> int:
+        """Send `request` and return the status once the response head arrived."""
+        client = self.client
+        self.timer = client.loop.call_at(deadline, self._expire)
+        for attempt in (0, 1):
+            conn = await client._acquire()
+            self.conn = conn
+            conn.head = client.loop.create_future()
+            conn.got_bytes = False
+            conn.payload = None
+            assert conn.transport is not None
+            conn.transport.write(request)
+            try:
+                message, payload = await conn.head
+            except ConnectionLost:
+                # a kept-alive connection the server had already closed: retry once on a fresh one
+                if attempt == 0 and conn.reused and not conn.got_bytes:
+                    continue
+                raise
+            self.status = message.code
+            self.payload = payload
+            self.keep_alive = not message.should_close
+            return self.status
+        raise ConnectionLost("server closed the connection")  # pragma: no cover - loop always returns
+
+    def _expire(self) -> None:
+        conn = self.conn
+        if conn is not None:
+            conn._fail(RequestTimeout())
+            if conn.transport is not None:
+                conn.transport.abort()
+
+    def finish(self) -> None:
+        """Return the connection to the pool if the whole response was read and it may be reused."""
+        if self.timer is not None:
+            self.timer.cancel()
+        conn = self.conn
+        if conn is None:
+            return
+        self.conn = None
+        payload = self.payload
+        if self.keep_alive and not conn.lost and (payload is None or payload.is_eof()) and conn.head is not None \
+                and conn.head.done() and not conn.head.exception():
+            conn.reused = True
+            self.client._idle.append(conn)
+        elif conn.transport is not None:
+            conn.transport.abort()
+
+
+class HttpClient:
+    """Keep-alive connections to one origin, created on demand and reused (no limit: callers bound it)."""
+
+    def __init__(self, url: str, *, connect_timeout: float) -> None:
+        parts = urlsplit(url)
+        self.loop = asyncio.get_running_loop()
+        self.host = parts.hostname or ""
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.ssl: ssl.SSLContext | None = ssl.create_default_context() if parts.scheme == "https" else None
+        self.connect_timeout = connect_timeout
+        self._idle: deque[_Conn] = deque()
+        self._all: list[_Conn] = []
+
+    async def _acquire(self) -> _Conn:
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            if not conn.lost:
+                return conn
+        loop = self.loop
+        _, conn = await asyncio.wait_for(
+            loop.create_connection(lambda: _Conn(loop), self.host, self.port, ssl=self.ssl,
+                                   server_hostname=self.host if self.ssl else None),
+            timeout=self.connect_timeout)
+        self._all.append(conn)
+        if len(self._all) > 4 * (len(self._idle) + 64):
+            self._all = [c for c in self._all if not c.lost]
+        return conn
+
+    def close(self) -> None:
+        for conn in self._all:
+            if conn.transport is not None and not conn.lost:
+                conn.transport.close()
+        self._all.clear()
+        self._idle.clear()
+
+
+def encode_request(url: str, headers: dict[str, str], body: bytes) -> bytes:
+    """The complete bytes of a POST to `url` with `headers` and `body`."""
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    default_port = 443 if parts.scheme == "https" else 80
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port and parts.port != default_port:
+        host = f"{host}:{parts.port}"
+    lines = [f"POST {target} HTTP/1.1", f"Host: {host}", "Accept: */*", "Connection: keep-alive"]
+    seen = {"host", "content-length", "connection", "transfer-encoding"}
+    for name, value in headers.items():
+        if any(c in name or c in value for c in "\r\n") or not name.strip():
+            raise ConfigError("headers", f"header {name!r} has an empty name or a line break")
+        if name.lower() in seen:
+            continue
+        lines.append(f"{name}: {value}")
+    lines.append(f"Content-Length: {len(body)}")
+    try:
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise ConfigError("headers", f"header values must be latin-1 text ({exc.reason})") from None
+    return head + body

@@ -1,0 +1,211 @@
+"""run_perf over real HTTP against the simulated endpoint: timing, faults, sweeps, rate, outputs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evalsvc import EndpointUnreachable, PerfConfig, PerfResult, run_perf, run_perf_async
+
+
+def cfg(url: str, tmp_path: Path, **kw: Any) -> PerfConfig:
+    base: dict[str, Any] = dict(model="mock-model", url=url, dataset="random", prompt_tokens=8, max_tokens=64,
+                                number=20, parallel=4, work_dir=str(tmp_path))
+    base.update(kw)
+    return PerfConfig(**base)
+
+
+def only(result: PerfResult) -> dict[str, Any]:
+    (run,) = result.results.values()
+    return run.to_dict()
+
+
+@pytest.mark.parametrize("parallel", [1, 128])
+def test_measured_ttft_and_tpot_match_what_the_server_injected(mock_factory: Any, tmp_path: Path,
+                                                                parallel: int) -> None:
+    mock = mock_factory(ttft_ms=200, itl_ms=20, output_tokens=64)
+    if parallel == 1:
+        config = cfg(mock.chat_url, tmp_path, number=8, parallel=1, max_tokens=64)
+    else:
+        # 128 streams in flight. Arrivals are paced (90/s, each stream lasts ~1.46 s, so the cap of 128 is
+        # reached and held) rather than sent in synchronized waves of 128: a wave makes the single-process
+        # mock queue requests before its clock starts, which is server lag, not what this test measures.
+        config = cfg(mock.chat_url, tmp_path, number=384, parallel=128, rate=90, arrival="constant",
+                     max_tokens=64, warmup=16)
+    result = run_perf(config)
+    run = only(result)
+    m, p = run["metrics"], run["percentiles"]
+    assert m["requests_succeeded"] == config.number, m["failures_by_kind"]
+    if parallel == 128:
+        assert mock.stats()["max_in_flight"] >= 120
+    assert p["ttft_ms"]["p50"] == pytest.approx(200, rel=0.05)
+    assert p["tpot_ms"]["p50"] == pytest.approx(20, rel=0.05)
+    assert p["itl_ms"]["p50"] == pytest.approx(20, rel=0.05)
+    assert p["output_tokens"]["min"] == p["output_tokens"]["max"] == 64
+    assert m["output_tokens_source"] == "usage"
+    assert p["latency_ms"]["p50"] == pytest.approx(200 + 63 * 20, rel=0.05)
+
+
+def test_fault_mix_is_counted_exactly(mock_factory: Any, tmp_path: Path) -> None:
+    mock = mock_factory(ttft_ms=0, itl_ms=0, output_tokens=8, seed=3, error_500=0.10, error_429=0.05,
+                        drop_mid_stream=0.03, malformed_sse=0.02, no_done=0.02, empty_completion=0.03)
+    result = run_perf(cfg(mock.chat_url, tmp_path, number=1000, parallel=16))
+    m = only(result)["metrics"]
+    assert m["failures_by_kind"] == {"http_500": 100, "http_429": 50, "truncated": 30 + 20, "malformed": 20,
+                                     "empty_output": 30}
+    assert m["requests_succeeded"] == 750
+    assert m["requests_succeeded"] + m["requests_failed"] == m["requests_total"] == 1000
+    served = mock.stats()
+    assert served["faults"]["error_500"] == 100
+
+
+@pytest.mark.parametrize(("fault", "kind", "stream"), [
+    ("error_500", "http_500", True),
+    ("error_429", "http_429", True),
+    ("drop_mid_stream", "truncated", True),
+    ("malformed_sse", "malformed", True),
+    ("no_done", "truncated", True),
+    ("empty_completion", "empty_output", True),
+    ("error_500", "http_500", False),
+    ("malformed_sse", "malformed", False),
+    ("empty_completion", "empty_output", False),
+    ("drop_mid_stream", "truncated", False),
+])
+def test_each_fault_kind_is_classified(mock_server: Any, tmp_path: Path, fault: str, kind: str,
+                                       stream: bool) -> None:
+    result = run_perf(cfg(mock_server.chat_url, tmp_path, number=5, parallel=2, stream=stream,
+                          headers={"X-Mock-Fault": fault}))
+    m = only(result)["metrics"]
+    assert m["failures_by_kind"] == {kind: 5}
+    assert m["requests_succeeded"] == 0 and m["ttft_ms_mean"] is None
+
+
+def test_completions_endpoint_and_non_streaming(mock_server: Any, tmp_path: Path) -> None:
+    for url, stream in ((mock_server.completions_url, True), (mock_server.chat_url, False)):
+        result = run_perf(cfg(url, tmp_path, number=6, parallel=3, stream=stream))
+        run = only(result)
+        assert run["metrics"]["requests_succeeded"] == 6
+        assert run["percentiles"]["output_tokens"]["p50"] == 16  # the session mock's length
+        if not stream:
+            assert run["metrics"]["tpot_ms_mean"] is None  # no token timing without a stream
+            assert run["metrics"]["ttft_ms_mean"] == pytest.approx(run["metrics"]["latency_ms_mean"])
+
+
+def test_sweep_keys_and_per_run_outputs(mock_server: Any, tmp_path: Path) -> None:
+    result = run_perf(cfg(mock_server.chat_url, tmp_path, number=[4, 6], parallel=[1, 2]))
+    assert list(result.results) == ["parallel_1_number_4", "parallel_2_number_6"]
+    out = Path(result.output_dir)
+    for key, n in (("parallel_1_number_4", 4), ("parallel_2_number_6", 6)):
+        summary = json.loads((out / f"summary_{key}.json").read_text())
+        assert summary["metrics"]["requests_total"] == n
+        lines = (out / f"requests_{key}.jsonl").read_text().splitlines()
+        assert len(lines) == n
+        row = json.loads(lines[0])
+        assert {"scheduled_ms", "sent_ms", "first_token_ms", "end_ms", "output_tokens", "status", "error"} <= set(row)
+    whole = json.loads((out / "summary.json").read_text())
+    assert set(whole["results"]) == set(result.results)
+    assert (out / "report.txt").read_text().count("parallel_") == 2
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_rate_sweep_keys(mock_server: Any, tmp_path: Path) -> None:
+    result = run_perf(cfg(mock_server.chat_url, tmp_path, number=[5, 5], rate=[50, 100], parallel=8))
+    assert list(result.results) == ["rate_50_number_5", "rate_100_number_5"]
+
+
+def test_constant_rate_is_achieved_within_5_percent(mock_factory: Any, tmp_path: Path) -> None:
+    mock = mock_factory(ttft_ms=5, itl_ms=1, output_tokens=4)
+    result = run_perf(cfg(mock.chat_url, tmp_path, number=200, rate=100, arrival="constant", parallel=64))
+    m = only(result)["metrics"]
+    assert m["requests_succeeded"] == 200
+    assert m["send_rate"] == pytest.approx(100, rel=0.05)
+    assert only(result)["percentiles"]["send_lag_ms"]["p50"] < 5
+
+
+def test_api_key_is_sent_but_never_written(mock_server: Any, tmp_path: Path) -> None:
+    secret = "sk-test-abcdefghijklmnopqrstuvwxyz0123"
+    result = run_perf(cfg(mock_server.chat_url, tmp_path, number=3, api_key=secret,
+                          headers={"X-Api-Key": secret, "X-Trace": "visible"}))
+    assert only(result)["metrics"]["requests_succeeded"] == 3
+    out = Path(result.output_dir)
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_text(errors="replace"), path
+    config = json.loads((out / "config.json").read_text())
+    assert config["api_key"] == "***" and config["headers"] == {"X-Api-Key": "***", "X-Trace": "visible"}
+    assert secret not in repr(result) and secret not in json.dumps(result.to_dict())
+    assert secret not in repr(PerfConfig(model="m", url="http://h/v1", api_key=secret))
+
+
+def test_sharded_over_two_client_processes(mock_server: Any, tmp_path: Path) -> None:
+    result = run_perf(cfg(mock_server.chat_url, tmp_path, number=41, parallel=6, workers=2, warmup=3))
+    run = only(result)
+    assert run["metrics"]["requests_succeeded"] == 41
+    assert run["percentiles"]["ttft_ms"]["count"] == 41
+    lines = (Path(result.output_dir) / "requests_parallel_6_number_41.jsonl").read_text().splitlines()
+    assert sorted(json.loads(x)["index"] for x in lines) == list(range(41))
+
+
+def test_warmup_requests_are_not_measured(mock_factory: Any, tmp_path: Path) -> None:
+    mock = mock_factory(ttft_ms=0, itl_ms=0, output_tokens=4)
+    result = run_perf(cfg(mock.chat_url, tmp_path, number=10, warmup=5))
+    assert only(result)["metrics"]["requests_total"] == 10
+    assert mock.stats()["requests"] == 15
+
+
+def test_duration_caps_the_run(mock_factory: Any, tmp_path: Path) -> None:
+    mock = mock_factory(ttft_ms=50, itl_ms=5, output_tokens=8)
+    result = run_perf(cfg(mock.chat_url, tmp_path, number=10_000, parallel=4, duration=0.5))
+    m = only(result)["metrics"]
+    assert m["stopped_by"] == "duration"
+    assert 4 <= m["requests_total"] < 200
+    assert m["requests_succeeded"] + m["requests_failed"] == m["requests_total"]
+    assert 0 <= m["requests_unfinished"] <= 4  # in flight at the deadline: reported apart, not as failures
+    assert m["failures_by_kind"] == {}
+    assert m["requests_unsent"] == 10_000 - m["requests_total"] - m["requests_unfinished"]
+    assert result.status == "completed"
+
+
+def test_stop_keeps_what_was_measured(mock_factory: Any, tmp_path: Path) -> None:
+    mock = mock_factory(ttft_ms=20, itl_ms=5, output_tokens=8)
+
+    async def main() -> PerfResult:
+        stop = asyncio.Event()
+        events: list[dict[str, Any]] = []
+
+        def progress(event: dict[str, Any]) -> None:
+            events.append(event)
+            if event["type"] == "progress" and event["done"] >= 5:
+                stop.set()
+
+        result = await run_perf_async(cfg(mock.chat_url, tmp_path, number=[5000, 10], parallel=[2, 2]),
+                                      progress=progress, stop=stop)
+        assert any(e["type"] == "progress" for e in events)
+        return result
+
+    result = asyncio.run(main())
+    assert result.status == "interrupted"
+    assert list(result.results) == ["parallel_2_number_5000"]  # later sweep points are not started
+    m = only(result)["metrics"]
+    assert m["stopped_by"] == "interrupted" and m["requests_succeeded"] >= 5
+    saved = json.loads((Path(result.output_dir) / "summary.json").read_text())
+    assert saved["status"] == "interrupted"
+    assert saved["results"]["parallel_2_number_5000"]["metrics"]["requests_total"] == m["requests_total"]
+
+
+def test_unreachable_endpoint_fails_fast(tmp_path: Path) -> None:
+    with pytest.raises(EndpointUnreachable, match="cannot connect to http://127.0.0.1:9"):
+        run_perf(cfg("http://127.0.0.1:9/v1/chat/completions", tmp_path))
+    assert not any(tmp_path.iterdir())  # nothing written for a run that never started
+
+
+def test_result_is_dict_like(mock_server: Any, tmp_path: Path) -> None:
+    result = run_perf(cfg(mock_server.chat_url, tmp_path, number=2))
+    assert result["output_dir"] == result.output_dir
+    assert set(result["results"]["parallel_4_number_2"]) == {"metrics", "percentiles"}
+    assert "parallel_4_number_2" in result._repr_html_()
+    assert "PerfResult(status='completed'" in repr(result)

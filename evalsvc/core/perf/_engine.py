@@ -81,6 +81,7 @@ async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float,
     delay = t0 - perf_counter()
     if delay > 0:
         await asyncio.sleep(delay)
+    stats.load.start()
     stop_reason: list[str] = []
 
     def record(o: Outcome) -> None:

@@ -261,7 +261,7 @@ def _finish_run(config: PerfConfig, stats: RunStats, key: str, number: int, para
         "requests_unsent": number - stats.requests - stats.unfinished,
         "prompt_tokens_source": data_info.get("prompt_tokens_source"),
     })
-    metrics.update(client_verdict(metrics, stats.load, stats.dists["loop_lag_ms"].count, parallel, rate,
+    metrics.update(client_verdict(metrics, stats.load, stats.dists["loop_lag_ms"], parallel, rate,
                                   max(1, min(config.workers, parallel, number))))
     return RunResult(metrics=metrics, percentiles=stats.percentiles())
 

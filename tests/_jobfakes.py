@@ -63,7 +63,7 @@ def perf(config: Any, *, progress: Callable[[dict[str, Any]], None] | None = Non
         for key, number, parallel, _rate in runs:
             done = 0
             while done < number or config.model == "fake-slow":
-                time.sleep(0.05 if config.model == "fake-slow" else min(config.duration or 0.2, 5.0) / 20)
+                time.sleep(0.05 if config.model == "fake-slow" else min(config.duration or 0.2, 0.5) / 20)
                 done = min(number, done + max(1, number // 20))
                 emit({"type": "progress", "run": key, "done": done, "total": number, "failed": 0,
                       "rps": 100.0, "elapsed_s": 0.1})

@@ -36,6 +36,8 @@ def check_type(field: str, value: Any, tp: Any) -> Any:
         args = typing.get_args(tp)
         if value is None and _NONE in args:
             return None
+        if len(args) == 2 and _NONE in args:  # X | None: X's own, more precise, error
+            return check_type(field, value, args[0] if args[1] is _NONE else args[1])
         for arg in args:
             if arg is _NONE:
                 continue
@@ -52,15 +54,20 @@ def check_type(field: str, value: Any, tp: Any) -> Any:
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(field, f"expected an object, got {_show(value)}")
+        args = typing.get_args(tp)
+        if len(args) == 2:  # dict[K, V]: each value too (a header that is not a string fails here, not mid-run)
+            return {k: check_type(f"{field}.{k}", v, args[1]) for k, v in value.items()}
         return dict(value)
     if tp is bool:
         if isinstance(value, bool):
             return value
     elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not -(2**63) <= value < 2**63:  # JSON and SQLite hold 64-bit integers; nothing needs more
+                raise ConfigError(field, f"is out of range, got {_show(value)}")
+            return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -104,7 +111,10 @@ def require_text(field: str, value: Any) -> None:
 
 def require_http_url(field: str, value: Any) -> None:
     require_text(field, value)
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for a stray "["
+        raise ConfigError(field, f"is not a valid URL ({exc}): {value!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(field, f"must be an http(s) URL with a host, got {value!r}")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from typing import Any
@@ -26,7 +27,10 @@ class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return dumps(content, indent=False)
+        try:
+            return dumps(content, indent=False)
+        except TypeError:  # orjson refuses e.g. integers beyond 64 bits; the stdlib writes them
+            return json.dumps(content, default=str, allow_nan=False).encode()
 
 
 class BodyTooLarge(EvalsvcError):

@@ -11,26 +11,77 @@ from typing import Any, Union
 
 from .. import __version__
 from ..core import config as _config
-from ..core.config import ARRIVALS, PERF_APIS, PERF_DATASETS, EvalConfig, PerfConfig
+from ..core.config import ARRIVALS, GENERATION_KEYS, PERF_APIS, PERF_DATASETS, SLO_METRICS, EvalConfig, PerfConfig
 from ..core.jobs import KINDS, STATES
 
 _NONE = type(None)
 
-# Constraints the validators in core enforce and a schema can say; they help clients and fuzzers.
+# What the validators in core enforce and a schema can say, so clients and fuzzers see the real contract.
+# Numeric keys apply to every number in the field (list items too), string keys to every string.
+_POSITIVE = {"exclusiveMinimum": 0}
+_TEXT = {"minLength": 1, "pattern": r"\S"}
+_PATH = {"minLength": 1, "pattern": r"\S"}
 _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
     "PerfConfig": {
-        "model": {"minLength": 1}, "url": {"minLength": 1, "format": "uri"},
+        "model": _TEXT, "url": {**_TEXT, "pattern": "^https?://[^/?#@:]+"},
         "api": {"enum": list(PERF_APIS)}, "dataset": {"enum": list(PERF_DATASETS)},
         "arrival": {"enum": list(ARRIVALS)},
-        "prompt_tokens": {"minimum": 1}, "max_tokens": {"minimum": 1}, "temperature": {"minimum": 0},
-        "warmup": {"minimum": 0}, "workers": {"minimum": 1, "maximum": 256},
+        "number": {"minimum": 1, "minItems": 1}, "parallel": {"minimum": 1, "minItems": 1},
+        "rate": {"minItems": 1},
+        "prompt_tokens": {"minimum": 1}, "max_tokens": {"minimum": 1}, "min_tokens": {"minimum": 0},
+        "temperature": {"minimum": 0}, "warmup": {"minimum": 0}, "duration": _POSITIVE, "timeout": _POSITIVE,
+        "connect_timeout": _POSITIVE, "workers": {"minimum": 1, "maximum": 256},
+        "slo": {"propertyNames": {"enum": list(SLO_METRICS)}, "exclusiveMinimum": 0},
+        "dataset_path": _PATH, "tokenizer_path": _PATH, "work_dir": _PATH,
     },
     "EvalConfig": {
-        "model": {"minLength": 1}, "api_url": {"minLength": 1, "format": "uri"},
+        "model": _TEXT, "api_url": {**_TEXT, "pattern": "^https?://[^/?#@:]+"},
+        "datasets": {"minItems": 1, "uniqueItems": True, "minLength": 1},
         "eval_batch_size": {"minimum": 1, "maximum": 1024}, "max_workers": {"minimum": 1, "maximum": 64},
-        "retries": {"minimum": 0, "maximum": 100}, "retry_interval": {"minimum": 0},
+        "timeout": _POSITIVE, "retries": {"minimum": 0, "maximum": 100}, "retry_interval": {"minimum": 0},
+        "dataset_dir": _PATH, "use_cache": _PATH, "work_dir": _PATH,
     },
 }
+_NUMERIC_KEYS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
+_ARRAY_KEYS = {"minItems", "uniqueItems"}
+_OBJECT_KEYS = {"propertyNames"}
+
+_GENERATION_CONFIG = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "top_p": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "top_k": {"type": ["number", "null"], "minimum": -1},
+        "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0},
+        **{k: {} for k in GENERATION_KEYS if k not in ("temperature", "max_tokens", "top_p", "top_k", "timeout")},
+    }}
+_LIMIT = {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                    {"type": "null"}]}
+_RATE = {"type": "number", "anyOf": [{"const": -1}, {"exclusiveMinimum": 0}],
+         "description": "arrivals per second, or -1: as fast as `parallel` allows"}
+_FILE_DATASETS = {"if": {"properties": {"dataset": {"enum": ["line_by_line", "custom"]}}, "required": ["dataset"]},
+                  "then": {"required": ["dataset_path"],
+                           "properties": {"dataset_path": {"type": "string"}}}}
+
+
+def _constrain(schema: dict[str, Any], rules: dict[str, Any]) -> None:
+    """Apply `rules` to the matching nodes of a field's schema (numbers, strings, arrays, objects)."""
+    for option in schema.get("anyOf", []):
+        _constrain(option, rules)
+    kind = schema.get("type")
+    if kind in ("integer", "number"):
+        schema.update({k: v for k, v in rules.items() if k in _NUMERIC_KEYS})
+    elif kind == "string":
+        schema.update({k: v for k, v in rules.items() if k not in _NUMERIC_KEYS | _ARRAY_KEYS | _OBJECT_KEYS})
+    elif kind == "array":
+        schema.update({k: v for k, v in rules.items() if k in _ARRAY_KEYS})
+        _constrain(schema["items"], rules)
+    elif kind == "object":
+        schema.update({k: v for k, v in rules.items() if k in _OBJECT_KEYS})
+        if isinstance(schema.get("additionalProperties"), dict):
+            _constrain(schema["additionalProperties"], rules)
+
 
 EXAMPLES = {
     "eval": {
@@ -146,7 +197,7 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
             "description": "Events: `state` (the job, first), `progress`, `log`, `end` (the finished job, last). "
                            "A comment line is sent every 15 s of silence.",
             "responses": {"200": {"description": "an event stream",
-                                  "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                                  "content": {"text/event-stream": {"schema": _SSE_EVENT}}},
                           **job_responses}}},
     }
     components: dict[str, Any] = {"schemas": {
@@ -175,7 +226,13 @@ def config_schema(cls: type) -> dict[str, Any]:
     required = []
     for f in dataclasses.fields(cls):
         schema = _type_schema(hints[f.name])
-        schema.update(constraints.get(f.name, {}))
+        _constrain(schema, constraints.get(f.name, {}))
+        if cls is EvalConfig and f.name == "generation_config":
+            schema = dict(_GENERATION_CONFIG)
+        if cls is EvalConfig and f.name == "limit":
+            schema = dict(_LIMIT)
+        if cls is PerfConfig and f.name == "rate":
+            schema = {"anyOf": [_RATE, {"type": "array", "items": _RATE, "minItems": 1}]}
         if f.default is not dataclasses.MISSING:
             schema["default"] = f.default
         elif f.default_factory is not dataclasses.MISSING:
@@ -191,8 +248,25 @@ def config_schema(cls: type) -> dict[str, Any]:
             schema["description"] = ("Directory for the run's outputs, relative to the service's outputs root "
                                      "(absolute paths and '..' are refused). Default: the outputs root.")
         properties[f.name] = schema
-    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False,
-            "description": (cls.__doc__ or "").strip()}
+    if cls is EvalConfig:
+        names = _benchmark_names()
+        if names:
+            properties["datasets"]["items"]["enum"] = names
+    out = {"type": "object", "properties": properties, "required": required, "additionalProperties": False,
+           "description": (cls.__doc__ or "").strip()}
+    if cls is PerfConfig:
+        out["allOf"] = [_FILE_DATASETS]
+    return out
+
+
+def _benchmark_names() -> list[str]:
+    """The benchmarks EvalConfig accepts, from evalscope's catalogue files (evalscope itself is not imported)."""
+    try:
+        from ..core.eval import list_benchmarks
+
+        return sorted(b["name"] for b in list_benchmarks())
+    except Exception:  # no catalogue: the document simply lists no names
+        return []
 
 
 def _type_schema(tp: Any) -> dict[str, Any]:
@@ -245,6 +319,10 @@ def _ref_response(schema: str, description: str) -> dict[str, Any]:
     return {"description": description,
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
 
+
+_SSE_EVENT = {"type": "object", "required": ["event", "data"], "properties": {
+    "event": {"type": "string", "enum": ["state", "progress", "log", "event", "end"]},
+    "data": {"type": "string", "description": "the event as JSON: a Job for state / end"}}}
 
 _JOB = {"type": "object", "required": ["id", "kind", "state", "created_at"], "properties": {
     "id": {"type": "string"}, "kind": {"type": "string", "enum": list(KINDS)},

@@ -28,6 +28,9 @@ def service(
     data_root: Annotated[Optional[list[Path]], typer.Option(
         "--data-root", help="Directory runs may read datasets/tokenizers from (repeatable; env "
                             "EVALSVC_DATA_ROOTS, ':'-separated).")] = None,
+    dataset_dir: Annotated[Optional[Path], typer.Option(
+        help="Local benchmark copies (one folder per benchmark) for eval requests that name no dataset_dir.",
+        envvar="EVALSVC_DATASET_DIR", show_envvar=True)] = None,
     max_queue: Annotated[Optional[int], typer.Option(
         help="Jobs allowed to wait; one more is answered 429.  [default: 16]", min=0,
         envvar="EVALSVC_MAX_QUEUE", show_envvar=True)] = None,
@@ -42,7 +45,8 @@ def service(
 
     try:
         run_service(host, port, debug, outputs=str(outputs) if outputs is not None else None, token=token,
-                    data_roots=tuple(str(p) for p in data_root) if data_root else None, max_queued=max_queue,
+                    data_roots=tuple(str(p) for p in data_root) if data_root else None,
+                    dataset_dir=str(dataset_dir) if dataset_dir is not None else None, max_queued=max_queue,
                     eval_concurrency=eval_concurrency, cancel_grace_s=cancel_grace)
     except EvalsvcError as exc:
         fail(exc)

@@ -6,6 +6,7 @@ library's configs and hand them to `evalsvc.core.jobs`; no evaluation or measure
 
 from ._app import (
     ENV_DATA_ROOTS,
+    ENV_DATASET_DIR,
     ENV_EVAL_CONCURRENCY,
     ENV_MAX_QUEUE,
     ENV_OUTPUTS,
@@ -19,6 +20,7 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "ENV_DATA_ROOTS",
+    "ENV_DATASET_DIR",
     "ENV_EVAL_CONCURRENCY",
     "ENV_MAX_QUEUE",
     "ENV_OUTPUTS",

@@ -47,6 +47,7 @@ ENV_TOKEN = "EVALSVC_TOKEN"
 ENV_DATA_ROOTS = "EVALSVC_DATA_ROOTS"
 ENV_MAX_QUEUE = "EVALSVC_MAX_QUEUE"
 ENV_EVAL_CONCURRENCY = "EVALSVC_EVAL_CONCURRENCY"
+ENV_DATASET_DIR = "EVALSVC_DATASET_DIR"
 
 DEFAULT_OUTPUTS = "outputs"
 MAX_BODY_BYTES = 1 << 20
@@ -68,6 +69,8 @@ class ServiceSettings:
     """500 answers carry the traceback."""
     data_roots: tuple[str, ...] = ()
     """Directories runs may read datasets / tokenizers from, besides the outputs root."""
+    dataset_dir: str | None = None
+    """Local benchmark copies (one folder per benchmark) for eval requests that name no dataset_dir."""
     max_queued: int = DEFAULT_MAX_QUEUED
     eval_concurrency: int = DEFAULT_EVAL_CONCURRENCY
     perf_concurrency: int = 1
@@ -88,6 +91,8 @@ class ServiceSettings:
             values["outputs"] = env[ENV_OUTPUTS]
         if "token" not in values and env.get(ENV_TOKEN):
             values["token"] = env[ENV_TOKEN]
+        if "dataset_dir" not in values and env.get(ENV_DATASET_DIR):
+            values["dataset_dir"] = env[ENV_DATASET_DIR]
         if "data_roots" not in values and env.get(ENV_DATA_ROOTS):
             values["data_roots"] = tuple(p for p in env[ENV_DATA_ROOTS].split(os.pathsep) if p)
         for name, var in (("max_queued", ENV_MAX_QUEUE), ("eval_concurrency", ENV_EVAL_CONCURRENCY)):
@@ -111,7 +116,7 @@ class Service:
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
-        self.policy = PathPolicy(settings.outputs, settings.data_roots)
+        self.policy = PathPolicy(settings.outputs, settings.data_roots, settings.dataset_dir)
         self.runner = JobRunner(self.policy, max_queued=settings.max_queued,
                                 eval_concurrency=settings.eval_concurrency,
                                 perf_concurrency=settings.perf_concurrency,
@@ -133,19 +138,21 @@ class Service:
 
 
 def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | None = None, debug: bool | None = None,
-               data_roots: tuple[str, ...] | list[str] | None = None, max_queued: int | None = None,
+               data_roots: tuple[str, ...] | list[str] | None = None, dataset_dir: str | os.PathLike[str] | None = None,
+               max_queued: int | None = None,
                eval_concurrency: int | None = None, perf_concurrency: int | None = None,
                cancel_grace_s: float | None = None, targets: dict[str, str] | None = None) -> Starlette:
     """The evalsvc HTTP service as an ASGI app (serve it with uvicorn or any ASGI server).
 
-    Arguments left as None come from EVALSVC_OUTPUTS, EVALSVC_TOKEN, EVALSVC_DATA_ROOTS, EVALSVC_MAX_QUEUE and
-    EVALSVC_EVAL_CONCURRENCY, then from the defaults.
+    Arguments left as None come from EVALSVC_OUTPUTS, EVALSVC_TOKEN, EVALSVC_DATA_ROOTS, EVALSVC_DATASET_DIR,
+    EVALSVC_MAX_QUEUE and EVALSVC_EVAL_CONCURRENCY, then from the defaults.
 
     Args:
         outputs: outputs root ("outputs"): runs write under it; the job database lives in its .evalsvc/.
         token: bearer token guarding /api/ routes (none: no auth).
         debug: include tracebacks in 500 answers.
         data_roots: directories runs may read local datasets and tokenizers from.
+        dataset_dir: local benchmark copies used by eval requests that name no dataset_dir (offline machines).
         max_queued: jobs allowed to wait (16); one more gets 429.
         eval_concurrency: eval jobs running at once (2). Perf jobs always run one at a time by default.
         perf_concurrency: perf jobs running at once (1).
@@ -157,7 +164,8 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
     """
     settings = ServiceSettings.from_env(
         outputs=os.fspath(outputs) if outputs is not None else None, token=token, debug=debug,
-        data_roots=tuple(data_roots) if data_roots is not None else None, max_queued=max_queued,
+        data_roots=tuple(data_roots) if data_roots is not None else None,
+        dataset_dir=os.fspath(dataset_dir) if dataset_dir is not None else None, max_queued=max_queued,
         eval_concurrency=eval_concurrency, perf_concurrency=perf_concurrency, cancel_grace_s=cancel_grace_s,
         targets=targets)
     service = Service(settings)

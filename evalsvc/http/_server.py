@@ -48,7 +48,7 @@ def run_service(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, debug: bool 
         host: interface to listen on ("0.0.0.0": all; a warning is printed when that is done without a token).
         port: TCP port.
         debug: debug logging and tracebacks in 500 answers.
-        **options: create_app() keywords: outputs, token, data_roots, max_queued, eval_concurrency,
+        **options: create_app() keywords: outputs, token, data_roots, dataset_dir, max_queued, eval_concurrency,
             perf_concurrency, cancel_grace_s, targets.
 
     Raises:

@@ -28,17 +28,20 @@ def _call(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> tuple[tuple[Any, 
 
 
 def test_flags_reach_run_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("EVALSVC_TOKEN", "EVALSVC_OUTPUTS", "EVALSVC_MAX_QUEUE", "EVALSVC_EVAL_CONCURRENCY"):
+    for var in ("EVALSVC_TOKEN", "EVALSVC_OUTPUTS", "EVALSVC_MAX_QUEUE", "EVALSVC_EVAL_CONCURRENCY",
+                "EVALSVC_DATASET_DIR"):
         monkeypatch.delenv(var, raising=False)
     args, kwargs = _call(monkeypatch, ["service"])
     assert args == ("0.0.0.0", 9000, False)
-    assert kwargs == {"outputs": None, "token": None, "data_roots": None, "max_queued": None,
+    assert kwargs == {"outputs": None, "token": None, "data_roots": None, "dataset_dir": None, "max_queued": None,
                       "eval_concurrency": None, "cancel_grace_s": 15.0}
     args, kwargs = _call(monkeypatch, ["service", "--host", "127.0.0.1", "--port", "9100", "--debug", "--token", "t",
                                        "--outputs", str(tmp_path), "--data-root", "/data/a", "--data-root", "/data/b",
+                                       "--dataset-dir", "/data/bench",
                                        "--max-queue", "3", "--eval-concurrency", "4", "--cancel-grace", "2"])
     assert args == ("127.0.0.1", 9100, True)
-    assert kwargs == {"outputs": str(tmp_path), "token": "t", "data_roots": ("/data/a", "/data/b"), "max_queued": 3,
+    assert kwargs == {"outputs": str(tmp_path), "token": "t", "data_roots": ("/data/a", "/data/b"),
+                      "dataset_dir": "/data/bench", "max_queued": 3,
                       "eval_concurrency": 4, "cancel_grace_s": 2.0}
 
 

@@ -23,7 +23,7 @@ def service_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     The outputs root is `tmp_path / "outputs"` unless given. Each server stops when the test ends.
     """
     for var in ("EVALSVC_TOKEN", "EVALSVC_OUTPUTS", "EVALSVC_DATA_ROOTS", "EVALSVC_MAX_QUEUE",
-                "EVALSVC_EVAL_CONCURRENCY"):
+                "EVALSVC_EVAL_CONCURRENCY", "EVALSVC_DATASET_DIR"):
         monkeypatch.delenv(var, raising=False)
     with ExitStack() as stack:
         def start(**options: Any) -> Live:

@@ -28,11 +28,19 @@ class PathPolicy:
     Args:
         outputs_root: every run's `work_dir` resolves inside it (created if missing).
         data_roots: extra directories runs may read datasets and tokenizers from.
+        dataset_dir: the eval `dataset_dir` of requests that do not name one: where this machine keeps its
+            local benchmark copies (so an offline service runs requests written for one with hub access).
+            It is a data root too.
     """
 
-    def __init__(self, outputs_root: str | os.PathLike[str], data_roots: tuple[str | os.PathLike[str], ...] = ()):
+    def __init__(self, outputs_root: str | os.PathLike[str], data_roots: tuple[str | os.PathLike[str], ...] = (),
+                 dataset_dir: str | os.PathLike[str] | None = None):
         self.outputs_root = Path(outputs_root).expanduser().resolve()
-        self.data_roots = tuple(Path(p).expanduser().resolve() for p in data_roots)
+        self.dataset_dir = Path(dataset_dir).expanduser().resolve() if dataset_dir is not None else None
+        roots = [Path(p).expanduser().resolve() for p in data_roots]
+        if self.dataset_dir is not None:
+            roots.append(self.dataset_dir)
+        self.data_roots = tuple(roots)
 
     @property
     def state_dir(self) -> Path:
@@ -82,6 +90,8 @@ class PathPolicy:
         if kind == "perf":
             config: PerfConfig | EvalConfig = PerfConfig.from_dict(body)
         elif kind == "eval":
+            if self.dataset_dir is not None and isinstance(body, dict) and body.get("dataset_dir") is None:
+                body = {**body, "dataset_dir": str(self.dataset_dir)}
             config = EvalConfig.from_dict(body)
         else:
             raise ConfigError("kind", f"must be eval or perf, got {kind!r}")

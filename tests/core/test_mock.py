@@ -472,6 +472,15 @@ def test_each_fault_kind_seen_on_the_wire_by_the_classifier(fast: MockHandle) ->
     assert classify(reply.status, reply.raw, reply.error) == "ok"
 
 
+def test_forcing_none_answers_normally_on_a_failing_server(mock_factory: Any) -> None:
+    mock = mock_factory(ttft_ms=0, itl_ms=0, output_tokens=3, error_500=1.0)
+    assert post(mock.chat_url, chat()).status == 500
+    reply = post(mock.chat_url, chat(stream=True), fault="none")
+    assert classify(reply.status, reply.raw, reply.error) == "ok"
+    stats = mock.stats()
+    assert (stats["requests"], stats["plan_position"], stats["faults"]["error_500"]) == (2, 1, 1)
+
+
 SHARES = {"error_500": 0.1, "error_429": 0.05, "drop_mid_stream": 0.02, "malformed_sse": 0.03, "no_done": 0.04,
           "empty_completion": 0.06}
 

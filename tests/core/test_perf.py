@@ -29,7 +29,7 @@ def test_measured_ttft_and_tpot_match_what_the_server_injected(mock_factory: Any
                                                                 parallel: int) -> None:
     mock = mock_factory(ttft_ms=200, itl_ms=20, output_tokens=64)
     if parallel == 1:
-        config = cfg(mock.chat_url, tmp_path, number=8, parallel=1, max_tokens=64)
+        config = cfg(mock.chat_url, tmp_path, number=6, parallel=1, max_tokens=64)
     else:
         # 128 streams in flight. Arrivals are paced (90/s, each stream lasts ~1.46 s, so the cap of 128 is
         # reached and held) rather than sent in synchronized waves of 128: a wave makes the single-process

@@ -21,6 +21,7 @@ from ._worker import Outcome, Sender
 
 RECORD_BATCH = 2048
 LOOP_LAG_PERIOD = 0.05
+PROGRESS_PERIOD = 0.5
 
 
 @dataclass
@@ -298,6 +299,7 @@ async def run_sharded(config: Any, plans: list[ShardPlan], bodies: list[bytes], 
         progress = [(0, 0)] * len(conns)
         pending = set(range(len(conns)))
         stop_sent = False
+        last_report = perf_counter()
         while pending:
             await asyncio.sleep(0.05)
             if stop.is_set() and not stop_sent:
@@ -323,7 +325,10 @@ async def run_sharded(config: Any, plans: list[ShardPlan], bodies: list[bytes], 
                         break
                     elif msg[0] == "error":
                         raise RuntimeError(f"client process failed: {msg[1]}")
-            on_progress(sum(p[0] for p in progress), sum(p[1] for p in progress))
+            now = perf_counter()
+            if now - last_report >= PROGRESS_PERIOD or not pending:
+                last_report = now
+                on_progress(sum(p[0] for p in progress), sum(p[1] for p in progress))
         return merged, (reasons[0] if reasons else None), parts
     finally:
         for proc in procs:

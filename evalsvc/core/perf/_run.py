@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import PerfConfig
 from ..errors import ConfigError, EndpointUnreachable
-from ._engine import Counters, RecordSink, ShardPlan, run_shard, run_sharded, split
+from ._engine import PROGRESS_PERIOD, Counters, RecordSink, ShardPlan, run_shard, run_sharded, split
 from ._metrics import RunStats
 from ._result import PerfResult, RunResult
 from ._verdict import client_verdict
@@ -27,7 +27,6 @@ from .datasets import load_prompts
 from .dialects import get_dialect
 
 ProgressFn = Callable[[dict[str, Any]], None]
-PROGRESS_PERIOD = 0.5
 
 
 async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = None,

@@ -568,6 +568,48 @@ def test_timing_follows_ttft_and_itl_at_low_concurrency(mock_factory: Any) -> No
     assert lag["count"] == 80 and lag["p50"] is not None
 
 
+def test_ttft_counts_from_each_requests_own_arrival_on_a_kept_alive_connection(mock_factory: Any) -> None:
+    mock = mock_factory(ttft_ms=100, itl_ms=0, output_tokens=2)
+    with httpx.Client(trust_env=False, timeout=30) as client:
+        latencies = []
+        for pause in (0.0, 0.3, 0.0):
+            time.sleep(pause)
+            sent = time.perf_counter()
+            assert client.get(mock.root_url + "/health").status_code == 200
+            assert client.post(mock.chat_url, json=chat()).status_code == 200
+            latencies.append((time.perf_counter() - sent) * 1000)
+    # A stale arrival time (from an earlier request on the connection) would answer at once.
+    assert all(100 <= ms <= 400 for ms in latencies), latencies
+
+
+def test_arrival_is_stamped_once_per_request_and_never_while_busy() -> None:
+    from evalsvc.core.mock._server import _Arrivals
+
+    class Inner(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.received: list[bytes] = []
+
+        def data_received(self, data: bytes) -> None:
+            self.received.append(data)
+
+    class Clock:
+        now = 1.0
+
+        def time(self) -> float:
+            return self.now
+
+    clock, inner = Clock(), Inner()
+    arrivals = _Arrivals(inner, clock)  # type: ignore[arg-type]
+    arrivals.data_received(b"POST / HTTP/1.1\r\n")
+    clock.now = 2.0
+    arrivals.data_received(b"rest of the body")
+    assert arrivals.arrival == 1.0 and inner.received == [b"POST / HTTP/1.1\r\n", b"rest of the body"]
+    arrivals.busy = True
+    arrivals.arrival = None
+    arrivals.data_received(b"pipelined request")
+    assert arrivals.arrival is None
+
+
 def test_session_mock_server_fixture(mock_server: MockHandle) -> None:
     before = mock_server.stats()["requests"]
     data = post(mock_server.chat_url, chat()).json()

@@ -14,8 +14,9 @@ last content chunk carries finish_reason ("length" when max_tokens cut the answe
 chunk of its own with `separate_finish_chunk`. With `stream_options.include_usage` a usage event with
 empty `choices` comes before [DONE]. Non-streaming answers always carry usage.
 
-Timing: content chunk i leaves at t0 + ttft_ms + i * itl_ms, t0 being when the request reached the
-handler, on absolute deadlines; a non-streaming answer leaves with the last chunk's deadline.
+Timing: content chunk i leaves at t0 + ttft_ms + i * itl_ms, t0 being when the request's first bytes
+arrived, on absolute deadlines (late wake-ups never add up); a non-streaming answer leaves at the last
+chunk's deadline. /mock/stats reports how late chunks left (schedule_lag_ms).
 
 Tokens: the answer has min(output_tokens, max_tokens) tokens, raised to min_tokens when sent. A token
 is a word with the whitespace before it. usage.prompt_tokens counts the whitespace-separated words

@@ -1,7 +1,7 @@
 """The simulated endpoint: aiohttp app, timing, fault plan, answers, counters, and how to run it.
 
-Timing: every response is scheduled on absolute deadlines from t0 (the moment the handler starts):
-content chunk i is written at t0 + ttft + i * itl (each moved by the seeded jitter, never before
+Timing: every response is scheduled on absolute deadlines from t0, when the request's first bytes
+arrived (see _Arrivals): content chunk i is written at t0 + ttft + i * itl (each moved by the seeded jitter, never before
 the previous one). Sleeping until a deadline, rather than for a gap, keeps late wake-ups from adding
 up, so the time between the first and last chunk stays (chunks - 1) * itl under load.
 """
@@ -155,6 +155,63 @@ class MockState:
 STATE = web.AppKey("evalsvc_mock_state", MockState)
 
 
+class _Arrivals(asyncio.Protocol):
+    """aiohttp's protocol for one connection, wrapped to note when each request's first bytes arrive.
+
+    A burst of requests reaches the handlers one after another; timing them from handler start
+    would add that queue to the TTFT of the later ones. `arrival` is set by the first bytes received
+    while no request is being handled, and cleared when the request ends (a pipelined request,
+    whose bytes came during the previous one, finds None and falls back to its handler start).
+    """
+
+    __slots__ = ("_inner", "_loop", "arrival", "busy")
+
+    def __init__(self, inner: asyncio.Protocol, loop: asyncio.AbstractEventLoop) -> None:
+        self._inner = inner
+        self._loop = loop
+        self.arrival: float | None = None
+        self.busy = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.busy and self.arrival is None:
+            self.arrival = self._loop.time()
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+def _arrivals_of(request: web.Request) -> _Arrivals | None:
+    transport = request.transport
+    protocol = transport.get_protocol() if transport is not None else None
+    return protocol if isinstance(protocol, _Arrivals) else None
+
+
+@web.middleware
+async def _track_arrivals(request: web.Request, handler: Any) -> web.StreamResponse:
+    arrivals = _arrivals_of(request)
+    if arrivals is None:  # served by a runner without the wrapper (create_mock_app under another site)
+        return await handler(request)
+    arrivals.busy = True
+    try:
+        return await handler(request)
+    finally:
+        arrivals.busy = False
+        arrivals.arrival = None
+
+
 class _SSEResponse(web.StreamResponse):
     """A stream whose headers leave with its first bytes (the role chunk): one send instead of two."""
 
@@ -253,7 +310,8 @@ class _Handler:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
-        t0 = loop.time()
+        arrivals = _arrivals_of(request)
+        t0 = arrivals.arrival if arrivals is not None and arrivals.arrival is not None else loop.time()
         state, cfg = self.state, self.state.cfg
         try:
             body = orjson.loads(await request.read())
@@ -426,7 +484,7 @@ def create_mock_app(cfg: MockConfig) -> web.Application:
         An aiohttp `web.Application` serving the OpenAI routes, /health, /mock/stats and /mock/reset.
     """
     state = MockState(cfg)
-    app = web.Application(client_max_size=_MAX_BODY)
+    app = web.Application(client_max_size=_MAX_BODY, middlewares=[_track_arrivals])
     app[STATE] = state
     routes = [web.get("/health", _health), web.get("/mock/stats", _stats), web.post("/mock/reset", _reset)]
     for dialect in DIALECTS:
@@ -482,6 +540,7 @@ class MockServer:
         self.app = create_mock_app(cfg)
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
 
     @property
     def base_url(self) -> str:
@@ -519,10 +578,14 @@ class MockServer:
         self.port = sock.getsockname()[1]
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.SockSite(runner, sock, backlog=4096)
+        loop = asyncio.get_running_loop()
+        server = runner.server
+        assert server is not None
         try:
-            await site.start()
+            # In place of a web.SockSite: the same server, each connection's protocol wrapped in _Arrivals.
+            self._listener = await loop.create_server(lambda: _Arrivals(server(), loop), sock=sock, backlog=4096)
         except BaseException:
+            sock.close()
             await runner.cleanup()
             raise
         self._runner = runner
@@ -531,8 +594,13 @@ class MockServer:
     async def close(self) -> None:
         """Stop serving; streams still running are cut."""
         runner, self._runner = self._runner, None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         if runner is not None:
             await runner.cleanup()
+        if listener is not None:
+            await listener.wait_closed()
 
     async def __aenter__(self) -> MockServer:
         await self.start()

@@ -83,7 +83,6 @@ async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float,
     if delay > 0:
         await asyncio.sleep(delay)
     stats.load.start()
-    stop_reason: list[str] = []
 
     def record(o: Outcome) -> None:
         stats.add(o)
@@ -139,15 +138,17 @@ async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float,
         main = loop.create_task(dispatcher())
 
     lag = loop.create_task(_loop_lag(stats))
-    waiters: list[asyncio.Future[Any]] = [main, loop.create_task(stop.wait())]
+    stop_wait = loop.create_task(stop.wait())
+    waiters: list[asyncio.Future[Any]] = [main, stop_wait]
     if plan.duration is not None:
         waiters.append(loop.create_task(asyncio.sleep(max(0.0, t0 + plan.duration - perf_counter()))))
-    done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    if main not in done:
-        stop_reason.append("interrupted" if stop.is_set() else "duration")
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    interrupted = stop.is_set()
+    if not main.done() or interrupted:
+        # stopped (or the cap hit) before everything finished: stop sending, cancel what is in flight
+        # (recorded as unfinished, not as failures) and wait for every request task to settle
         stop.set()
-        if isinstance(main, asyncio.Task):
-            main.cancel()
+        main.cancel()
         for task in list(tasks):
             task.cancel()
         await asyncio.gather(main, *tasks, return_exceptions=True)
@@ -156,7 +157,9 @@ async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float,
     for w in waiters[1:]:
         w.cancel()
     lag.cancel()
-    return stop_reason[0] if stop_reason else None
+    if stats.requests + stats.unfinished >= plan.count and not stats.unfinished:
+        return None  # everything was sent and answered, even if a stop arrived at the very end
+    return "interrupted" if interrupted else "duration"
 
 
 async def _warmup(plan: ShardPlan, sender: Sender) -> None:

@@ -9,6 +9,7 @@ Behaviour is picked by the config's `model`:
     "fake-boom"     raise RuntimeError (an internal error)
     "fake-crash"    exit the process without a word
     "fake-leak"     fail with an error message quoting the API key
+    "fake-timeout"  (eval) reach the run's time limit, keeping a partial result
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ def eval(config: Any, *, progress: Callable[[dict[str, Any]], None] | None = Non
     emit = progress or (lambda e: None)
     result: dict[str, Any] = {}
     status = "completed"
+    if config.model == "fake-timeout":
+        result = {config.datasets[0]: {"score": 0.5, "metric": "accuracy", "requested": 4, "scored": 2,
+                                       "errored": 0, "incomplete": True}}
+        return FakeResult("timeout", out, {"result": result}, error="the run reached its time limit (1 s)")
     try:
         for name in config.datasets:
             total = min(int(config.limit or 5), 20)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -161,6 +163,27 @@ def test_engine_errors_map_to_status_codes(service: Live, model: str, status: in
     # the job API tells the same story
     result = service.client.get(f"/api/v1/jobs/{body['job_id']}/result")
     assert result.status_code == status and result.json()["error"]["type"] == error_type
+
+
+def test_time_limit_is_504_with_the_partial_result(service: Live) -> None:
+    r = service.client.post("/api/v1/eval", json=eval_body(model="fake-timeout"))
+    assert r.status_code == 504
+    body = r.json()
+    assert body["error"]["type"] == "Timeout" and "time limit" in body["message"]
+    assert body["result"]["gsm8k"]["incomplete"] is True and body["output_dir"]
+
+
+def test_blocking_request_cancelled_through_the_job_api_is_409(service: Live) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(service.client.post, "/api/v1/eval", json=eval_body(model="fake-slow"))
+        deadline = time.monotonic() + 30
+        while not (running := service.client.get("/api/v1/jobs", params={"state": "running"}).json()["jobs"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        service.client.post(f"/api/v1/jobs/{running[0]['id']}/cancel")
+        r = pending.result(timeout=60)
+    assert r.status_code == 409
+    assert r.json()["message"] == "Evaluation was cancelled" and r.json()["state"] == "cancelled"
 
 
 def test_debug_mode_keeps_tracebacks(service_factory: Callable[..., Live]) -> None:

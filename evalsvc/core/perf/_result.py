@@ -20,6 +20,7 @@ SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
     ("latency mean / p50 / p99 (ms)", "latency_ms", ""),
     ("output tokens mean (source)", "output_tokens_mean", "{:.1f}"),
     ("send lag p99 (ms)", "send_lag_ms_p99", "{:.2f}"),
+    ("event-loop lag p99 (ms)", "loop_lag_ms_p99", "{:.2f}"),
 )
 
 

@@ -6,6 +6,11 @@ and fixed answers, for trying evalsvc and for testing it over real HTTP.
 
 Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
 GET /mock/stats (counters), POST /mock/reset (clears the counters and restarts the fault plan).
+The same server speaks the other dialects, one module each (timing, faults and answers alike):
+DashScope (_dashscope.py, POST /api/v1/services/aigc/text-generation/generation), Anthropic
+messages (_anthropic.py, POST /v1/messages) and Gemini (_gemini.py, POST
+/v1beta/models/{model}:generateContent and :streamGenerateContent).
+The rest of this docstring describes the OpenAI dialect.
 
 Streams (`"stream": true`): SSE `data: {...}\\n\\n` events ending with `data: [DONE]\\n\\n`. A chat stream
 opens with a role-only chunk `{"role": "assistant", "content": ""}` sent at once (so a client that stops

@@ -1,8 +1,8 @@
 """The simulated endpoint: aiohttp app, timing, fault plan, answers, counters, and how to run it.
 
 Timing: every response is scheduled on absolute deadlines from t0, when the request's first bytes
-arrived (see _Arrivals): content chunk i is written at t0 + ttft + i * itl (each moved by the seeded jitter, never before
-the previous one). Sleeping until a deadline, rather than for a gap, keeps late wake-ups from adding
+arrived (see _Arrivals): content chunk i is written at t0 + ttft + i * itl (each moved by the seeded
+jitter, never before the previous one). Sleeping until a deadline, rather than for a gap, keeps late wake-ups from adding
 up, so the time between the first and last chunk stays (chunks - 1) * itl under load.
 """
 
@@ -481,7 +481,7 @@ def create_mock_app(cfg: MockConfig) -> web.Application:
         cfg: what the endpoint does (timing, faults, answers).
 
     Returns:
-        An aiohttp `web.Application` serving the OpenAI routes, /health, /mock/stats and /mock/reset.
+        An aiohttp `web.Application` serving every dialect's routes, /health, /mock/stats and /mock/reset.
     """
     state = MockState(cfg)
     app = web.Application(client_max_size=_MAX_BODY, middlewares=[_track_arrivals])

@@ -138,13 +138,21 @@ class JobRunner:
         """
         if self._started:
             return []
+        if self._closing:
+            raise RunnerClosed()
         self._loop = asyncio.get_running_loop()
         state_dir = self.policy.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock(state_dir / "service.lock")
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="evalsvc-jobstore")
-        self._store = await self._io(JobStore, state_dir / "jobs.sqlite3")
-        recovered = await self._io(self._store.recover)
+        try:
+            self._store = await self._io(JobStore, state_dir / "jobs.sqlite3")
+            recovered = await self._io(self._store.recover)
+        except BaseException:
+            self._writer.shutdown(wait=False)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            raise
         if recovered:
             log.warning("marked %d job(s) interrupted by the previous service process: %s",
                         len(recovered), ", ".join(recovered))
@@ -188,7 +196,8 @@ class JobRunner:
                 log.error("%d job(s) did not stop; the next start marks them interrupted", len(self._active))
         assert self._writer is not None and self._store is not None
         await self._io(lambda: None)  # every write queued before this one is done
-        self._store.close()
+        store, self._store = self._store, None
+        store.close()
         self._writer.shutdown(wait=True)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -329,6 +338,8 @@ class JobRunner:
         if self._closing:
             return
         for job_id in list(self._queue):
+            if job_id not in self._queue:  # started meanwhile by a nested call (a failed launch reschedules)
+                continue
             active = self._active[job_id]
             kind = active.job.kind
             if self._running[kind] < self.limits[kind]:

@@ -74,6 +74,7 @@ def test_fault_mix_is_counted_exactly(mock_factory: Any, tmp_path: Path) -> None
     ("malformed_sse", "malformed", False),
     ("empty_completion", "empty_output", False),
     ("drop_mid_stream", "truncated", False),
+    ("no_done", "truncated", False),
 ])
 def test_each_fault_kind_is_classified(mock_server: Any, tmp_path: Path, fault: str, kind: str,
                                        stream: bool) -> None:

@@ -111,9 +111,9 @@ def test_fault_kinds_become_classified_failures(faulty_mock: MockHandle, tmp_pat
     result = run_perf(cfg(url_for(faulty_mock, api), tmp_path, api, stream=stream, number=20, parallel=1))
     m = only(result)["metrics"]
     expected = {"http_500": 2, "http_429": 2, "malformed": 2, "empty_output": 2,
-                # streams: a dropped connection and a stream without its end are both truncated; a whole
-                # body without a finish reason still carries its answer
-                "truncated": 4 if stream else 2}
+                # a dropped connection and an answer without its end (no [DONE] / finish reason, streamed
+                # or whole) are both truncated
+                "truncated": 4}
     assert m["failures_by_kind"] == expected
     assert m["requests_succeeded"] + m["requests_failed"] == 20
     details = {r["error"]: r["detail"] for r in records(result) if r["error"]}

@@ -180,6 +180,8 @@ class Sender:
             out.output_tokens = approx_tokens(res.output_text)
         if res.error is not None:
             out.kind, out.detail = res.error, res.detail
+        elif not res.finished:
+            out.kind, out.detail = TRUNCATED, "response carries no finish reason"
         elif not res.has_output:
             out.kind, out.detail = EMPTY, "response carried no output"
 

@@ -8,7 +8,6 @@ reasoning or a tool call), and the scan counts matches in C. Only the rare event
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -111,6 +110,14 @@ class StreamParser:
     def _inspect_block(self, block: bytes) -> None:  # pragma: no cover - every dialect overrides it
         raise NotImplementedError
 
+    def _inspect_at(self, block: bytes, pos: int) -> None:
+        """Decode and inspect the event at offset `pos` (a `find` result: -1 means there is none)."""
+        if pos >= 0:
+            self._inspect(self._event_at(block, pos))
+
+    def _inspect(self, event: dict[str, Any] | None) -> None:  # pragma: no cover - every dialect overrides it
+        raise NotImplementedError
+
     def _event_at(self, block: bytes, pos: int) -> dict[str, Any] | None:
         """Decode the JSON payload of the `data:` line containing offset `pos` (None if it is not one)."""
         start = block.rfind(b"\n", 0, pos) + 1
@@ -133,6 +140,25 @@ def _first_bad_line(block: bytes) -> str:
             if payload != _DONE and not (payload.startswith(b"{") and payload.endswith(b"}")):
                 return "bad event: " + line[:100].decode("utf-8", "replace")
     return "malformed event"
+
+
+def decode_body(body: bytes, *, unwrap: bool = False) -> tuple[dict[str, Any] | None, BodyResult]:
+    """A whole response body as a JSON object, or None with the BodyResult saying why it is malformed.
+
+    `unwrap` also accepts the object inside a one-element array (some proxies answer that way).
+    """
+    out = BodyResult()
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        out.error, out.detail = "malformed", body[:120].decode("utf-8", "replace")
+        return None, out
+    if unwrap and isinstance(obj, list) and len(obj) == 1:
+        obj = obj[0]
+    if not isinstance(obj, dict):
+        out.error, out.detail = "malformed", "response is not a JSON object"
+        return None, out
+    return obj, out
 
 
 class Dialect(Protocol):

@@ -1,11 +1,8 @@
-"""Helpers shared by the non-OpenAI dialects: message splitting, body merging, error text."""
+"""Helpers shared by the dialects: message splitting, body merging, error text, keys."""
 
 from __future__ import annotations
 
 from typing import Any
-
-TAIL = 4096
-"""Bytes at the end of a block searched for the final, usage and error events (they end a stream)."""
 
 
 def split_system(prompt: Any) -> tuple[str | None, list[dict[str, Any]]]:

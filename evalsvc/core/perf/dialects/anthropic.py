@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from ._base import BodyResult, StreamParser
-from ._common import TAIL, error_text, has_key, merge_extra, split_system
+from ._base import TAIL, BodyResult, StreamParser, decode_body
+from ._common import error_text, has_key, merge_extra, split_system
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -62,14 +62,11 @@ class AnthropicStream(StreamParser):
         # message_delta, message_stop and error events end the stream: search the tail only
         start = max(0, len(block) - TAIL)
         pos = block.rfind(b'"message_delta"', start)
-        if pos >= 0:
-            self._inspect(self._event_at(block, pos))
+        self._inspect_at(block, pos)
         pos = block.rfind(b'"message_stop"', start)
-        if pos >= 0:
-            self._inspect(self._event_at(block, pos))
+        self._inspect_at(block, pos)
         pos = block.find(b'"error"', start)
-        if pos >= 0:
-            self._inspect(self._event_at(block, pos))
+        self._inspect_at(block, pos)
 
     def _inspect(self, event: dict[str, Any] | None) -> None:
         if event is None:
@@ -123,14 +120,8 @@ class AnthropicDialect:
         return AnthropicStream()
 
     def parse_body(self, body: bytes) -> BodyResult:
-        out = BodyResult()
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            out.error, out.detail = "malformed", body[:120].decode("utf-8", "replace")
-            return out
-        if not isinstance(obj, dict):
-            out.error, out.detail = "malformed", "response is not a JSON object"
+        obj, out = decode_body(body)
+        if obj is None:
             return out
         if obj.get("type") == "error" or obj.get("error") is not None:
             out.error, out.detail = "response_error", error_text(obj.get("error", obj))

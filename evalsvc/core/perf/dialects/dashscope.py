@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 
-from ._base import BodyResult, StreamParser
-from ._common import TAIL, error_text, has_key, merge_extra
+from ._base import TAIL, BodyResult, StreamParser, decode_body
+from ._common import error_text, has_key, merge_extra
 
 # Output: message content or reasoning (Qwen thinking models), the `text` of result_format=text, and tool
 # calls. An empty string (the first event of some streams) is not output.
@@ -127,14 +127,8 @@ class DashScopeDialect:
         return DashScopeStream()
 
     def parse_body(self, body: bytes) -> BodyResult:
-        out = BodyResult()
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            out.error, out.detail = "malformed", body[:120].decode("utf-8", "replace")
-            return out
-        if not isinstance(obj, dict):
-            out.error, out.detail = "malformed", "response is not a JSON object"
+        obj, out = decode_body(body)
+        if obj is None:
             return out
         output = obj.get("output")
         if not isinstance(output, dict):

@@ -26,8 +26,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
-from ._base import BodyResult, StreamParser
-from ._common import TAIL, content_text, error_text, has_key, merge_extra, split_system
+from ._base import TAIL, BodyResult, StreamParser, decode_body
+from ._common import content_text, error_text, has_key, merge_extra, split_system
 
 _TEXT = re.compile(rb'"text": ?"[^"]')
 _CALL = re.compile(rb'"functionCall": ?\{')
@@ -76,18 +76,15 @@ class GeminiStream(StreamParser):
         fin = -1
         if not self.finished:
             fin = block.rfind(b'"finishReason"', start)
-            if fin >= 0:
-                self._inspect(self._event_at(block, fin))
+            self._inspect_at(block, fin)
         if self.finished:  # usage may come in its own event after the finish
             meta = block.rfind(b'"usageMetadata"', start)
             if meta >= 0 and (fin < 0 or block.find(b"\n", fin) < meta):
                 self._inspect(self._event_at(block, meta))
         pos = block.find(b'"error"', start)
-        if pos >= 0:
-            self._inspect(self._event_at(block, pos))
+        self._inspect_at(block, pos)
         pos = block.find(b'"blockReason"', start)
-        if pos >= 0:
-            self._inspect(self._event_at(block, pos))
+        self._inspect_at(block, pos)
 
     def _inspect(self, event: dict[str, Any] | None) -> None:
         if event is None:
@@ -135,16 +132,8 @@ class GeminiDialect:
         return GeminiStream()
 
     def parse_body(self, body: bytes) -> BodyResult:
-        out = BodyResult()
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            out.error, out.detail = "malformed", body[:120].decode("utf-8", "replace")
-            return out
-        if isinstance(obj, list) and len(obj) == 1:  # some proxies wrap the answer in an array
-            obj = obj[0]
-        if not isinstance(obj, dict):
-            out.error, out.detail = "malformed", "response is not a JSON object"
+        obj, out = decode_body(body, unwrap=True)  # some proxies wrap the answer in an array
+        if obj is None:
             return out
         if isinstance(obj.get("error"), dict):
             out.error, out.detail = "response_error", error_text(obj["error"])

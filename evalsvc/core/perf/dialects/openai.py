@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ._base import TAIL, BodyResult, StreamParser, approx_tokens
+from ._base import TAIL, BodyResult, StreamParser, approx_tokens, decode_body
+from ._common import error_text, has_key, merge_extra
 
 # Output-carrying fields: content (chat) or text (completions), reasoning (vLLM `reasoning`, DeepSeek
 # `reasoning_content`) and tool calls. An empty string is not output, so role-only first chunks
@@ -64,15 +65,14 @@ class OpenAIStream(StreamParser):
                     self._inspect(self._event_at(block, pos))
                     break
         pos = block.find(b'"error"', start)
-        if pos >= 0:
-            self._inspect(self._event_at(block, pos))
+        self._inspect_at(block, pos)
 
     def _inspect(self, event: dict[str, Any] | None) -> None:
         if event is None:
             return
         err = event.get("error")
         if err is not None or event.get("object") == "error":
-            self._fail("stream_error", _error_text(err if err is not None else event))
+            self._fail("stream_error", error_text(err if err is not None else event))
         usage = event.get("usage")
         if isinstance(usage, dict):
             if isinstance(usage.get("completion_tokens"), int):
@@ -96,7 +96,7 @@ class OpenAIDialect:
 
     def headers(self, config: Any) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
-        if config.api_key and config.api_key != "EMPTY":
+        if has_key(config.api_key):
             headers["Authorization"] = f"Bearer {config.api_key}"
         return headers
 
@@ -113,25 +113,17 @@ class OpenAIDialect:
         body["stream"] = bool(config.stream)
         if config.stream:
             body["stream_options"] = {"include_usage": True}
-        if config.extra_body:
-            body.update(config.extra_body)
-        return orjson.dumps(body)
+        return orjson.dumps(merge_extra(body, config.extra_body))
 
     def stream_parser(self, config: Any) -> StreamParser:
         return OpenAIStream(chat=self.is_chat(config))
 
     def parse_body(self, body: bytes) -> BodyResult:
-        out = BodyResult()
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            out.error, out.detail = "malformed", body[:120].decode("utf-8", "replace")
-            return out
-        if not isinstance(obj, dict):
-            out.error, out.detail = "malformed", "response is not a JSON object"
+        obj, out = decode_body(body)
+        if obj is None:
             return out
         if obj.get("error") is not None or obj.get("object") == "error":
-            out.error, out.detail = "response_error", _error_text(obj.get("error", obj))
+            out.error, out.detail = "response_error", error_text(obj.get("error", obj))
             return out
         text_parts: list[str] = []
         tool = False
@@ -163,13 +155,6 @@ class OpenAIDialect:
 
 def _flatten(messages: list[dict[str, Any]] | None) -> str:
     return "\n".join(str(m.get("content", "")) for m in messages or ())
-
-
-def _error_text(err: Any) -> str:
-    if isinstance(err, dict):
-        msg = err.get("message") or err.get("error") or err
-        return str(msg)[:200]
-    return str(err)[:200]
 
 
 DIALECT = OpenAIDialect()

@@ -128,3 +128,14 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_measurements(mock_server: Any, tmp_p
     assert saved["results"]["parallel_2_number_100000"]["metrics"]["requests_total"] == metrics["requests_total"]
     lines = (run_dir / "requests_parallel_2_number_100000.jsonl").read_text().splitlines()
     assert len(lines) == metrics["requests_total"] + metrics["requests_unfinished"]
+
+
+def test_several_client_processes_from_the_cli(mock_server: Any, tmp_path: Path) -> None:
+    # spawned client processes import `evalsvc.__main__`: they must not run the CLI a second time
+    result = run_cli("--model", "mock-model", "--url", mock_server.chat_url, "--dataset", "random",
+                     "--prompt-tokens", "8", "--number", "20", "--parallel", "4", "--workers", "2",
+                     "--work-dir", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["results"]["parallel_4_number_20"]["metrics"]
+    assert metrics["requests_succeeded"] == 20
+    assert len(list(tmp_path.glob("perf_*"))) == 1  # one run directory: no second CLI run in a child

@@ -9,6 +9,7 @@ import signal
 import socket
 import threading
 import traceback
+from collections import deque
 from pathlib import Path
 from time import perf_counter
 from typing import Any, Callable
@@ -27,6 +28,7 @@ from .datasets import load_prompts
 from .dialects import get_dialect
 
 ProgressFn = Callable[[dict[str, Any]], None]
+RPS_WINDOW = 10  # progress reports (about 5 s) the live req/s figure is averaged over
 
 
 async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = None,
@@ -162,14 +164,16 @@ async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, r
                                warmup=warmups[k], offsets=shard_offsets, duration=config.duration))
     records_path = str(out_dir / f"requests_{key}.jsonl") if config.record_requests else None
     started = perf_counter()
-    last = [started, 0]
+    window: deque[tuple[float, int]] = deque([(started, 0)], maxlen=RPS_WINDOW)
 
     def report(done: int, failed: int) -> None:
         if progress is None:
             return
         now = perf_counter()
-        rps = (done - last[1]) / (now - last[0]) if now > last[0] else 0.0
-        last[0], last[1] = now, done
+        since, done_then = window[0]
+        # completions per second over the last few seconds: steady even when requests take seconds each
+        rps = (done - done_then) / (now - since) if now > since else 0.0
+        window.append((now, done))
         progress({"type": "progress", "run": key, "done": done, "total": number, "failed": failed,
                   "rps": rps, "elapsed_s": now - started})
 

@@ -1,22 +1,18 @@
-"""run_eval: evalscope in spawned worker processes, one per dataset, run concurrently.
+"""run_eval: evalscope in worker processes, one per dataset, run concurrently.
 
 evalscope takes over root logging on import, keeps process-global progress and model caches, and
-forks during scoring, so it never runs in the caller's process. Each dataset gets a fresh worker
-(`python -m evalsvc.core.eval._worker`, in its own session so a terminal Ctrl-C reaches only the
-parent); the parent relays progress and log lines, enforces the overall timeout and cancels by
-terminating the workers. Predictions are written per sample, so a cancelled run resumes with
-`use_cache=<output_dir>`.
+forks during scoring, so it never runs in the caller's process. A zygote process imports evalscope
+once (while the preflight request is in flight) and forks a fresh worker for each dataset, in its
+own session so a terminal Ctrl-C reaches only the parent (see _worker.py). The parent relays
+progress and log lines, enforces the overall timeout and cancels by terminating the workers.
+Predictions are written per sample, so a cancelled run resumes with `use_cache=<output_dir>`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
-import os
-import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,14 +23,13 @@ from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import EvalConfig
 from ._plan import (CONFIG_FILE, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPlan, plan_eval, task_kwargs)
 from ._preflight import preflight
+from ._procs import WorkerHandle, Zygote
 from ._result import DatasetResult, EvalResult, read_dataset_result
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 
 log = logging.getLogger("evalsvc.eval")
 
-_STREAM_LIMIT = 1 << 24
-_KILL_GRACE_S = 3.0
 _MAX_SAMPLE_ERRORS = 5
 _SAMPLE_ERROR_PREFIX = "Processing item in subset="
 
@@ -66,99 +61,6 @@ class _Sink:
             log.exception("progress callback failed (event %s)", event.get("type"))
 
 
-class _Worker:
-    """One worker process and the readers of its output."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.ready = asyncio.Event()
-        self.started_ok = False
-        """It said "ready": evalscope imported fine."""
-        self.events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=30)
-        self._readers = [asyncio.create_task(self._read_events()), asyncio.create_task(self._read_stderr())]
-
-    @classmethod
-    async def spawn(cls) -> _Worker:
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[3])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "evalsvc.core.eval._worker",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, limit=_STREAM_LIMIT, env=env,
-        )
-        return cls(proc)
-
-    async def _read_events(self) -> None:
-        import json
-
-        assert self.proc.stdout is not None
-        try:
-            while True:
-                try:
-                    line = await self.proc.stdout.readline()
-                except ValueError:  # an over-long line: skip it, keep reading
-                    continue
-                if not line:
-                    break
-                if not line.endswith(b"\n"):
-                    break  # cut short by termination
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if event.get("type") == "ready":
-                    self.started_ok = True
-                    self.ready.set()
-                else:
-                    self.events.put_nowait(event)
-        finally:
-            self.events.put_nowait(None)
-            self.ready.set()  # wake anyone waiting: the worker is gone
-
-    async def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        while True:
-            line = await self.proc.stderr.readline()
-            if not line:
-                return
-            self.stderr_tail.append(line.decode(errors="replace").rstrip())
-
-    async def start(self, spec: dict[str, Any]) -> None:
-        import json
-
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(spec).encode() + b"\n")
-        await self.proc.stdin.drain()
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.returncode is None
-
-    def terminate(self, sig: int = signal.SIGTERM) -> None:
-        """Signal the worker's whole session (it and the scoring processes it forked)."""
-        if self.proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, sig)
-
-    async def finish(self, grace: float = _KILL_GRACE_S) -> int:
-        """Wait for the worker to exit, killing it if it lingers; return its exit code."""
-        try:
-            code = await asyncio.wait_for(self.proc.wait(), grace)
-        except asyncio.TimeoutError:
-            self.terminate(signal.SIGKILL)
-            code = await self.proc.wait()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.gather(*self._readers), 1.0)
-        return code
-
-    def crash_reason(self) -> str:
-        lines = [ln for ln in self.stderr_tail if ln.strip()]
-        return lines[-1] if lines else ""
-
-
 @dataclass
 class _DatasetRun:
     plan: DatasetPlan
@@ -180,45 +82,27 @@ class _Run:
         self.emit = _Sink(progress, self.secret)
         self.cancel = cancel
         self.stop_reason: str | None = None
-        self.workers: set[_Worker] = set()
-        self.spares: list[asyncio.Task[_Worker]] = []
+        self.workers: set[WorkerHandle] = set()
+        self.zygote: asyncio.Task[Zygote] | None = None
         self.runs = {d.name: _DatasetRun(d) for d in plan.datasets}
         self.root: Path | None = None
         self.slots = asyncio.Semaphore(plan.config.max_workers)
-        self.unassigned = len(plan.datasets)
-        """Datasets that have not been given a worker yet."""
 
-    # -- worker pool ---------------------------------------------------------------------------
-
-    async def _take_worker(self) -> _Worker:
-        task = self.spares.pop() if self.spares else asyncio.create_task(_Worker.spawn())
-        self.unassigned -= 1
-        if self.unassigned > len(self.spares) and not self.spares and self.stop_reason is None:
-            # Warm the next worker (it spends ~1.5 s importing evalscope) while this one runs.
-            self.spares.append(asyncio.create_task(_Worker.spawn()))
-        worker = await task
-        self.workers.add(worker)
-        return worker
-
-    def _kill_all(self) -> None:
-        for task in self.spares:
-            task.add_done_callback(_terminate_when_spawned)  # runs at once if already spawned
-        for worker in self.workers:
-            worker.terminate()
-
-    async def _reap_spares(self) -> None:
-        """Workers spawned ahead but never used: end them and collect their exit status."""
-        spares, self.spares = self.spares, []
-        for task in spares:
-            with contextlib.suppress(Exception):
-                worker = await task
-                worker.terminate()
-                await worker.finish()
+    # -- workers -------------------------------------------------------------------------------
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
-        self._kill_all()
+        for worker in self.workers:
+            worker.terminate()
+
+    async def _close_zygote(self, starting: asyncio.Task[Zygote]) -> None:
+        if not starting.done():
+            starting.cancel()
+        with contextlib.suppress(BaseException):
+            zygote = await starting
+            zygote.close()
+            await zygote.wait_closed()
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -227,9 +111,8 @@ class _Run:
         t0 = time.monotonic()
         started_at = utc_now_iso()
         deadline = t0 + config.timeout if config.timeout else None
-        # Workers import evalscope (~1.5 s) while the preflight request is in flight.
-        first = min(config.max_workers, len(self.plan.datasets))
-        self.spares = [asyncio.create_task(_Worker.spawn()) for _ in range(first)]
+        # The zygote imports evalscope (~1.5 s) while the preflight request is in flight.
+        self.zygote = asyncio.create_task(Zygote.start())
         cancel_wait: asyncio.Task[Any] | None = None
         try:
             if config.preflight:
@@ -259,8 +142,9 @@ class _Run:
         finally:
             if cancel_wait is not None:
                 cancel_wait.cancel()
-            self._kill_all()
-            await self._reap_spares()
+            for worker in self.workers:
+                worker.terminate()
+            await self._close_zygote(self.zygote)
         result = self._result(started_at, t0)
         self._write_outputs(result)
         return result
@@ -279,11 +163,19 @@ class _Run:
             for note in dataset.notes:
                 self.emit({"type": "log", "dataset": dataset.name, "level": "WARNING", "message": note})
             try:
-                worker = await self._take_worker()
+                assert self.zygote is not None
+                zygote = await asyncio.shield(self.zygote)
+                if self.stop_reason is not None:  # stopped while evalscope was being imported
+                    run.status = self.stop_reason
+                    return
+                worker = await zygote.fork()
             except Exception as exc:
-                run.status, run.error = "failed", f"could not start a worker: {exc}"
+                run.status, run.error = "failed", str(exc)
                 run.ended = time.monotonic()
                 return
+            self.workers.add(worker)
+            if self.stop_reason is not None:
+                worker.terminate()
             try:
                 await self._drive(worker, run, out_dir, resume)
             finally:
@@ -293,21 +185,14 @@ class _Run:
                 run.ended = time.monotonic()
             self.emit({"type": "status", "dataset": dataset.name, "status": run.status, "error": run.error})
 
-    async def _drive(self, worker: _Worker, run: _DatasetRun, out_dir: Path, resume: bool) -> None:
+    async def _drive(self, worker: WorkerHandle, run: _DatasetRun, out_dir: Path, resume: bool) -> None:
         name = run.plan.name
-        await worker.ready.wait()
-        if not worker.started_ok:
-            code = await worker.finish()
-            run.status = self.stop_reason or "failed"
-            if run.status == "failed":
-                run.error = f"worker exited with code {code} before starting: {worker.crash_reason()}".rstrip(": ")
-            return
         spec = {"task": task_kwargs(self.plan, run.plan, out_dir, resume=resume),
                 "log_file": str(out_dir / "logs" / "worker.log"), "hf_cache": run.plan.hf_cache}
         try:
-            await worker.start(spec)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # it died; the event loop below sees the end of its output
+            worker.start(spec)
+        except OSError:
+            pass  # it died; the loop below sees the end of its output
         run.status = "running"
         outcome: str | None = None
         while True:
@@ -344,7 +229,8 @@ class _Run:
         else:
             run.status = "failed"
             if run.error is None:
-                run.error = f"worker exited with code {code}: {worker.crash_reason()}".rstrip(": ")
+                how = "ended" if code is None else f"exited with code {code}"
+                run.error = f"the worker {how} without a result: {worker.crash_reason()}".rstrip(": ")
 
     # -- outputs -------------------------------------------------------------------------------
 
@@ -387,11 +273,6 @@ class _Run:
         assert self.root is not None
         write_json(self.root / SUMMARY_FILE, result.to_dict())
         write_atomic(self.root / REPORT_FILE, result.to_markdown())
-
-
-def _terminate_when_spawned(task: asyncio.Task[_Worker]) -> None:
-    if not task.cancelled() and task.exception() is None:
-        task.result().terminate()
 
 
 async def run_eval_async(config: EvalConfig, *, progress: ProgressCallback | None = None,

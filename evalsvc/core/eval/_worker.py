@@ -1,13 +1,21 @@
-"""The worker process: one evalscope `run_task` for one dataset, isolated from the caller.
+"""The processes behind run_eval: a zygote that imports evalscope once, and one worker per dataset forked from it.
 
-Started by the runner as `python -m evalsvc.core.eval._worker` in its own session. Protocol:
+`python -m evalsvc.core.eval._worker CONTROL_FD` starts the zygote (in its own session). It imports
+evalscope (~1.5 s of CPU, more on a busy machine) and prints {"type": "ready"} on stdout; it then only
+forks. Each request on the control socket (a Unix socket) carries three pipe ends (the worker's stdin,
+its event stream and its stderr); the zygote forks a worker onto them and answers {"pid": N}, and
+later {"exit": N, "code": C} when that worker ends. End of file on the socket ends the zygote.
+Forking a warm process is ~100x cheaper than importing evalscope again, so datasets start at once
+however many run together. The zygote never starts a thread, so forking it is safe.
 
-- stdout carries JSON lines to the parent: {"type": "ready"}, {"type": "progress", "done", "total"},
-  {"type": "log", "level", "message"}, and finally {"type": "done"} or {"type": "error", "error"}.
-- stdin carries one JSON line from the parent, {"task": <TaskConfig kwargs>, "log_file": path}, then
-  stays open: end of file (the parent went away) ends the worker at once.
+A worker runs one evalscope `run_task` for one dataset, in its own session:
 
-Everything else the process prints (evalscope's console logs, tqdm bars, library warnings, forked
+- its event stream carries JSON lines to the parent: {"type": "ready"}, {"type": "progress", "done",
+  "total"}, {"type": "log", "level", "message"}, and finally {"type": "done"} or {"type": "error"};
+- its stdin carries one JSON line from the parent, {"task": <TaskConfig kwargs>, "log_file",
+  "hf_cache"}, then stays open: end of file (the parent went away) ends the worker at once.
+
+Everything else a worker prints (evalscope's console logs, tqdm bars, library warnings, forked
 scoring children) goes to `log_file`, never to the parent's terminal.
 """
 
@@ -16,6 +24,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
+import signal
+import socket
 import sys
 import threading
 import time
@@ -26,7 +37,7 @@ _MESSAGE_LIMIT = 4000
 
 
 class _Events:
-    """JSON lines on a private copy of the original stdout, one atomic write each, secrets masked.
+    """JSON lines on the worker's event pipe, one atomic write each, secrets masked.
 
     evalscope forks to score samples; a forked child must neither inherit a lock another thread held
     at fork time nor talk to the parent, so children drop their events.
@@ -56,12 +67,17 @@ class _Events:
                 view = view[written:]
 
 
+_EVENTS: _Events | None = None
+"""The worker's event stream (set in the forked worker; the zygote has none)."""
+
+
+def _send(event: dict[str, Any]) -> None:
+    if _EVENTS is not None:
+        _EVENTS.send(event)
+
+
 class _LogRelay(logging.Handler):
     """Forwards evalscope's log records to the parent as events."""
-
-    def __init__(self, events: _Events) -> None:
-        super().__init__()
-        self._events = events
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -70,12 +86,12 @@ class _LogRelay(logging.Handler):
                 message = message.split("\nTraceback", 1)[0]
             if len(message) > _MESSAGE_LIMIT:
                 message = message[:_MESSAGE_LIMIT] + " ..."
-            self._events.send({"type": "log", "level": record.levelname, "message": message})
+            _send({"type": "log", "level": record.levelname, "message": message})
         except Exception:  # a relay failure must never break the evaluation
             pass
 
 
-def _patch_progress(events: _Events) -> None:
+def _patch_progress() -> None:
     """Report the per-sample progress bar (the one evalscope tracks) as progress events.
 
     evalscope's TqdmLogging marks exactly that bar with `track_progress=True`; its total is the real
@@ -91,7 +107,7 @@ def _patch_progress(events: _Events) -> None:
         now = time.monotonic()
         if force or now - getattr(bar, "_evalsvc_sent", 0.0) >= 0.2 or bar.n >= (bar.total or 0):
             bar._evalsvc_sent = now
-            events.send({"type": "progress", "done": int(bar.n), "total": int(bar.total or 0)})
+            _send({"type": "progress", "done": int(bar.n), "total": int(bar.total or 0)})
 
     def patched_init(self: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("file", devnull)
@@ -118,6 +134,29 @@ def _patch_progress(events: _Events) -> None:
 
 def _no_html_report(*_: Any, **__: Any) -> str:
     return "not rendered by evalsvc (the report JSON is in reports/<model>/)"
+
+
+def _warm_up() -> None:
+    """Import and prepare evalscope once, in the zygote, before any fork."""
+    import evalscope  # noqa: F401 - takes over root logging: fine, this process is ours
+    import evalscope.models.openai_compatible  # noqa: F401 - the OpenAI client every run would load
+    import evalscope.report
+    import evalscope.run  # noqa: F401
+
+    evalscope_logger = logging.getLogger("evalscope")
+    for handler in list(evalscope_logger.handlers):
+        if not isinstance(handler, logging.FileHandler):
+            evalscope_logger.removeHandler(handler)  # eval_log.log and the relay carry it instead
+    relay = _LogRelay()
+    relay.setLevel(logging.INFO)
+    evalscope_logger.addHandler(relay)
+    _patch_progress()
+    # evalscope renders an HTML page of each run's reports at the end: 0.5-2 s per worker, for a page
+    # of one dataset. The report JSON it renders from stays; evalsvc writes report.md over all datasets.
+    evalscope.report.gen_html_report_file = _no_html_report
+
+
+# --- the worker ----------------------------------------------------------------------------------
 
 
 def _read_line(fd: int) -> bytes:
@@ -151,8 +190,10 @@ def _redirect_output(path: str) -> None:
     os.close(fd)
 
 
-def main() -> None:
-    events = _Events(os.dup(1))
+def _serve() -> None:
+    """The worker: fds 0, 1, 2 are its stdin, event stream and stderr. Never returns."""
+    global _EVENTS
+    _EVENTS = _Events(os.dup(1))
     os.dup2(2, 1)  # stray prints must not corrupt the event stream
     # The parent's pipe moves to a private fd read raw by a thread; fd 0 becomes /dev/null, so
     # multiprocessing's children (which close sys.stdin) never touch a lock that thread holds.
@@ -160,27 +201,7 @@ def main() -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-
-    from evalscope import TaskConfig, run_task  # takes over root logging: fine, this process is ours
-
-    # The OpenAI client every API evaluation loads mid-run (~0.8 s): loaded now, a worker warmed up
-    # ahead of its dataset does not spend that time in the run.
-    import evalscope.models.openai_compatible  # noqa: F401
-    import evalscope.report
-
-    # evalscope renders an HTML page of each run's reports at the end: 0.5-2 s per worker, for a page
-    # of one dataset. The report JSON it renders from stays; evalsvc writes report.md over all datasets.
-    evalscope.report.gen_html_report_file = _no_html_report
-
-    evalscope_logger = logging.getLogger("evalscope")
-    for handler in list(evalscope_logger.handlers):
-        if not isinstance(handler, logging.FileHandler):
-            evalscope_logger.removeHandler(handler)  # eval_log.log and the relay carry it instead
-    relay = _LogRelay(events)
-    relay.setLevel(logging.INFO)
-    evalscope_logger.addHandler(relay)
-    _patch_progress(events)
-    events.send({"type": "ready", "pid": os.getpid()})
+    _send({"type": "ready", "pid": os.getpid()})
 
     line = _read_line(control)
     if not line.strip():
@@ -189,18 +210,20 @@ def main() -> None:
     task: dict[str, Any] = spec["task"]
     secret = task.get("api_key")
     if isinstance(secret, str) and secret not in ("", "EMPTY"):
-        events.secret = secret
+        _EVENTS.secret = secret
     threading.Thread(target=_watch_parent, args=(control,), name="evalsvc-parent-watch", daemon=True).start()
     _redirect_output(spec["log_file"])
-    if spec.get("hf_cache"):
-        # datasets caches a local copy under its folder name and config only, so two copies named
-        # 'iquiz' would share (stale) cache entries: each local copy gets its own cache folder.
-        import datasets
-
-        datasets.config.HF_DATASETS_CACHE = spec["hf_cache"]
 
     code = 0
     try:
+        if spec.get("hf_cache"):
+            # datasets caches a local copy under its folder name and config only, so two copies named
+            # 'iquiz' would share (stale) cache entries: each local copy gets its own cache folder.
+            import datasets
+
+            datasets.config.HF_DATASETS_CACHE = spec["hf_cache"]
+        from evalscope import TaskConfig, run_task
+
         generation = dict(task.pop("generation_config"))
         retry_interval = generation.pop("retry_interval", None)
         cfg = TaskConfig(**task, generation_config=generation)
@@ -209,11 +232,11 @@ def main() -> None:
             # time.sleep, and it is a transport setting left out of the cache identity.
             cfg.generation_config.retry_interval = retry_interval
         run_task(cfg)
-        events.send({"type": "done"})
+        _send({"type": "done"})
     except BaseException as exc:  # noqa: BLE001 - report everything, including SystemExit
         code = 1
         detail = str(exc).strip().splitlines()
-        events.send({
+        _send({
             "type": "error",
             "error": f"{type(exc).__name__}: {detail[0] if detail else ''}".rstrip(": "),
             "traceback": traceback.format_exc()[-_MESSAGE_LIMIT:],
@@ -227,5 +250,66 @@ def main() -> None:
     os._exit(code)
 
 
+# --- the zygote ----------------------------------------------------------------------------------
+
+
+def _fork_worker(fds: list[int], zygote_fds: list[int]) -> int:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for fd in zygote_fds:  # the zygote's socket and wake-up pipe are not the worker's
+                os.close(fd)
+            os.setsid()  # its own session: the parent signals it (and what it forks) as a group
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+                os.close(fd)
+            _serve()
+        finally:
+            os._exit(4)
+    for fd in fds:
+        os.close(fd)
+    return pid
+
+
+def _reap(sock: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        sock.sendall(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}).encode() + b"\n")
+
+
+def zygote(control_fd: int) -> None:
+    """Import evalscope, say ready, then fork one worker per request until the control socket closes."""
+    sock = socket.socket(fileno=control_fd)
+    try:
+        _warm_up()
+    except BaseException:
+        traceback.print_exc()
+        os._exit(1)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake select through the fd
+    os.write(1, json.dumps({"type": "ready", "pid": os.getpid()}).encode() + b"\n")
+    while True:
+        readable, _, _ = select.select([sock, wake_r], [], [])
+        if wake_r in readable:
+            os.read(wake_r, 512)
+        _reap(sock)
+        if sock in readable:
+            message, fds, _, _ = socket.recv_fds(sock, 64, 3)
+            if not message:
+                break  # the parent is done (or gone)
+            pid = _fork_worker(list(fds), [sock.fileno(), wake_r, wake_w])
+            sock.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+    os._exit(0)
+
+
 if __name__ == "__main__":
-    main()
+    zygote(int(sys.argv[1]))

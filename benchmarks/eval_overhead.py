@@ -10,6 +10,8 @@ simulated endpoint, three ways:
   concurrent  run_eval with the default max_workers: the three workers at once
 
 All three must give the same scores; the script prints the median wall times and their ratios.
+run_eval's workers fork from one process that imported evalscope once, and skip evalscope's HTML page
+(0.5-2 s per run; the report JSON it renders from is kept): both count in its favour here.
 
     python benchmarks/eval_overhead.py                      # 20 questions per subset, 50 ms endpoint
     python benchmarks/eval_overhead.py --n 50 --ttft-ms 0 --repeats 5

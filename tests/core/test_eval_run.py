@@ -262,3 +262,42 @@ def test_run_eval_works_inside_a_running_event_loop(mock: MockHandle, suite: Sui
 
     result = asyncio.run(cell())
     assert result["iquiz"].score == pytest.approx(0.6)
+
+
+def _marked_processes(mark: str) -> list[int]:
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"EVALSVC_TEST_MARK={mark}".encode() in environ.read_bytes():
+                pids.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_workers_do_not_outlive_a_killed_caller(tmp_path: Path, suite: Suite) -> None:
+    # The caller dies without any cleanup (SIGKILL): its zygote and workers must end on their own.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import uuid
+
+    mark = uuid.uuid4().hex
+    with start_mock(answers=suite.answers, ttft_ms=1000, itl_ms=0) as mock:
+        script = (f"from evalsvc import EvalConfig, run_eval\n"
+                  f"run_eval(EvalConfig(model='m', api_url={mock.base_url!r}, datasets=['iquiz', 'ceval'], "
+                  f"dataset_dir={str(suite.dataset_dir)!r}, work_dir={str(tmp_path)!r}))\n")
+        caller = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "EVALSVC_TEST_MARK": mark},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(tmp_path.glob("*/*/predictions/*/*.jsonl")):
+            time.sleep(0.1)
+        assert len(_marked_processes(mark)) >= 4  # caller, zygote, two workers
+        caller.send_signal(signal.SIGKILL)
+        caller.wait()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and _marked_processes(mark):
+            time.sleep(0.1)
+        assert _marked_processes(mark) == []

@@ -144,7 +144,7 @@ def list_benchmarks(*, include_unsupported: bool = False) -> list[dict[str, Any]
     return entries if include_unsupported else [e for e in entries if e["supported"]]
 
 
-def check_benchmark(name: str, *, field: str = "datasets") -> dict[str, Any]:
+def check_benchmark(name: str) -> dict[str, Any]:
     """Raise ConfigError unless `name` is a benchmark evalsvc can run; return its metadata.
 
     Skips the check (returns {}) when evalscope's index is unavailable; the worker then reports.
@@ -153,11 +153,11 @@ def check_benchmark(name: str, *, field: str = "datasets") -> dict[str, Any]:
     if index is None:
         return {}
     if name not in index:
-        raise ConfigError(field, f"unknown benchmark {name!r}: {_suggest(name, index)}")
+        raise ConfigError("datasets", f"unknown benchmark {name!r}: {_suggest(name, index)}")
     meta = benchmark_meta(name)
     reason = unsupported_reason(meta)
     if reason:
-        raise ConfigError(field, f"{name!r} {reason} (see `evalsvc benchmarks`)")
+        raise ConfigError("datasets", f"{name!r} {reason} (see `evalsvc benchmarks`)")
     return meta
 
 

@@ -235,8 +235,3 @@ def task_kwargs(plan: EvalPlan, dataset: DatasetPlan, out_dir: Path, *, resume: 
         "analysis_report": False,
     }
 
-
-def preflight_timeout(config: EvalConfig) -> float:
-    timeout = config.generation_config.get("timeout")
-    return float(timeout) if timeout else 60.0
-

@@ -11,9 +11,10 @@ from typing import Any
 
 from ..config import EvalConfig
 from ..errors import EndpointStatusError, EndpointTimeout, EndpointUnreachable
-from ._plan import api_base, preflight_timeout
+from ._plan import api_base
 
 _RETRIED = {408, 429, 500, 502, 503, 504}
+_DEFAULT_TIMEOUT_S = 60.0
 
 
 def _snippet(text: str, limit: int = 200) -> str:
@@ -42,7 +43,7 @@ async def preflight(config: EvalConfig) -> dict[str, Any]:
         "stream": False,
     }
     headers = {"Authorization": f"Bearer {config.api_key}"}
-    total = preflight_timeout(config)
+    total = float(config.generation_config.get("timeout") or _DEFAULT_TIMEOUT_S)
     timeout = aiohttp.ClientTimeout(total=total, connect=min(10.0, total))
     attempts = config.retries + 1
     last = ""

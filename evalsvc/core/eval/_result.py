@@ -13,9 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("completed", "failed", "cancelled", "timeout")
-
-
 @dataclass
 class DatasetResult:
     """The outcome of one benchmark."""

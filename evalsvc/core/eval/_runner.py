@@ -39,6 +39,7 @@ def _mask(text: str, secret: str | None) -> str:
 
 
 def _secret_of(config: EvalConfig) -> str | None:
+    """The API key as text to mask in messages (keys too short to be secrets would mask random words)."""
     key = config.api_key
     return key if key and key != "EMPTY" and len(key) >= 6 else None
 
@@ -66,7 +67,6 @@ class _DatasetRun:
     plan: DatasetPlan
     status: str = "pending"
     error: str | None = None
-    done: int = 0
     total: int | None = None
     sample_errors: list[str] = field(default_factory=list)
     started: float | None = None
@@ -155,7 +155,7 @@ class _Run:
             if self.stop_reason is not None:
                 run.status = self.stop_reason
                 return
-            assert self.root is not None
+            assert self.root is not None and self.zygote is not None
             out_dir = self.root / dataset.name
             resume = self.plan.resume_dir is not None and (out_dir / "configs" / "task_config.yaml").is_file()
             run.started = time.monotonic()
@@ -163,31 +163,35 @@ class _Run:
             for note in dataset.notes:
                 self.emit({"type": "log", "dataset": dataset.name, "level": "WARNING", "message": note})
             try:
-                assert self.zygote is not None
-                zygote = await asyncio.shield(self.zygote)
-                if self.stop_reason is not None:  # stopped while evalscope was being imported
-                    run.status = self.stop_reason
-                    return
-                worker = await zygote.fork()
-            except Exception as exc:
-                run.status, run.error = "failed", str(exc)
-                run.ended = time.monotonic()
-                return
-            self.workers.add(worker)
-            if self.stop_reason is not None:
-                worker.terminate()
-            try:
-                await self._drive(worker, run, out_dir, resume)
+                await self._run_worker(run, out_dir, resume)
             finally:
-                worker.terminate()
-                await worker.finish()
-                self.workers.discard(worker)
                 run.ended = time.monotonic()
-            self.emit({"type": "status", "dataset": dataset.name, "status": run.status, "error": run.error})
+                self.emit({"type": "status", "dataset": dataset.name, "status": run.status, "error": run.error})
+
+    async def _run_worker(self, run: _DatasetRun, out_dir: Path, resume: bool) -> None:
+        assert self.zygote is not None
+        try:
+            zygote = await asyncio.shield(self.zygote)
+            if self.stop_reason is not None:  # stopped while evalscope was being imported
+                run.status = self.stop_reason
+                return
+            worker = await zygote.fork()
+        except Exception as exc:
+            run.status, run.error = "failed", str(exc)
+            return
+        self.workers.add(worker)
+        if self.stop_reason is not None:
+            worker.terminate()
+        try:
+            await self._drive(worker, run, out_dir, resume)
+        finally:
+            worker.terminate()
+            await worker.finish()
+            self.workers.discard(worker)
 
     async def _drive(self, worker: WorkerHandle, run: _DatasetRun, out_dir: Path, resume: bool) -> None:
         name = run.plan.name
-        spec = {"task": task_kwargs(self.plan, run.plan, out_dir, resume=resume),
+        spec = {"task": task_kwargs(self.plan, run.plan, out_dir, resume=resume), "mask": self.secret,
                 "log_file": str(out_dir / "logs" / "worker.log"), "hf_cache": run.plan.hf_cache}
         try:
             worker.start(spec)
@@ -201,8 +205,8 @@ class _Run:
                 break
             kind = event.get("type")
             if kind == "progress":
-                run.done, run.total = int(event.get("done") or 0), int(event.get("total") or 0)
-                self.emit({"type": "progress", "dataset": name, "done": run.done, "total": run.total})
+                done, run.total = int(event.get("done") or 0), int(event.get("total") or 0)
+                self.emit({"type": "progress", "dataset": name, "done": done, "total": run.total})
             elif kind == "log":
                 message = str(event.get("message", ""))
                 level = str(event.get("level", "INFO"))

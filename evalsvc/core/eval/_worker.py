@@ -13,7 +13,7 @@ A worker runs one evalscope `run_task` for one dataset, in its own session:
 - its event stream carries JSON lines to the parent: {"type": "ready"}, {"type": "progress", "done",
   "total"}, {"type": "log", "level", "message"}, and finally {"type": "done"} or {"type": "error"};
 - its stdin carries one JSON line from the parent, {"task": <TaskConfig kwargs>, "log_file",
-  "hf_cache"}, then stays open: end of file (the parent went away) ends the worker at once.
+  "hf_cache", "mask" (the API key, masked in events)}, then stays open: end of file (the parent went away) ends the worker at once.
 
 Everything else a worker prints (evalscope's console logs, tqdm bars, library warnings, forked
 scoring children) goes to `log_file`, never to the parent's terminal.
@@ -208,9 +208,7 @@ def _serve() -> None:
         os._exit(0)
     spec = json.loads(line)
     task: dict[str, Any] = spec["task"]
-    secret = task.get("api_key")
-    if isinstance(secret, str) and secret not in ("", "EMPTY"):
-        _EVENTS.secret = secret
+    _EVENTS.secret = spec.get("mask")
     threading.Thread(target=_watch_parent, args=(control,), name="evalsvc-parent-watch", daemon=True).start()
     _redirect_output(spec["log_file"])
 

@@ -172,6 +172,19 @@ def test_retries_are_bounded_and_recover_from_500s(tmp_path: Path) -> None:
     assert stats["faults"]["error_500"] >= 2
 
 
+def test_eval_batch_size_is_the_requests_in_flight_per_dataset(tmp_path: Path) -> None:
+    rows = [mcq_row(f"[B{i}]", "A") for i in range(8)]
+    write_local_copy(tmp_path / "data" / "iquiz", {"IQ": {"test": rows}})
+    with start_mock(ttft_ms=300, itl_ms=0, output_tokens=4) as mock:
+        base = EvalConfig(model="m", api_url=mock.base_url, datasets=["iquiz"], dataset_dir=str(tmp_path / "data"),
+                          work_dir=str(tmp_path / "out"), preflight=False)
+        run_eval(base.replace(eval_batch_size=4))
+        assert mock.stats()["max_in_flight"] == 4  # evalscope's own default for API models would be 8
+        mock.reset()
+        run_eval(base)
+        assert mock.stats()["max_in_flight"] == 1  # the default: one request at a time, as SPEC says
+
+
 def test_cancel_keeps_partial_predictions_and_resume_finishes(tmp_path: Path) -> None:
     rows = [mcq_row(f"[K{i}]", "A") for i in range(8)]
     write_local_copy(tmp_path / "data" / "iquiz", {"IQ": {"test": rows}})

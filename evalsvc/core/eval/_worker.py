@@ -295,17 +295,20 @@ def zygote(control_fd: int) -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake select through the fd
     os.write(1, json.dumps({"type": "ready", "pid": os.getpid()}).encode() + b"\n")
-    while True:
-        readable, _, _ = select.select([sock, wake_r], [], [])
-        if wake_r in readable:
-            os.read(wake_r, 512)
-        _reap(sock)
-        if sock in readable:
-            message, fds, _, _ = socket.recv_fds(sock, 64, 3)
-            if not message:
-                break  # the parent is done (or gone)
-            pid = _fork_worker(list(fds), [sock.fileno(), wake_r, wake_w])
-            sock.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+    try:
+        while True:
+            readable, _, _ = select.select([sock, wake_r], [], [])
+            if wake_r in readable:
+                os.read(wake_r, 512)
+            _reap(sock)
+            if sock in readable:
+                message, fds, _, _ = socket.recv_fds(sock, 64, 3)
+                if not message:
+                    break  # the parent is done (or gone)
+                pid = _fork_worker(list(fds), [sock.fileno(), wake_r, wake_w])
+                sock.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+    except OSError:
+        pass  # the parent went away mid-message
     os._exit(0)
 
 

@@ -109,6 +109,12 @@ class EvalResult:
         return self.status != "completed" or any(d.incomplete for d in self.datasets.values())
 
     @property
+    def headline(self) -> str:
+        """"model — status", with the error when it says more than the status."""
+        text = f"{self.model or ''} — {self.status}"
+        return text + (f": {self.error}" if self.error and self.error != self.status else "")
+
+    @property
     def scores(self) -> dict[str, float | None]:
         """Primary score per benchmark."""
         return {name: d.score for name, d in self.datasets.items()}
@@ -145,7 +151,7 @@ class EvalResult:
         for d in self.datasets.values():
             cells = _row(d)
             rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-        caption = html.escape(f"{self.model or ''} — {self.status}" + (f": {self.error}" if self.error else ""))
+        caption = html.escape(self.headline)
         foot = html.escape(f"output: {self.output_dir}") if self.output_dir else ""
         return (f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead>"
                 f"<tbody>{''.join(rows)}</tbody></table><small>{foot}</small>")
@@ -153,7 +159,8 @@ class EvalResult:
     def to_markdown(self) -> str:
         """A human report: the result table, subsets, and where the files are."""
         out = [f"# Evaluation of {self.model}", "",
-               f"Status: **{self.status}**" + (f" — {self.error}" if self.error else ""), ""]
+               f"Status: **{self.status}**" + (f" — {self.error}" if self.error and self.error != self.status else ""),
+               ""]
         out += ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
         out += ["| " + " | ".join(_row(d)) + " |" for d in self.datasets.values()]
         for d in self.datasets.values():
@@ -181,6 +188,8 @@ def _fmt_int(value: int | None) -> str:
 
 def _row(d: DatasetResult) -> list[str]:
     status = d.status if d.status != "completed" or not d.incomplete else "incomplete"
+    if d.status != "completed" and d.predicted:
+        status += f" ({d.predicted} answers kept)"
     return [d.name, d.metric or "", _fmt_score(d.score), f"{d.scored}/{_fmt_int(d.requested)}", str(d.errored), status]
 
 
@@ -188,7 +197,7 @@ def results_table(result: EvalResult) -> Any:
     """A rich Table of the results (the CLI prints it; Jupyter and rich consoles render it)."""
     from rich.table import Table
 
-    table = Table(title=f"{result.model} — {result.status}" + (f": {result.error}" if result.error else ""),
+    table = Table(title=result.headline,
                   title_justify="left")
     for col in _COLUMNS:
         table.add_column(col, justify="right" if col in ("score", "scored", "errored") else "left")

@@ -52,7 +52,7 @@ def parse(api: str, reads: list[bytes]) -> object:
     feed = parser.feed
     for t, data in enumerate(reads):
         feed(data, float(t))
-    parser.close()
+    parser.close(float(len(reads)))
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any, TypeVar, Union
@@ -21,7 +22,8 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not _NONE)
     if origin is list:
         (inner,) = typing.get_args(tp) or (Any,)
-        return f"a list of {_type_name(inner)}"
+        plural = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
+        return f"a list of {plural.get(inner, _type_name(inner))}"
     if origin is dict or tp is dict:
         return "an object"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
@@ -102,6 +104,51 @@ def from_mapping(cls: type[T], data: Any, *, name: str = "body") -> T:
     if missing:
         raise ConfigError(missing[0], "is required")
     return cls(**kwargs)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def check_fields(obj: Any) -> None:
+    """Check every field of the dataclass `obj` against its annotation (library callers skip from_mapping)."""
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        checked = check_type(f.name, value, hints[f.name])
+        if type(checked) is not type(value):  # ints where numbers are expected, tuples where lists are
+            object.__setattr__(obj, f.name, checked)
+
+
+def require_headers(field: str, headers: dict[str, str] | None) -> None:
+    """HTTP header names and values that can go on the wire as they are: no line breaks, latin-1 text."""
+    for name, value in (headers or {}).items():
+        if not name.strip() or any(c in name for c in ":\r\n \t"):
+            raise ConfigError(field, f"invalid header name {name!r}")
+        if "\r" in value or "\n" in value:
+            raise ConfigError(field, f"header {name!r} has a line break in its value")
+        try:
+            (name + value).encode("latin-1")
+        except UnicodeEncodeError:
+            raise ConfigError(field, f"header {name!r} must be latin-1 text") from None
+
+
+def redact_url(url: str) -> str:
+    """`url` with any user:password and secret-looking query values replaced by ***."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        pairs = []
+        for pair in query.split("&"):
+            key, sep, value = pair.partition("=")
+            secret = any(w in key.lower() for w in ("key", "token", "secret", "password", "auth", "sig"))
+            pairs.append(f"{key}{sep}***" if sep and secret else pair)
+        query = "&".join(pairs)
+    return parts._replace(netloc=netloc, query=query).geturl()
 
 
 def require_text(field: str, value: Any) -> None:

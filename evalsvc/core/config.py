@@ -9,11 +9,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from ._validate import (
+    check_fields,
     check_type,
     from_mapping,
     redact_secret,
+    redact_url,
     require_choice,
+    require_headers,
     require_http_url,
     require_range,
     require_text,
@@ -86,6 +91,7 @@ class PerfConfig:
     """Each run writes a timestamped directory under it."""
 
     def __post_init__(self) -> None:
+        check_fields(self)
         require_text("model", self.model)
         require_http_url("url", self.url)
         require_choice("api", self.api, PERF_APIS)
@@ -118,6 +124,13 @@ class PerfConfig:
             for key, value in self.slo.items():
                 require_choice("slo", key, SLO_METRICS)
                 require_range(f"slo.{key}", value, low=0, low_open=True)
+        require_headers("headers", self.headers)
+        if self.extra_body is not None:
+            try:
+                orjson.dumps(self.extra_body)
+            except TypeError as exc:
+                raise ConfigError("extra_body", f"must be JSON-serialisable ({exc})") from None
+        require_text("work_dir", self.work_dir)
         self.runs()  # the sweep must pair up
 
     def runs(self) -> list[tuple[str, int, int, float]]:
@@ -160,6 +173,7 @@ class PerfConfig:
         data = dataclasses.asdict(self)
         if redact:
             data["api_key"] = redact_secret(self.api_key)
+            data["url"] = redact_url(self.url)
             if self.headers:
                 data["headers"] = {k: ("***" if _secret_header(k) else v) for k, v in self.headers.items()}
         return data

@@ -210,3 +210,60 @@ def test_result_is_dict_like(mock_server: Any, tmp_path: Path) -> None:
     assert set(result["results"]["parallel_4_number_2"]) == {"metrics", "percentiles"}
     assert "parallel_4_number_2" in result._repr_html_()
     assert "PerfResult(status='completed'" in repr(result)
+
+
+def test_cancelling_the_call_stops_the_load(mock_factory: Any, tmp_path: Path) -> None:
+    mock = mock_factory(ttft_ms=20, itl_ms=5, output_tokens=8)
+
+    async def main() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(run_perf_async(cfg(mock.chat_url, tmp_path, number=100_000, parallel=4)), 1.0)
+
+    asyncio.run(main())
+    served = mock.stats()["requests"]
+    import time
+
+    time.sleep(1.0)
+    assert mock.stats()["requests"] <= served + 4  # nothing kept sending after the call was cancelled
+    (run_dir,) = tmp_path.glob("perf_*")
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+
+
+def test_stop_during_sharded_warmup_returns_promptly(mock_factory: Any, tmp_path: Path) -> None:
+    import time
+
+    mock = mock_factory(ttft_ms=300, itl_ms=5, output_tokens=8)
+
+    async def main() -> PerfResult:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(1.5, stop.set)
+        return await run_perf_async(cfg(mock.chat_url, tmp_path, number=1000, parallel=4, workers=2,
+                                        warmup=400), stop=stop)
+
+    started = time.monotonic()
+    result = asyncio.run(main())
+    assert result.status == "interrupted"
+    assert time.monotonic() - started < 20
+
+
+def test_a_dead_client_process_keeps_what_the_others_measured(mock_factory: Any, tmp_path: Path) -> None:
+    import multiprocessing
+    import os
+    import signal
+
+    mock = mock_factory(ttft_ms=10, itl_ms=2, output_tokens=8)
+    killed: list[int] = []
+
+    def progress(event: dict[str, Any]) -> None:
+        if event["type"] == "progress" and event["done"] > 20 and not killed:
+            child = multiprocessing.active_children()[0]
+            killed.append(child.pid or 0)
+            os.kill(child.pid or 0, signal.SIGKILL)
+
+    result = run_perf(cfg(mock.chat_url, tmp_path, number=20_000, parallel=4, workers=2), progress=progress)
+    assert killed
+    assert result.status == "failed" and "client process" in (result.error or "")
+    m = only(result)["metrics"]
+    assert m["stopped_by"] == "client_failed" and m["requests_succeeded"] > 0
+    saved = json.loads((Path(result.output_dir) / "summary.json").read_text())
+    assert saved["status"] == "failed" and saved["results"]

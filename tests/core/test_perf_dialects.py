@@ -288,7 +288,7 @@ def _parse(api: str, data: bytes, step: int) -> tuple[Any, ...]:
     parser = get_dialect(api).stream_parser(config)
     for t, i in enumerate(range(0, len(data), step)):
         parser.feed(data[i:i + step], float(t))
-    parser.close()
+    parser.close(float(len(data)))
     return (parser.n_output, parser.output_tokens, parser.prompt_tokens, parser.done or parser.finished,
             parser.error)
 

@@ -122,7 +122,7 @@ def finish_stream(body: bytes, pieces: int = 1) -> Outcome:
     for i in range(0, len(body), step):
         parser.feed(body[i:i + step], t)
         t += 0.01
-    parser.close()
+    parser.close(t)
     o = Outcome(0, None)
     Sender._finish_stream(o, parser)
     return o
@@ -134,7 +134,7 @@ def test_role_only_chunk_does_not_stop_the_ttft_clock() -> None:
     parser.feed(body[: body.index(b"Hello") - 40], 1.0)  # the role chunk arrives alone
     assert parser.first_t is None
     parser.feed(body[body.index(b"Hello") - 40:], 2.0)
-    parser.close()
+    parser.close(2.5)
     assert parser.first_t == 2.0 and parser.n_output == 2
     assert parser.output_tokens == 3 and parser.prompt_tokens == 7 and parser.finished and parser.done
 
@@ -190,6 +190,61 @@ def test_itl_gaps_between_reads_and_zero_within_one_read() -> None:
     parser.feed(events[0] + b"\n\n", 1.0)
     parser.feed(events[1] + b"\n\n" + events[2] + b"\n\n", 1.5)
     parser.feed(b"\n\n".join(events[3:]), 2.0)
-    parser.close()
+    parser.close(2.1)
     assert parser.first_t == 1.0 and parser.last_t == 2.0
     assert parser.gaps == pytest.approx([0.5, 0.0, 0.5])
+
+
+def test_last_event_without_blank_line_is_timed_at_the_end() -> None:
+    parser = OpenAIStream()
+    parser.feed(b'data: {"choices":[{"delta":{"content":"a"},"finish_reason":"stop"}]}', 5.0)
+    parser.close(6.0)
+    assert parser.first_t == 6.0 and parser.n_output == 1 and parser.finished
+
+
+def test_empty_tool_call_lists_are_not_output_and_events_count_once() -> None:
+    body = sse({"choices": [{"delta": {"role": "assistant", "content": "", "tool_calls": []}, "finish_reason": None}]},
+               {"choices": [{"delta": {"content": "a", "tool_calls": []}, "finish_reason": None}]},
+               {"choices": [{"delta": {"reasoning": "r", "reasoning_content": "r"}, "finish_reason": None}]},
+               {"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"name": "f"}}]},
+                             "finish_reason": "tool_calls"}]})
+    parser = OpenAIStream()
+    events = body.split(b"\n\n")
+    parser.feed(events[0] + b"\n\n", 1.0)
+    assert parser.first_t is None  # a role chunk with an empty tool list starts no clock
+    parser.feed(b"\n\n".join(events[1:]), 2.0)
+    parser.close(2.0)
+    assert parser.first_t == 2.0 and parser.n_output == 3
+
+
+def test_text_then_tool_calls_are_all_counted() -> None:
+    body = sse(chunk("Let me check."),
+               {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c1"}]}, "finish_reason": None}]},
+               {"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]},
+                             "finish_reason": "tool_calls"}]})
+    assert finish_stream(body, pieces=3).chunks == 3
+
+
+# -- config checks the library path gets too (the CLI and HTTP layers build the same config) --------
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"headers": {"X": 1}}, "headers.X: expected a string"),
+    ({"headers": {"X-Team": "\u2713"}}, "headers: header 'X-Team' must be latin-1 text"),
+    ({"headers": {"X": "a\r\nInjected: 1"}}, "line break"),
+    ({"extra_body": {"x": {1}}}, "extra_body: must be JSON-serialisable"),
+    ({"stream": "false"}, "stream: expected true or false"),
+    ({"number": 2.5}, "number: expected an integer or a list of integers"),
+])
+def test_library_config_errors_name_the_field(kwargs: dict[str, object], message: str) -> None:
+    from evalsvc import ConfigError, PerfConfig
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        PerfConfig(model="m", url="http://h/v1/chat/completions", **kwargs)  # type: ignore[arg-type]
+
+
+def test_credentials_in_the_url_are_redacted() -> None:
+    from evalsvc import PerfConfig
+
+    config = PerfConfig(model="m", url="https://user:pw@h/v1beta/models/g:generateContent?key=SECRET&alt=sse")
+    assert config.to_dict()["url"] == "https://***@h/v1beta/models/g:generateContent?key=***&alt=sse"
+    assert "SECRET" not in repr(config) and "pw" not in repr(config)

@@ -78,7 +78,7 @@ async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float,
     """Send this shard's requests; return why it stopped early ("interrupted", "duration") or None."""
     loop = asyncio.get_running_loop()
     if plan.warmup:
-        await _warmup(plan, sender)
+        await _warmup(plan, sender, stop)
     delay = t0 - perf_counter()
     if delay > 0:
         await asyncio.sleep(delay)
@@ -142,34 +142,63 @@ async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float,
     waiters: list[asyncio.Future[Any]] = [main, stop_wait]
     if plan.duration is not None:
         waiters.append(loop.create_task(asyncio.sleep(max(0.0, t0 + plan.duration - perf_counter()))))
-    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    interrupted = stop.is_set()
-    if not main.done() or interrupted:
-        # stopped (or the cap hit) before everything finished: stop sending, cancel what is in flight
-        # (recorded as unfinished, not as failures) and wait for every request task to settle
-        stop.set()
-        main.cancel()
-        for task in list(tasks):
-            task.cancel()
-        await asyncio.gather(main, *tasks, return_exceptions=True)
-    else:
-        main.result()
-    for w in waiters[1:]:
-        w.cancel()
-    lag.cancel()
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        interrupted = stop.is_set()
+        if not main.done() or interrupted:
+            # stopped (or the cap hit) before everything finished: stop sending, cancel what is in flight
+            # (recorded as unfinished, not as failures) and wait for every request task to settle
+            await _cancel_all(stop, sender, main, tasks)
+        else:
+            main.result()
+    except asyncio.CancelledError:
+        # the caller cancelled the run itself: nothing may keep sending after we return
+        await _cancel_all(stop, sender, main, tasks)
+        raise
+    finally:
+        for w in waiters[1:]:
+            w.cancel()
+        lag.cancel()
     if stats.requests + stats.unfinished >= plan.count and not stats.unfinished:
         return None  # everything was sent and answered, even if a stop arrived at the very end
     return "interrupted" if interrupted else "duration"
 
 
-async def _warmup(plan: ShardPlan, sender: Sender) -> None:
+async def _cancel_all(stop: asyncio.Event, sender: Sender, main: asyncio.Future[Any],
+                      tasks: set[asyncio.Task[Any]]) -> None:
+    stop.set()  # no worker starts another request
+    sender.stopping = True  # in-flight requests become "unfinished" records instead of raising
+    main.cancel()
+    for task in list(tasks):
+        task.cancel()
+    await asyncio.shield(asyncio.gather(main, *tasks, return_exceptions=True))
+
+
+async def _warmup(plan: ShardPlan, sender: Sender, stop: asyncio.Event | None = None) -> None:
+    """Requests sent before the measured run (connections, caches); their outcomes are not kept."""
     it = iter(range(plan.warmup))
 
     async def worker() -> None:
         for j in it:
+            if stop is not None and stop.is_set():
+                return
             await sender.send(plan.start + plan.step * (plan.count + j), None)
 
-    await asyncio.gather(*(worker() for _ in range(min(plan.parallel, plan.warmup))))
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(plan.parallel, plan.warmup))]
+    try:
+        if stop is None:
+            await asyncio.gather(*workers)
+            return
+        waiter = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([asyncio.gather(*workers), waiter], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+    finally:
+        if any(not w.done() for w in workers):
+            sender.stopping = True
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            sender.stopping = False
 
 
 async def _loop_lag(stats: RunStats) -> None:
@@ -242,12 +271,14 @@ async def _shard_async(job: ShardJob, conn: Any) -> None:
         sink = RecordSink(job.records_path, t0) if job.records_path else None
 
         async def relay() -> None:
-            while True:
-                await asyncio.sleep(0.1)
-                conn.send(("progress", counters.done, counters.failed))
-                if conn.poll():
-                    if conn.recv()[0] == "stop":
+            try:
+                while True:
+                    await asyncio.sleep(0.1)
+                    conn.send(("progress", counters.done, counters.failed))
+                    if conn.poll() and conn.recv()[0] == "stop":
                         stop.set()
+            except (OSError, EOFError):  # the parent is gone: stop sending load
+                stop.set()
 
         relay_task = loop.create_task(relay())
         try:
@@ -262,12 +293,21 @@ async def _shard_async(job: ShardJob, conn: Any) -> None:
 
 async def run_sharded(config: Any, plans: list[ShardPlan], bodies: list[bytes], prompt_tokens: list[int],
                       records_dir: str | None, stop: asyncio.Event,
-                      on_progress: Callable[[int, int], None]) -> tuple[RunStats, str | None, list[str]]:
-    """Run one sweep point over `len(plans)` spawned client processes and merge what they measured."""
+                      on_progress: Callable[[int, int], None]) -> tuple[RunStats, str | None, list[str], list[str]]:
+    """Run one sweep point over `len(plans)` spawned client processes and merge what they measured.
+
+    Returns:
+        (merged stats, why it stopped early or None, record part files, errors of client processes).
+        A client process that dies stops the others; what they measured is still returned.
+    """
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     procs, conns = [], []
+    merged = RunStats(bool(config.stream), config.slo)
+    reasons: list[str] = []
+    parts: list[str] = []
+    errors: list[str] = []
     for k, plan in enumerate(plans):
         parent, child = ctx.Pipe()
         path = os.path.join(records_dir, f".{plan.key}.part{k}.jsonl") if records_dir else None
@@ -285,7 +325,7 @@ async def run_sharded(config: Any, plans: list[ShardPlan], bodies: list[bytes], 
                                        f"(exit code {proc.exitcode}); is the caller guarded by "
                                        "`if __name__ == '__main__':`?")
                 if stop.is_set():
-                    raise asyncio.CancelledError
+                    return merged, "interrupted", parts, errors
                 await asyncio.sleep(0.02)
             try:
                 msg = conn.recv()
@@ -296,25 +336,22 @@ async def run_sharded(config: Any, plans: list[ShardPlan], bodies: list[bytes], 
         t0 = perf_counter() + 0.05
         for conn in conns:
             conn.send(("start", t0))
-        merged = RunStats(bool(config.stream), config.slo)
-        reasons: list[str] = []
-        parts: list[str] = []
         progress = [(0, 0)] * len(conns)
         pending = set(range(len(conns)))
         stop_sent = False
         last_report = perf_counter()
         while pending:
             await asyncio.sleep(0.05)
-            if stop.is_set() and not stop_sent:
+            if (stop.is_set() or errors) and not stop_sent:
                 for k in pending:
-                    conns[k].send(("stop",))
+                    _send_quietly(conns[k], ("stop",))
                 stop_sent = True
             for k in list(pending):
-                while conns[k].poll():
+                while k in pending and conns[k].poll():
                     try:
                         msg = conns[k].recv()
-                    except EOFError:
-                        raise RuntimeError("a client process exited without reporting") from None
+                    except (EOFError, OSError):
+                        msg = ("error", f"exited without reporting (exit code {procs[k].exitcode})")
                     if msg[0] == "progress":
                         progress[k] = (msg[1], msg[2])
                     elif msg[0] == "done":
@@ -325,18 +362,28 @@ async def run_sharded(config: Any, plans: list[ShardPlan], bodies: list[bytes], 
                             parts.append(msg[3])
                         progress[k] = (msg[1].requests, msg[1].failed)
                         pending.discard(k)
-                        break
                     elif msg[0] == "error":
-                        raise RuntimeError(f"client process failed: {msg[1]}")
+                        errors.append(f"client process {procs[k].name}: {msg[1]}")
+                        pending.discard(k)
             now = perf_counter()
             if now - last_report >= PROGRESS_PERIOD or not pending:
                 last_report = now
                 on_progress(sum(p[0] for p in progress), sum(p[1] for p in progress))
-        return merged, (reasons[0] if reasons else None), parts
+        reason = "interrupted" if "interrupted" in reasons else (reasons[0] if reasons else None)
+        return merged, reason, parts, errors
     finally:
+        for conn in conns:  # a child waiting for "start" or sending progress sees the pipe close and ends
+            _send_quietly(conn, ("stop",))
+            conn.close()
         for proc in procs:
-            proc.join(timeout=5)
+            proc.join(timeout=2)
             if proc.is_alive():
                 proc.kill()
-        for conn in conns:
-            conn.close()
+                proc.join(timeout=2)
+
+
+def _send_quietly(conn: Any, msg: tuple[Any, ...]) -> None:
+    try:
+        conn.send(msg)
+    except (OSError, ValueError):
+        pass

@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from time import perf_counter
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp.http import HttpResponseParser
 
-from ..errors import ConfigError
+from .._validate import require_headers
 
 READ_LIMIT = 1 << 18  # StreamReader high-water mark: long responses at high concurrency need room
 
@@ -100,7 +101,8 @@ class _Conn(asyncio.Protocol):
 class Exchange:
     """One request/response on a pooled connection: `start()` sends and waits for the head."""
 
-    __slots__ = ("client", "conn", "timer", "status", "payload", "keep_alive")
+    __slots__ = ("client", "conn", "timer", "status", "payload", "keep_alive", "sent", "expired",
+                 "content_type")
 
     def __init__(self, client: HttpClient) -> None:
         self.client = client
@@ -109,33 +111,46 @@ class Exchange:
         self.status = 0
         self.payload: Any = None
         self.keep_alive = False
+        self.sent: float | None = None  # perf_counter() just before the request was written
+        self.expired = False
+        self.content_type = ""
 
     async def start(self, request: bytes, deadline: float) -> int:
-        """Send `request` and return the status once the response head arrived."""
+        """Send `request` and return the status once the response head arrived.
+
+        `deadline` (loop time) bounds everything: connecting, the head and, via `payload`, the body.
+        """
         client = self.client
-        self.timer = client.loop.call_at(deadline, self._expire)
+        loop = client.loop
+        self.timer = loop.call_at(deadline, self._expire)
         for attempt in (0, 1):
-            conn = await client._acquire()
+            conn = await client._acquire(deadline)
+            if self.expired:  # the deadline passed while connecting
+                client._idle.append(conn)
+                raise RequestTimeout()
             self.conn = conn
-            conn.head = client.loop.create_future()
+            conn.head = loop.create_future()
             conn.got_bytes = False
             conn.payload = None
             assert conn.transport is not None
+            self.sent = perf_counter()
             conn.transport.write(request)
             try:
                 message, payload = await conn.head
             except ConnectionLost:
                 # a kept-alive connection the server had already closed: retry once on a fresh one
-                if attempt == 0 and conn.reused and not conn.got_bytes:
+                if attempt == 0 and conn.reused and not conn.got_bytes and not self.expired:
                     continue
                 raise
             self.status = message.code
             self.payload = payload
             self.keep_alive = not message.should_close
+            self.content_type = message.headers.get("Content-Type", "")
             return self.status
         raise ConnectionLost("server closed the connection")  # pragma: no cover - loop always returns
 
     def _expire(self) -> None:
+        self.expired = True
         conn = self.conn
         if conn is not None:
             conn._fail(RequestTimeout())
@@ -171,24 +186,34 @@ class HttpClient:
         self.connect_timeout = connect_timeout
         self._idle: deque[_Conn] = deque()
         self._all: list[_Conn] = []
+        self.closed = False
 
-    async def _acquire(self) -> _Conn:
+    async def _acquire(self, deadline: float) -> _Conn:
+        if self.closed:
+            raise ConnectionLost("the client was closed")
         idle = self._idle
         while idle:
             conn = idle.pop()
             if not conn.lost:
                 return conn
         loop = self.loop
-        _, conn = await asyncio.wait_for(
-            loop.create_connection(lambda: _Conn(loop), self.host, self.port, ssl=self.ssl,
-                                   server_hostname=self.host if self.ssl else None),
-            timeout=self.connect_timeout)
+        timeout = max(0.0, min(self.connect_timeout, deadline - loop.time()))
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: _Conn(loop), self.host, self.port, ssl=self.ssl,
+                                       server_hostname=self.host if self.ssl else None),
+                timeout=timeout)
+        except asyncio.TimeoutError:
+            if deadline - loop.time() <= 0:
+                raise RequestTimeout() from None
+            raise
         self._all.append(conn)
         if len(self._all) > 4 * (len(self._idle) + 64):
             self._all = [c for c in self._all if not c.lost]
         return conn
 
     def close(self) -> None:
+        self.closed = True
         for conn in self._all:
             if conn.transport is not None and not conn.lost:
                 conn.transport.close()
@@ -207,16 +232,11 @@ def encode_request(url: str, headers: dict[str, str], body: bytes) -> bytes:
     if parts.port and parts.port != default_port:
         host = f"{host}:{parts.port}"
     lines = [f"POST {target} HTTP/1.1", f"Host: {host}", "Accept: */*", "Connection: keep-alive"]
+    require_headers("headers", headers)
     seen = {"host", "content-length", "connection", "transfer-encoding"}
     for name, value in headers.items():
-        if any(c in name or c in value for c in "\r\n") or not name.strip():
-            raise ConfigError("headers", f"header {name!r} has an empty name or a line break")
         if name.lower() in seen:
             continue
         lines.append(f"{name}: {value}")
     lines.append(f"Content-Length: {len(body)}")
-    try:
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    except UnicodeEncodeError as exc:
-        raise ConfigError("headers", f"header values must be latin-1 text ({exc.reason})") from None
-    return head + body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import PerfConfig
 from ..errors import ConfigError, EndpointUnreachable
-from ._engine import PROGRESS_PERIOD, Counters, RecordSink, ShardPlan, run_shard, run_sharded, split
+from ._engine import PROGRESS_PERIOD, Counters, RecordSink, ShardPlan, _warmup, run_shard, run_sharded, split
 from ._metrics import RunStats
 from ._result import PerfResult, RunResult
 from ._verdict import client_verdict
@@ -66,8 +66,12 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
                                                        "workers": config.workers})
     try:
         for key, number, parallel, rate in runs:
-            stats, reason = await _run_point(config, key, number, parallel, rate, bodies, prompt_tokens,
-                                             out_dir, stop, progress)
+            try:
+                stats, reason = await _run_point(config, key, number, parallel, rate, bodies, prompt_tokens,
+                                                 out_dir, stop, progress)
+            except ClientProcessError as exc:  # keep what the surviving client processes measured
+                stats, reason = exc.stats, "client_failed"
+                result.status, result.error = "failed", str(exc)
             run = _finish_run(config, stats, key, number, parallel, rate, reason, data_info)
             result.results[key] = run
             write_json(out_dir / f"summary_{key}.json", run.to_dict())
@@ -76,6 +80,12 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
             if reason == "interrupted":
                 result.status = "interrupted"
                 break
+            if reason == "client_failed":
+                break
+    except asyncio.CancelledError:  # the caller cancelled: what was measured is written, then we unwind
+        result.status = "interrupted"
+        result.error = "cancelled by the caller"
+        raise
     except Exception as exc:  # keep what was measured; say what broke
         result.status = "failed"
         result.error = f"{type(exc).__name__}: {exc}"
@@ -128,6 +138,14 @@ def run_perf(config: PerfConfig, *, progress: ProgressFn | None = None) -> PerfR
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+
+
+class ClientProcessError(RuntimeError):
+    """A client process of a sharded run died; `stats` holds what the others measured."""
+
+    def __init__(self, message: str, stats: RunStats) -> None:
+        super().__init__(message)
+        self.stats = stats
 
 
 async def _check_reachable(config: PerfConfig) -> None:
@@ -183,11 +201,13 @@ async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, r
     try:
         if workers == 1:
             return await _run_local(config, plans[0], bodies, prompt_tokens, records_path, stop, report)
-        stats, reason, parts = await run_sharded(config, plans, bodies, prompt_tokens,
-                                                 str(out_dir) if records_path else None, stop, report)
+        stats, reason, parts, errors = await run_sharded(config, plans, bodies, prompt_tokens,
+                                                         str(out_dir) if records_path else None, stop, report)
         if records_path:
             _concat(parts, records_path)
         report(stats.requests, stats.failed)
+        if errors:
+            raise ClientProcessError("; ".join(errors), stats)
         return stats, reason
     finally:
         gc.unfreeze()
@@ -213,23 +233,21 @@ async def _run_local(config: PerfConfig, plan: ShardPlan, bodies: list[bytes], p
             report(counters.done, counters.failed)
 
     sender = Sender(get_dialect(config.api), config, bodies, prompt_tokens)
+    helpers = [loop.create_task(forward()), loop.create_task(ticker())]
     try:
         if plan.warmup:
-            from ._engine import _warmup
-
-            await _warmup(plan, sender)
+            await _warmup(plan, sender, local_stop)
             plan.warmup = 0
         t0 = perf_counter() + 0.001
         sink = RecordSink(records_path, t0) if records_path else None
-        helpers = [loop.create_task(forward()), loop.create_task(ticker())]
         try:
             reason = await run_shard(plan, sender, stats, t0, local_stop, counters, sink)
         finally:
-            for h in helpers:
-                h.cancel()
             if sink is not None:
-                await asyncio.to_thread(sink.close)
+                sink.close()  # a few buffered rows; must complete even while a cancellation unwinds
     finally:
+        for h in helpers:
+            h.cancel()
         sender.close()
     report(counters.done, counters.failed)
     return stats, reason

@@ -75,11 +75,12 @@ class Sender:
         self.config = config
         self.stream = bool(config.stream)
         url = dialect.url(config, self.stream)
-        headers = {**dialect.headers(config), **(config.headers or {})}
+        headers = merge_headers(dialect.headers(config), config.headers)
         self.requests = [encode_request(url, headers, body) for body in bodies]
         self.prompt_tokens = prompt_tokens
         self.timeout = float(config.timeout)
         self.client = HttpClient(url, connect_timeout=float(config.connect_timeout))
+        self.stopping = False  # set by the engine before it cancels in-flight requests on purpose
 
     def close(self) -> None:
         self.client.close()
@@ -90,9 +91,10 @@ class Sender:
         out.prompt_tokens = self.prompt_tokens[which]
         parser = None
         exchange = Exchange(self.client)
-        out.sent = perf_counter()
+        out.sent = perf_counter()  # replaced by the moment the request is written, once it is
         try:
             status = await exchange.start(self.requests[which], self.client.loop.time() + self.timeout)
+            out.sent = exchange.sent or out.sent
             out.status = status
             payload = exchange.payload
             if not 200 <= status < 300:
@@ -101,7 +103,7 @@ class Sender:
                 out.kind = f"http_{status}"
                 out.detail = _error_detail(text)
                 return out
-            if self.stream:
+            if self.stream and "json" not in exchange.content_type.lower():
                 parser = self.dialect.stream_parser(self.config)
                 feed = parser.feed
                 readany = payload.readany
@@ -111,22 +113,27 @@ class Sender:
                         break
                     feed(data, perf_counter())
                 out.end = perf_counter()
-                parser.close()
+                parser.close(out.end)
                 self._finish_stream(out, parser)
             else:
+                # non-streamed, or a server that answered a streamed request with one JSON body
+                # (typically an error object): judged as a whole body
                 raw = await payload.read()
                 out.end = perf_counter()
                 self._finish_body(out, self.dialect.parse_body(raw))
         except asyncio.CancelledError:
             out.end = perf_counter()
-            out.kind = CANCELLED  # stopped by the engine (interrupt or duration cap); recorded, not raised
+            out.kind = CANCELLED
+            if not self.stopping:
+                raise  # the caller cancelled the whole run: let it unwind
+            # else the engine stopped the run (interrupt, duration cap): record it as unfinished
         except RequestTimeout:
             out.end = perf_counter()
             out.kind = TIMEOUT
             out.detail = f"no complete answer within {self.timeout:g} s"
         except asyncio.TimeoutError:
             out.end = perf_counter()
-            out.kind = TIMEOUT
+            out.kind = CONNECTION
             out.detail = f"no connection within {self.client.connect_timeout:g} s"
         except ConnectionLost as exc:
             out.end = perf_counter()
@@ -184,6 +191,16 @@ class Sender:
             out.kind, out.detail = TRUNCATED, "response carries no finish reason"
         elif not res.has_output:
             out.kind, out.detail = EMPTY, "response carried no output"
+
+
+def merge_headers(base: dict[str, str], extra: dict[str, str] | None) -> dict[str, str]:
+    """`extra` overrides `base`, names compared without case (one Authorization, not two)."""
+    out = dict(base)
+    for name, value in (extra or {}).items():
+        for existing in [k for k in out if k.lower() == name.lower()]:
+            del out[existing]
+        out[name] = value
+    return out
 
 
 def _error_detail(raw: bytes) -> str | None:

@@ -92,12 +92,12 @@ class StreamParser:
             if block.count(_DATA_LINE) > block.count(_OBJECT_END) + done and self.error is None:
                 self._fail("malformed", _first_bad_line(block))
 
-    def close(self) -> None:
-        """The response ended: a leftover event without its blank line is still read."""
+    def close(self, t: float) -> None:
+        """The response ended at `t`: a leftover event without its blank line is still read."""
         rest = self._tail.strip()
         if rest:
             self._tail = b""
-            self.feed(rest + b"\n\n", self.last_t if self.first_t is not None else 0.0)
+            self.feed(rest + b"\n\n", t)
 
     def _fail(self, kind: str, detail: str | None) -> None:
         if self.error is None:

@@ -22,34 +22,23 @@ from ._common import error_text, has_key, merge_extra
 _CONTENT = re.compile(rb'"content": ?"[^"]')
 _TEXT = re.compile(rb'"text": ?"[^"]')
 _REASONING = re.compile(rb'"reasoning(?:_content)?": ?"[^"]')
-_TOOLS = re.compile(rb'"(?:tool_calls|function_call)": ?[\[{]')
+_TOOLS = re.compile(rb'"(?:tool_calls": ?\[\s*\{|function_call": ?\{)')  # an empty list is not a call
 _FINISH = (b'"finish_reason":"', b'"finish_reason": "')
 
 
 class OpenAIStream(StreamParser):
-    __slots__ = ("_primary", "_other_kinds")
+    __slots__ = ("_primary",)
 
     def __init__(self, chat: bool = True) -> None:
         super().__init__()
         self._primary = _CONTENT if chat else _TEXT
-        self._other_kinds = True  # look for reasoning / tool-call chunks (see _count_output)
 
     def _count_output(self, block: bytes) -> int:
-        k = len(self._primary.findall(block))
-        # Reasoning and tool calls show up from the start of an answer (reasoning models think first,
-        # tool calls come with or instead of text). Once plain content has been seen without them,
-        # stop paying two extra scans per block for them; a stream that used them keeps checking.
-        if self._other_kinds:
-            found = False
-            if b"reasoning" in block:
-                k += len(_REASONING.findall(block))
-                found = True
-            if b"_call" in block:
-                k += len(_TOOLS.findall(block))
-                found = True
-            if not found and k:
-                self._other_kinds = False
-        return k
+        if b"reasoning" not in block and b"_call" not in block:
+            return len(self._primary.findall(block))  # the common case: one literal scan
+        # reasoning or tool calls present: an event may carry several kinds, count it once
+        patterns = (self._primary, _REASONING, _TOOLS)
+        return sum(1 for line in block.split(b"\n") if any(p.search(line) for p in patterns))
 
     def _inspect_block(self, block: bytes) -> None:
         # Usage, the finish reason and errors come in the last events of a stream (an error event ends

@@ -248,3 +248,8 @@ def test_credentials_in_the_url_are_redacted() -> None:
     config = PerfConfig(model="m", url="https://user:pw@h/v1beta/models/g:generateContent?key=SECRET&alt=sse")
     assert config.to_dict()["url"] == "https://***@h/v1beta/models/g:generateContent?key=***&alt=sse"
     assert "SECRET" not in repr(config) and "pw" not in repr(config)
+
+
+def test_done_followed_by_a_keep_alive_comment_is_well_formed() -> None:
+    o = finish_stream(sse(chunk("a"), chunk("b", finish="stop")) + b": keep-alive\n\n")
+    assert o.kind is None and o.chunks == 2

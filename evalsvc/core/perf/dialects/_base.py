@@ -86,7 +86,7 @@ class StreamParser:
         self._inspect_block(block)
         if self.JSON_LINES:
             # every data line must close its JSON object on the same line (or be [DONE])
-            done = _DONE in block[-24:]
+            done = block.find(_DONE, len(block) - TAIL) >= 0  # [DONE] ends a stream (comments may follow)
             if done:
                 self.done = True
             if block.count(_DATA_LINE) > block.count(_OBJECT_END) + done and self.error is None:

@@ -16,7 +16,8 @@ def outcome(index: int, sent: float, first: float | None, last: float | None, en
             scheduled: float | None = None, usage: bool = True) -> Outcome:
     o = Outcome(index, scheduled)
     o.sent, o.first, o.last, o.end = sent, first, last, end
-    o.output_tokens, o.prompt_tokens, o.gaps, o.kind, o.usage = tokens, prompt, gaps, kind, usage
+    o.output_tokens, o.prompt_tokens, o.kind, o.usage = tokens, prompt, kind, usage
+    o.gaps = None if gaps is None else [g * 1000.0 for g in gaps]  # given in s like the times; kept in ms
     o.status = 200 if kind is None else 500
     return o
 
@@ -192,7 +193,7 @@ def test_itl_gaps_between_reads_and_zero_within_one_read() -> None:
     parser.feed(b"\n\n".join(events[3:]), 2.0)
     parser.close(2.1)
     assert parser.first_t == 1.0 and parser.last_t == 2.0
-    assert parser.gaps == pytest.approx([0.5, 0.0, 0.5])
+    assert parser.gaps == pytest.approx([500.0, 0.0, 500.0])  # ms
 
 
 def test_last_event_without_blank_line_is_timed_at_the_end() -> None:

@@ -45,7 +45,7 @@ class Outcome:
         self.prompt_tokens = 0
         self.usage = False  # output_tokens came from the server's usage
         self.chunks = 0
-        self.gaps: list[float] | None = None
+        self.gaps: list[float] | None = None  # ms between output-carrying chunks
 
     def to_record(self, t0: float) -> dict[str, Any]:
         def ms(t: float | None) -> float | None:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import orjson
 
 TAIL = 4096  # bytes at the end of a block searched for usage / finish / error events
+HEAD = 1024  # bytes at the start of a block searched for the kinds of output an answer opens with
 _DATA_LINE = b"\ndata:"
 _OBJECT_END = b"}\n"
 _DONE = b"[DONE]"
@@ -51,7 +52,7 @@ class StreamParser:
         self.first_t: float | None = None
         self.last_t = 0.0
         self.n_output = 0
-        self.gaps: list[float] = []
+        self.gaps: list[float] = []  # ms between output-carrying chunks
         self.done = False  # [DONE] or the dialect's end event
         self.finished = False  # a finish/stop reason was seen
         self.output_tokens: int | None = None  # from usage, if the server reported it
@@ -78,7 +79,7 @@ class StreamParser:
             if self.first_t is None:
                 self.first_t = t
             else:
-                self.gaps.append(t - self.last_t)
+                self.gaps.append((t - self.last_t) * 1000.0)
             if k > 1:
                 self.gaps.extend([0.0] * (k - 1))  # arrived in the same read: no gap the client could see
             self.last_t = t

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ._base import TAIL, BodyResult, StreamParser, approx_tokens, decode_body
+from ._base import HEAD, TAIL, BodyResult, StreamParser, approx_tokens, decode_body
 from ._common import error_text, has_key, merge_extra
 
 # Output-carrying fields: content (chat) or text (completions), reasoning (vLLM `reasoning`, DeepSeek
@@ -34,7 +34,10 @@ class OpenAIStream(StreamParser):
         self._primary = _CONTENT if chat else _TEXT
 
     def _count_output(self, block: bytes) -> int:
-        if b"reasoning" not in block and b"_call" not in block:
+        # Reasoning comes first in an answer and tool calls with or after its text, so a block that has
+        # them has them in its first or last events: look there rather than scanning the block twice more.
+        head, tail = block[:HEAD], block[-TAIL:]
+        if b"reasoning" not in head and b"_call" not in tail and b"_call" not in head:
             return len(self._primary.findall(block))  # the common case: one literal scan
         # reasoning or tool calls present: an event may carry several kinds, count it once
         patterns = (self._primary, _REASONING, _TOOLS)

@@ -309,6 +309,7 @@ class EvalConfig:
         data = dataclasses.asdict(self)
         if redact:
             data["api_key"] = redact_secret(self.api_key)
+            data["api_url"] = redact_url(self.api_url)
         return data
 
     def __repr__(self) -> str:

@@ -254,3 +254,12 @@ def test_credentials_in_the_url_are_redacted() -> None:
 def test_done_followed_by_a_keep_alive_comment_is_well_formed() -> None:
     o = finish_stream(sse(chunk("a"), chunk("b", finish="stop")) + b": keep-alive\n\n")
     assert o.kind is None and o.chunks == 2
+
+
+def test_eval_config_redacts_url_credentials_too() -> None:
+    from evalsvc import EvalConfig
+
+    config = EvalConfig(model="m", api_url="http://user:PASSW0RD@h/v1?api_key=QKEY", datasets=["gsm8k"])
+    shown = repr(config) + str(config.to_dict())
+    assert "PASSW0RD" not in shown and "QKEY" not in shown
+    assert config.api_url.endswith("api_key=QKEY")  # the real value is still what requests use

@@ -32,7 +32,8 @@ class FakeResult:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"output_dir": self.output_dir, "status": self.status, **self.payload}
+        # the real engines' to_dict() carries "error" too (None when there is none)
+        return {"output_dir": self.output_dir, "status": self.status, "error": self.error, **self.payload}
 
 
 def _common(config: Any) -> None:

@@ -295,24 +295,29 @@ def _routes(service: Service) -> list[Route]:
     ]
 
 
+RESERVED_KEYS = frozenset({"status", "message", "error", "job_id", "state", "job"})
+"""Keys of an outcome body that belong to the service's answer; the engine's result never supplies them."""
+
+
 def outcome_response(job: Job) -> JSONResponse:
     """A job's outcome as the blocking endpoints answer it (and /jobs/{id}/result too).
 
     completed: 200 with SPEC §5's success body. Otherwise an error body with the job's error and any partial
     result: 400 invalid input found by the engine, 502 endpoint unusable, 504 time limit, 409 cancelled,
     503 interrupted by a service shutdown, 500 anything else; 409 as well while the job has not finished.
+    The engine's own fields sit beside the service's (status, message, error, job_id, state), which always
+    win; the engine's error text, when it has one the job error does not already say, is `run_error`.
     """
     what, done_message = _MESSAGES[job.kind]
-    data = {k: v for k, v in (job.result or {}).items() if k != "status"}
-    if job.state == COMPLETED:
-        body = {"status": "success", "message": done_message, **data, "job_id": job.id}
-        body.setdefault("output_dir", job.output_dir)
-        return JSONResponse(body)
     if job.state in ACTIVE_STATES:
         return error_response(409, f"job {job.id} is {job.state}; it has no result yet",
                               {"type": "JobStateError", "job_id": job.id, "state": job.state},
                               job_id=job.id, state=job.state, job=job.summary())
     error = dict(job.error or {})
+    data = _engine_fields(job.result, error.get("message"))
+    data.setdefault("output_dir", job.output_dir)
+    if job.state == COMPLETED:
+        return JSONResponse({"status": "success", "message": done_message, **data, "job_id": job.id})
     category = error.get("category")
     if job.state == CANCELLED:
         status, message = 409, f"{what} was cancelled"
@@ -321,9 +326,17 @@ def outcome_response(job: Job) -> JSONResponse:
     else:
         status = {"input": 400, "endpoint": 502, "timeout": 504}.get(category or "", 500)
         message = f"{what} failed: {error.get('message', 'unknown error')}"
-    extra: dict[str, Any] = {"job_id": job.id, "state": job.state, **data}
-    extra.setdefault("output_dir", job.output_dir)
-    return error_response(status, message, error, **extra)
+    body = {"status": "error", "message": message, "error": error, **data, "job_id": job.id, "state": job.state}
+    return JSONResponse(body, status_code=status)
+
+
+def _engine_fields(result: dict[str, Any] | None, said: Any) -> dict[str, Any]:
+    """The engine's result fields that may go in an answer: none of RESERVED_KEYS, no `"error": null`."""
+    data = {k: v for k, v in (result or {}).items() if k not in RESERVED_KEYS}
+    run_error = (result or {}).get("error")
+    if run_error is not None and run_error != said:
+        data["run_error"] = run_error
+    return data
 
 
 async def _read_json(request: Request) -> Any:

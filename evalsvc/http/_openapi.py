@@ -345,7 +345,9 @@ _RESPONSE_SCHEMAS: dict[str, Any] = {
     "RunError": {"type": "object", "required": ["status", "message"], "properties": {
         "status": {"const": "error"}, "message": {"type": "string"}, "error": {"type": "object"},
         "job_id": {"type": "string"}, "state": {"type": "string"}, "output_dir": {"type": ["string", "null"]},
-        "result": {"type": "object"}, "results": {"type": "object"}}},
+        "result": {"type": "object"}, "results": {"type": "object"},
+        "run_error": {"type": "string", "description": "the engine's own error text, when the error does not "
+                                                       "already say it"}}},
     "EvalSuccess": {"type": "object", "required": ["status", "message", "result", "output_dir"], "properties": {
         "status": {"const": "success"}, "message": {"const": "Evaluation completed"},
         "result": {"type": "object", "description": "one entry per dataset: score, metric, requested, scored, "

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests._evaldata import Suite, small_suite
+from tests._evaldata import Suite, mcq_row, small_suite, write_local_copy
 from tests._servers import MockHandle, start_mock
 from tests.http._live import Live, service_process
 
@@ -149,3 +149,58 @@ def test_kill_9_of_the_cli_service_mid_load_test(tmp_path: Path) -> None:
             again = live.client.get(f"/api/v1/jobs/{before['job_id']}/result")
             assert again.status_code == 200 and again.json() == before
             assert live.client.post("/api/v1/perf", json={**body, "number": 10}).status_code == 200
+
+
+def _broken_iquiz(root: Path) -> Path:
+    """A local iquiz copy whose split file is not JSONL: evalscope fails that dataset (status failed)."""
+    write_local_copy(root / "iquiz", {"IQ": {"test": [mcq_row("[X1]", "B")]}})
+    (root / "iquiz" / "IQ" / "test.jsonl").write_text("{not json\n", encoding="utf-8")
+    return root
+
+
+def test_failed_eval_is_mapped_json_not_500(service_factory: Callable[..., Live], mock: MockHandle,
+                                            tmp_path: Path) -> None:
+    live = service_factory(targets={}, dataset_dir=str(_broken_iquiz(tmp_path / "broken")))
+    r = live.client.post("/api/v1/eval", json={"model": "m", "api_url": mock.base_url, "datasets": ["iquiz"],
+                                                "preflight": False})
+    assert r.status_code == 500, r.text  # the run failed (not an input, endpoint or time-limit problem)
+    body = r.json()
+    assert body["status"] == "error" and body["state"] == "failed"
+    assert body["message"].startswith("Evaluation failed: iquiz: ")
+    assert body["error"]["type"] == "RunFailed" and "iquiz" in body["error"]["message"]
+    assert body["job_id"] and Path(body["output_dir"]).is_dir()
+    assert body["result"]["iquiz"]["status"] == "failed"  # the engine's per-dataset detail is kept
+    again = live.client.get(f"/api/v1/jobs/{body['job_id']}/result")
+    assert again.status_code == 500 and again.json() == body
+
+
+def test_cancelled_perf_job_result_is_409_json(real_service: Live, tmp_path: Path) -> None:
+    with start_mock(ttft_ms=20, itl_ms=5, output_tokens=20) as slow:
+        body = {"model": "m", "url": slow.chat_url, "dataset": "random", "prompt_tokens": 16, "max_tokens": 20,
+                "number": 100000, "parallel": 2}
+        job_id = real_service.client.post("/api/v1/jobs/perf", json=body).json()["job_id"]
+        real_service.wait_progress(job_id)
+        assert real_service.client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 202
+        job = real_service.wait_state(job_id, ("cancelled",), timeout=60)
+    assert job["has_result"] is True and job["error"]["type"] == "Cancelled"
+    r = real_service.client.get(f"/api/v1/jobs/{job_id}/result")
+    assert r.status_code == 409, r.text
+    got = r.json()
+    assert got["status"] == "error" and got["state"] == "cancelled" and got["job_id"] == job_id
+    assert got["message"] == "Performance test was cancelled" and got["error"]["type"] == "Cancelled"
+    metrics = got["results"]["parallel_2_number_100000"]["metrics"]
+    assert 0 < metrics["requests_succeeded"] < 100000  # what was measured before the cancel is kept
+    assert Path(got["output_dir"]).parent == (tmp_path / "outputs").resolve()
+
+
+def test_success_bodies_carry_no_stray_error(real_service: Live, mock: MockHandle) -> None:
+    perf = real_service.client.post("/api/v1/perf", json={"model": "m", "url": mock.chat_url, "dataset": "random",
+                                                          "prompt_tokens": 8, "max_tokens": 8, "number": 4})
+    ev = real_service.client.post("/api/v1/eval", json={"model": "m", "api_url": mock.base_url, "datasets": ["iquiz"],
+                                                        "limit": 2})
+    for r, message in ((perf, "Performance test completed"), (ev, "Evaluation completed")):
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["status"] == "success" and body["message"] == message and "error" not in body
+        assert body["job_id"] and body["output_dir"]
+    assert "results" in perf.json() and "result" in ev.json()

@@ -204,3 +204,27 @@ def test_success_bodies_carry_no_stray_error(real_service: Live, mock: MockHandl
         assert body["status"] == "success" and body["message"] == message and "error" not in body
         assert body["job_id"] and body["output_dir"]
     assert "results" in perf.json() and "result" in ev.json()
+
+
+def test_cancelled_eval_job_is_cancelled_and_keeps_its_predictions(real_service: Live, suite: Suite) -> None:
+    with start_mock(answers=suite.answers, ttft_ms=300, itl_ms=0) as slow:
+        body = {"model": "m", "api_url": slow.base_url, "datasets": ["iquiz"], "preflight": False}
+        job_id = real_service.client.post("/api/v1/jobs/eval", json=body).json()["job_id"]
+        deadline = time.monotonic() + 60
+        while True:  # wait until at least one answer is in
+            job = real_service.client.get(f"/api/v1/jobs/{job_id}").json()["job"]
+            if job["progress"].get("iquiz", {}).get("done", 0) >= 1:
+                break
+            assert job["state"] in ("queued", "running") and time.monotonic() < deadline, job
+            time.sleep(0.05)
+        assert real_service.client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 202
+        job = real_service.wait_state(job_id, ("cancelled", "failed", "completed"), timeout=60)
+    assert job["state"] == "cancelled", job
+    assert job["error"]["type"] == "Cancelled" and job["has_result"] is True
+    r = real_service.client.get(f"/api/v1/jobs/{job_id}/result")
+    assert r.status_code == 409, r.text
+    got = r.json()
+    assert got["message"] == "Evaluation was cancelled" and got["state"] == "cancelled"
+    part = got["result"]["iquiz"]
+    assert part["status"] == "cancelled" and 1 <= part["predicted"] < suite.count("iquiz")
+    assert part["predictions"] and all(Path(p).is_file() for p in part["predictions"])

@@ -324,6 +324,7 @@ def run_eval(config: EvalConfig, *, progress: ProgressCallback | None = None) ->
     """
     box: dict[str, Any] = {}
     started = threading.Event()
+    done = threading.Event()
 
     async def main() -> EvalResult:
         box["loop"] = asyncio.get_running_loop()
@@ -338,19 +339,21 @@ def run_eval(config: EvalConfig, *, progress: ProgressCallback | None = None) ->
             box["error"] = exc
         finally:
             started.set()
+            done.set()
 
-    thread = threading.Thread(target=target, name="evalsvc-eval", daemon=True)
-    thread.start()
+    # Waiting on our own Event, not Thread.join: on CPython 3.11 a KeyboardInterrupt that lands inside
+    # join(timeout) marks the thread stopped while it still runs (bpo-45274), and a later join() returns at once.
+    threading.Thread(target=target, name="evalsvc-eval", daemon=True).start()
     try:
-        while thread.is_alive():
-            thread.join(0.2)
+        while not done.wait(0.2):
+            pass
     except KeyboardInterrupt:
         started.wait()
         loop, cancel = box.get("loop"), box.get("cancel")
         if loop is not None and cancel is not None:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(cancel.set)
-        thread.join()
+        done.wait()  # the run stops its workers and returns the cancelled result
     if "error" in box:
         raise box["error"]
     return box["result"]

@@ -10,6 +10,7 @@ Behaviour is picked by the config's `model`:
     "fake-crash"    exit the process without a word
     "fake-leak"     fail with an error message quoting the API key
     "fake-timeout"  (eval) reach the run's time limit, keeping a partial result
+    "fake-fragile"  run until interrupted, then fail with RuntimeError (a stop that surfaces as an error)
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class FakeResult:
         return {"output_dir": self.output_dir, "status": self.status, "error": self.error, **self.payload}
 
 
-def _common(config: Any) -> None:
+def _common(config: Any, progress: Callable[[dict[str, Any]], None] | None = None) -> None:
     model = config.model
     if model == "fake-config":
         raise ConfigError("datasets", "unknown benchmark 'nope'")
@@ -46,13 +47,20 @@ def _common(config: Any) -> None:
         raise RuntimeError("boom")
     if model == "fake-crash":
         os._exit(3)
+    if model == "fake-fragile":
+        if progress is not None:
+            progress({"type": "progress", "run": "fragile", "dataset": "fragile", "done": 0, "total": 1})
+        try:
+            time.sleep(3600)
+        except KeyboardInterrupt:
+            raise RuntimeError("connection pool closed while stopping") from None
     if model == "fake-stubborn":
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         time.sleep(3600)
 
 
 def perf(config: Any, *, progress: Callable[[dict[str, Any]], None] | None = None) -> FakeResult:
-    _common(config)
+    _common(config, progress)
     out = str(new_run_dir(config.work_dir))
     emit = progress or (lambda e: None)
     runs = config.runs()
@@ -80,7 +88,7 @@ def perf(config: Any, *, progress: Callable[[dict[str, Any]], None] | None = Non
 
 
 def eval(config: Any, *, progress: Callable[[dict[str, Any]], None] | None = None) -> FakeResult:
-    _common(config)
+    _common(config, progress)
     out = str(new_run_dir(config.work_dir))
     emit = progress or (lambda e: None)
     result: dict[str, Any] = {}

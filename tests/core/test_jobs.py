@@ -232,3 +232,31 @@ def test_secrets_are_scrubbed_from_everything_kept() -> None:
     dirty = {"error": "bad key sk-abcdef", "list": ["hdr-secret!", 3], "nested": {"a": "Bearer tok-123"}}
     assert _scrub(dirty, secrets) == {"error": "bad key ***", "list": ["***!", 3], "nested": {"a": "***"}}
     assert _secrets_of(EvalConfig(model="m", api_url="http://h/v1", datasets=["gsm8k"])) == ()
+
+
+def test_a_stop_that_surfaces_as_an_error_is_still_a_stop(tmp_path: Path) -> None:
+    async def body(runner: JobRunner, policy: PathPolicy) -> None:
+        cancelled = runner.submit("eval", policy.config_from_body(
+            "eval", {"model": "fake-fragile", "api_url": "http://127.0.0.1:9/v1", "datasets": ["gsm8k"]}))
+        while not cancelled.progress:  # the worker is in its run
+            await asyncio.sleep(0.05)
+        await runner.cancel(cancelled.id)
+        done = await runner.wait(cancelled.id)
+        assert done.state == CANCELLED and done.error is not None and done.error["type"] == "Cancelled"
+        assert "connection pool closed" in done.error["detail"]
+        return None
+
+    run(tmp_path, body)
+
+    policy = PathPolicy(tmp_path / "out2")
+
+    async def shutdown() -> None:
+        runner = JobRunner(policy, targets=FAKES, cancel_grace_s=5.0)
+        await runner.start()
+        job = runner.submit("perf", perf_config(policy, model="fake-fragile"))
+        while not job.progress:
+            await asyncio.sleep(0.05)
+        await runner.close()
+        assert job.state == INTERRUPTED and job.error is not None and job.error["type"] == "Interrupted"
+
+    asyncio.run(shutdown())

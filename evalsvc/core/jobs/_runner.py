@@ -450,7 +450,11 @@ class JobRunner:
                                   "message": message.get("error") or f"the run ended with status {status!r}"}, output_dir
         if kind == "error":
             error = dict(message.get("error") or {})
-            if active.stop_reason is not None and error.get("category") == "cancelled":
+            if active.stop_reason is not None:
+                # A run told to stop may surface the stop as any error (a closed pool, an interrupted read):
+                # it was stopped, not broken; what it said is kept as the detail.
+                if error.get("category") != "cancelled" and error.get("message"):
+                    return stopped_state, None, {**stopped_error, "detail": error["message"]}, None
                 return stopped_state, None, stopped_error, None
             if not self.debug:
                 error.pop("traceback", None)

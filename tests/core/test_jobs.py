@@ -260,3 +260,37 @@ def test_a_stop_that_surfaces_as_an_error_is_still_a_stop(tmp_path: Path) -> Non
         assert job.state == INTERRUPTED and job.error is not None and job.error["type"] == "Interrupted"
 
     asyncio.run(shutdown())
+
+
+def test_read_paths_never_reach_the_service_state_dir(tmp_path: Path) -> None:
+    # Even with a data root that contains the outputs root, the job database and logs stay private.
+    policy = PathPolicy(tmp_path / "out", data_roots=(str(tmp_path),))
+    state = policy.state_dir
+    (state / "logs").mkdir(parents=True)
+    (state / "jobs.sqlite3").write_bytes(b"SQLite format 3\x00")
+    (state / "logs" / "j.log").write_text("secret log\n")
+    os.symlink(state, policy.outputs_root / "innocent")
+    eval_base = {"model": "m", "api_url": "http://h/v1", "datasets": ["gsm8k"]}
+    private = [".evalsvc/jobs.sqlite3", str(state / "jobs.sqlite3"), "innocent/jobs.sqlite3", ".evalsvc/logs/j.log",
+               "logs/../.evalsvc/logs", str(state)]
+    for value in private:
+        cases = [
+            ("perf", {"model": "m", "url": URL, "dataset": "line_by_line", "dataset_path": value}, "dataset_path"),
+            ("perf", {"model": "m", "url": URL, "tokenizer_path": value}, "tokenizer_path"),
+            ("eval", {**eval_base, "dataset_dir": value}, "dataset_dir"),
+            ("eval", {**eval_base, "use_cache": value}, "use_cache"),
+            ("eval", {**eval_base, "dataset_args": {"gsm8k": {"local_path": value}}}, "dataset_args.gsm8k.local_path"),
+        ]
+        if value.startswith("/"):
+            cases.append(("eval", {**eval_base, "dataset_args": {"gsm8k": {"dataset_id": value}}},
+                          "dataset_args.gsm8k.dataset_id"))
+        for kind, body, field in cases:
+            with pytest.raises(ConfigError) as info:
+                policy.config_from_body(kind, body)
+            assert info.value.field == field, (value, field)
+            assert "private" in info.value.reason, info.value.reason
+    # the outputs root itself and runs inside it stay readable
+    (policy.outputs_root / "prompts.txt").write_text("hi\n")
+    ok = policy.config_from_body("perf", {"model": "m", "url": URL, "dataset": "line_by_line",
+                                          "dataset_path": "prompts.txt"})
+    assert ok.dataset_path == str(policy.outputs_root / "prompts.txt")

@@ -58,7 +58,7 @@ class PathPolicy:
         if not _inside(resolved, self.outputs_root):
             raise ConfigError(field, f"{value!r} resolves outside the service's outputs root; "
                               "give a path relative to it without '..'")
-        if _inside(resolved, self.state_dir):
+        if any(_inside(resolved, private) for private in (self.state_dir, self.state_dir.resolve())):
             raise ConfigError(field, f"{value!r} is inside the service's private {STATE_DIR} directory")
         return str(resolved)
 
@@ -69,7 +69,7 @@ class PathPolicy:
         root or a data root (only the outputs root when `outputs_only`, e.g. a run to resume).
 
         Raises:
-            ConfigError: the path is outside every allowed root.
+            ConfigError: the path is outside every allowed root, or inside the service's private state dir.
         """
         text = _as_path_text(field, value)
         path = Path(text).expanduser()
@@ -79,6 +79,9 @@ class PathPolicy:
             where = "the service's outputs root" if outputs_only else \
                 "the service's outputs root or its allowed data roots (evalsvc service --data-root)"
             raise ConfigError(field, f"{value!r} is outside {where}")
+        # The job database and logs hold other clients' jobs: no run may send them anywhere as prompts.
+        if any(_inside(resolved, private) for private in (self.state_dir, self.state_dir.resolve())):
+            raise ConfigError(field, f"{value!r} is inside the service's private {STATE_DIR} directory")
         return str(resolved)
 
     def config_from_body(self, kind: str, body: Any) -> PerfConfig | EvalConfig:

@@ -10,6 +10,7 @@ Behaviour is picked by the config's `model`:
     "fake-crash"    exit the process without a word
     "fake-leak"     fail with an error message quoting the API key
     "fake-timeout"  (eval) reach the run's time limit, keeping a partial result
+    "fake-cwd"      (eval) complete at once, reporting the worker's working directory as "cwd"
     "fake-fragile"  run until interrupted, then fail with RuntimeError (a stop that surfaces as an error)
 """
 
@@ -93,6 +94,8 @@ def eval(config: Any, *, progress: Callable[[dict[str, Any]], None] | None = Non
     emit = progress or (lambda e: None)
     result: dict[str, Any] = {}
     status = "completed"
+    if config.model == "fake-cwd":
+        return FakeResult("completed", out, {"result": {}, "cwd": os.getcwd()})
     if config.model == "fake-timeout":
         result = {config.datasets[0]: {"score": 0.5, "metric": "accuracy", "requested": 4, "scored": 2,
                                        "errored": 0, "incomplete": True}}

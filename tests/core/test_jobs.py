@@ -280,10 +280,8 @@ def test_read_paths_never_reach_the_service_state_dir(tmp_path: Path) -> None:
             ("eval", {**eval_base, "dataset_dir": value}, "dataset_dir"),
             ("eval", {**eval_base, "use_cache": value}, "use_cache"),
             ("eval", {**eval_base, "dataset_args": {"gsm8k": {"local_path": value}}}, "dataset_args.gsm8k.local_path"),
+            ("eval", {**eval_base, "dataset_args": {"gsm8k": {"dataset_id": value}}}, "dataset_args.gsm8k.dataset_id"),
         ]
-        if value.startswith("/"):
-            cases.append(("eval", {**eval_base, "dataset_args": {"gsm8k": {"dataset_id": value}}},
-                          "dataset_args.gsm8k.dataset_id"))
         for kind, body, field in cases:
             with pytest.raises(ConfigError) as info:
                 policy.config_from_body(kind, body)
@@ -294,3 +292,44 @@ def test_read_paths_never_reach_the_service_state_dir(tmp_path: Path) -> None:
     ok = policy.config_from_body("perf", {"model": "m", "url": URL, "dataset": "line_by_line",
                                           "dataset_path": "prompts.txt"})
     assert ok.dataset_path == str(policy.outputs_root / "prompts.txt")
+
+
+def test_dataset_ids_that_name_files_are_confined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # evalscope loads a dataset_id (and HF loads an hf_dataset_id) from disk whenever it exists there.
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "test.jsonl").write_text('{"question": "private"}\n')
+    policy = PathPolicy(tmp_path / "out")
+    root = policy.outputs_root
+    (root / "mine" / "gsm8k").mkdir(parents=True)
+    os.symlink(secret, root / "link")
+    monkeypatch.chdir(tmp_path)  # "secret" exists relative to the service's cwd
+    base = {"model": "m", "api_url": "http://h/v1", "datasets": ["gsm8k"]}
+
+    def confine(key: str, value: str) -> str:
+        config = policy.config_from_body("eval", {**base, "dataset_args": {"gsm8k": {key: value}}})
+        assert isinstance(config, EvalConfig)
+        return str(config.dataset_args["gsm8k"][key])
+
+    for key in ("dataset_id", "hf_dataset_id"):
+        for bad in ("link", "link/test.jsonl", "../secret", "mine/../../secret", str(secret), "~",
+                    ".evalsvc", "mine/../.evalsvc/logs"):
+            with pytest.raises(ConfigError) as info:
+                confine(key, bad)
+            assert info.value.field == f"dataset_args.gsm8k.{key}", bad
+        assert confine(key, "org/name") == "org/name"  # hub ids stay hub ids
+        assert confine(key, "AI-ModelScope/gsm8k") == "AI-ModelScope/gsm8k"
+        assert confine(key, "mine/gsm8k") == str(root / "mine" / "gsm8k")  # a local copy: its absolute path
+        # exists only relative to the service's cwd: kept, and the worker does not run there (see below)
+        assert confine(key, "secret") == "secret"
+
+
+def test_job_workers_run_in_the_outputs_root(tmp_path: Path) -> None:
+    async def body(runner: JobRunner, policy: PathPolicy) -> None:
+        job = runner.submit("eval", policy.config_from_body(
+            "eval", {"model": "fake-cwd", "api_url": "http://127.0.0.1:9/v1", "datasets": ["gsm8k"]}))
+        done = await runner.wait(job.id)
+        assert done.state == COMPLETED and done.result is not None
+        assert done.result["cwd"] == str(policy.outputs_root)
+
+    run(tmp_path, body)

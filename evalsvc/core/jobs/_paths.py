@@ -131,13 +131,33 @@ class PathPolicy:
             args = dict(args)
             if args.get("local_path") is not None:
                 args["local_path"] = self.read_path(f"dataset_args.{name}.local_path", args["local_path"])
-            # evalscope loads a dataset_id that names an existing directory from disk, so a path-like id
-            # is a read path too; hub ids ("org/name") are left alone.
-            dataset_id = args.get("dataset_id")
-            if isinstance(dataset_id, str) and dataset_id.startswith(("/", "~", "./", "../")):
-                args["dataset_id"] = self.read_path(f"dataset_args.{name}.dataset_id", dataset_id)
+            for key in ("dataset_id", "hf_dataset_id"):
+                if isinstance(args.get(key), str):
+                    args[key] = self.dataset_id(f"dataset_args.{name}.{key}", args[key])
             out[name] = args
         return out
+
+    def dataset_id(self, field: str, value: str) -> str:
+        """A hub dataset id as given, or, when it names something on disk, its confined absolute path.
+
+        evalscope loads a `dataset_id` from disk whenever `os.path.exists(dataset_id)` (relative to the
+        worker's cwd, which is the outputs root), and so does HF for an `hf_dataset_id`. An id that contains
+        a path separator, starts with "." or "~", or exists relative to the outputs root or the service's
+        cwd is therefore checked as a read path. If nothing exists at it under the outputs root it stays a
+        hub id ("org/name"); otherwise it becomes the absolute path.
+
+        Raises:
+            ConfigError: the id, read as a path, is outside the allowed roots or inside the state dir.
+        """
+        text = _as_path_text(field, value)
+        path_like = ("/" in text or os.sep in text or text.startswith((".", "~"))
+                     or any(os.path.lexists(base / text) for base in (self.outputs_root, Path.cwd())))
+        if not path_like:
+            return value
+        resolved = self.read_path(field, text)
+        if not Path(text).expanduser().is_absolute() and not os.path.lexists(self.outputs_root / text):
+            return value
+        return resolved
 
     def _resolve_relative(self, field: str, value: Any, root: Path) -> Path:
         text = _as_path_text(field, value)

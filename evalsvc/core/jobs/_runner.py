@@ -353,7 +353,7 @@ class JobRunner:
         self._running[job.kind] += 1
         log_path = self.policy.state_dir / "logs" / f"{job.id}.log"
         try:
-            process, events, control = _launch(log_path)
+            process, events, control = _launch(log_path, self.policy.outputs_root)
         except Exception as exc:  # e.g. out of processes or file descriptors: this job fails, the service goes on
             log.exception("job %s: could not start its worker", job.id)
             self._finish(active, FAILED, error={"type": type(exc).__name__, "category": "internal",
@@ -565,17 +565,23 @@ class JobRunner:
         return self._store
 
 
-def _launch(log_path: Path) -> tuple[subprocess.Popen[bytes], Connection, Connection]:
-    """Start a worker process in its own session; returns it, the events reader and the control writer."""
+def _launch(log_path: Path, cwd: Path) -> tuple[subprocess.Popen[bytes], Connection, Connection]:
+    """Start a worker process in its own session; returns it, the events reader and the control writer.
+
+    It runs in `cwd` (the outputs root): evalscope looks for a relative dataset id on disk relative to the
+    cwd, and PathPolicy confines such ids against the outputs root.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     events_r, events_w = os.pipe()
     control_r, control_w = os.pipe()
     try:
         with open(log_path, "ab") as log_file:
             process = subprocess.Popen(
-                [sys.executable, "-m", "evalsvc.core.jobs._worker", str(events_w), str(control_r)],
+                # -P: the cwd (where runs write) is not put on sys.path, so nothing there can shadow a module
+                [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", "evalsvc.core.jobs._worker",
+                 str(events_w), str(control_r)],
                 pass_fds=(events_w, control_r), stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                start_new_session=True, env=_child_env())
+                start_new_session=True, env=_child_env(), cwd=cwd)
     except BaseException:
         for fd in (events_r, control_w):
             os.close(fd)

@@ -193,7 +193,8 @@ def test_itl_gaps_between_reads_and_zero_within_one_read() -> None:
     parser.feed(b"\n\n".join(events[3:]), 2.0)
     parser.close(2.1)
     assert parser.first_t == 1.0 and parser.last_t == 2.0
-    assert parser.gaps == pytest.approx([500.0, 0.0, 500.0])  # ms
+    assert parser.gaps == pytest.approx([500.0, 500.0])  # ms, between reads
+    assert parser.zero_gaps == 1  # b and c came in one read
 
 
 def test_last_event_without_blank_line_is_timed_at_the_end() -> None:

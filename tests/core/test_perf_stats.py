@@ -86,3 +86,12 @@ def test_pickles_for_client_processes() -> None:
     d.extend([1.0, 2.0, 3.0])
     e = pickle.loads(pickle.dumps(d))
     assert e.summary() == d.summary()
+
+
+def test_zeros_added_in_bulk_equal_zeros_added_one_by_one() -> None:
+    bulk, single = Dist(), Dist()
+    for d in (bulk, single):
+        d.extend([5.0, 7.0])
+    bulk.add_zeros(3)
+    single.extend([0.0, 0.0, 0.0])
+    assert bulk.summary() == single.summary()

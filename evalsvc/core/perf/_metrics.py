@@ -91,6 +91,8 @@ class RunStats:
             d["tpot_ms"].add(tp)
         if o.gaps:
             d["itl_ms"].extend(o.gaps)  # already in ms
+        if o.zero_gaps:
+            d["itl_ms"].add_zeros(o.zero_gaps)
         d["output_tokens"].add(o.output_tokens)
         d["input_tokens"].add(o.prompt_tokens)
         if self.slo.active:

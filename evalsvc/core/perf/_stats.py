@@ -68,6 +68,17 @@ class Dist:
         if len(self._values) > (EXACT_LIMIT if self._buckets is None else FOLD_BATCH):
             self._fold()
 
+    def add_zeros(self, n: int) -> None:
+        """Add `n` values of 0.0 at C speed (chunks that arrived in one read have 0 ms gaps)."""
+        self.count += n
+        if self.low > 0.0:
+            self.low = 0.0
+        if self.high < 0.0:
+            self.high = 0.0
+        self._values.frombytes(bytes(8 * n))
+        if len(self._values) > (EXACT_LIMIT if self._buckets is None else FOLD_BATCH):
+            self._fold()
+
     def merge(self, other: Dist) -> None:
         """Add every value of `other`."""
         if other.count == 0:

@@ -29,7 +29,7 @@ class Outcome:
     """Raw facts about one request; times are perf_counter seconds."""
 
     __slots__ = ("index", "scheduled", "sent", "first", "last", "end", "status", "kind", "detail",
-                 "output_tokens", "prompt_tokens", "usage", "chunks", "gaps")
+                 "output_tokens", "prompt_tokens", "usage", "chunks", "gaps", "zero_gaps")
 
     def __init__(self, index: int, scheduled: float | None) -> None:
         self.index = index
@@ -46,6 +46,7 @@ class Outcome:
         self.usage = False  # output_tokens came from the server's usage
         self.chunks = 0
         self.gaps: list[float] | None = None  # ms between output-carrying chunks
+        self.zero_gaps = 0  # and how many more gaps were 0 ms (chunks read together)
 
     def to_record(self, t0: float) -> dict[str, Any]:
         def ms(t: float | None) -> float | None:
@@ -160,6 +161,7 @@ class Sender:
         out.last = parser.last_t if parser.first_t is not None else None
         out.chunks = parser.n_output
         out.gaps = parser.gaps
+        out.zero_gaps = parser.zero_gaps
         if parser.prompt_tokens is not None:
             out.prompt_tokens = parser.prompt_tokens
         if parser.output_tokens is not None:

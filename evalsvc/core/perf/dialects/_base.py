@@ -45,14 +45,15 @@ class StreamParser:
     #: a whole event is one `data:` line holding one JSON object (checked structurally per block)
     JSON_LINES = True
 
-    __slots__ = ("first_t", "last_t", "n_output", "gaps", "done", "finished", "output_tokens",
+    __slots__ = ("first_t", "last_t", "n_output", "gaps", "zero_gaps", "done", "finished", "output_tokens",
                  "prompt_tokens", "error", "detail", "_tail", "nbytes")
 
     def __init__(self) -> None:
         self.first_t: float | None = None
         self.last_t = 0.0
         self.n_output = 0
-        self.gaps: list[float] = []  # ms between output-carrying chunks
+        self.gaps: list[float] = []  # ms between output-carrying chunks that arrived in different reads
+        self.zero_gaps = 0  # gaps between chunks that arrived in the same read: 0 ms, kept as a count
         self.done = False  # [DONE] or the dialect's end event
         self.finished = False  # a finish/stop reason was seen
         self.output_tokens: int | None = None  # from usage, if the server reported it
@@ -81,7 +82,7 @@ class StreamParser:
             else:
                 self.gaps.append((t - self.last_t) * 1000.0)
             if k > 1:
-                self.gaps.extend([0.0] * (k - 1))  # arrived in the same read: no gap the client could see
+                self.zero_gaps += k - 1  # arrived in the same read: no gap the client could see
             self.last_t = t
             self.n_output += k
         self._inspect_block(block)

@@ -8,7 +8,7 @@ Behaviour is picked by the config's `model`:
     "fake-endpoint" raise EndpointUnreachable
     "fake-boom"     raise RuntimeError (an internal error)
     "fake-crash"    exit the process without a word
-    "fake-leak"     fail with an error message quoting the API key
+    "fake-leak"     fail with an error message quoting the API key and URL (perf: headers, extra_body too)
     "fake-timeout"  (eval) reach the run's time limit, keeping a partial result
     "fake-cwd"      (eval) complete at once, reporting the worker's working directory as "cwd"
     "fake-fragile"  run until interrupted, then fail with RuntimeError (a stop that surfaces as an error)
@@ -69,7 +69,8 @@ def perf(config: Any, *, progress: Callable[[dict[str, Any]], None] | None = Non
     status = "completed"
     error = None
     if config.model == "fake-leak":
-        return FakeResult("failed", out, {"results": {}}, error=f"server said: bad key {config.api_key}")
+        return FakeResult("failed", out, {"results": {}}, error=f"server said: bad key {config.api_key} "
+                          f"at {config.url}, headers {config.headers}, body {config.extra_body}")
     try:
         for key, number, parallel, _rate in runs:
             done = 0
@@ -94,6 +95,8 @@ def eval(config: Any, *, progress: Callable[[dict[str, Any]], None] | None = Non
     emit = progress or (lambda e: None)
     result: dict[str, Any] = {}
     status = "completed"
+    if config.model == "fake-leak":
+        raise EndpointUnreachable(f"cannot connect to {config.api_url} with key {config.api_key}")
     if config.model == "fake-cwd":
         return FakeResult("completed", out, {"result": {}, "cwd": os.getcwd()})
     if config.model == "fake-timeout":

@@ -333,3 +333,43 @@ def test_job_workers_run_in_the_outputs_root(tmp_path: Path) -> None:
         assert done.result["cwd"] == str(policy.outputs_root)
 
     run(tmp_path, body)
+
+
+def test_url_credentials_extra_body_and_short_keys_are_secrets() -> None:
+    query = "?model=x&api_key=QKEYQKEY&sig=S%2FIG12345"
+    perf = PerfConfig(model="m", url="http://user:PASSW0RDX@127.0.0.1:9/v1/chat/completions" + query,
+                      extra_body={"user_token": "XBODYSECRETX", "opts": {"password": "NESTEDPW1"}, "note": "fine"})
+    secrets = set(_secrets_of(perf))
+    assert secrets >= {"user:PASSW0RDX", "PASSW0RDX", "QKEYQKEY", "S%2FIG12345", "S/IG12345", "XBODYSECRETX",
+                       "NESTEDPW1"}
+    assert not secrets & {"user", "x", "m", "fine"}  # a user name, a model, harmless values stay readable
+    said = f"cannot connect to {perf.url}: sent {perf.extra_body}"
+    scrubbed = _scrub(said, _secrets_of(perf))
+    for secret in ("PASSW0RDX", "QKEYQKEY", "S%2FIG12345", "XBODYSECRETX", "NESTEDPW1"):
+        assert secret not in scrubbed
+    assert "127.0.0.1:9/v1/chat/completions" in scrubbed and "'note': 'fine'" in scrubbed
+
+    token_user = EvalConfig(model="m", api_url="https://TOKENONLY99@example.com/v1", datasets=["gsm8k"])
+    assert "TOKENONLY99" in _secrets_of(token_user)
+
+    # A short key is still a secret; it is scrubbed where it stands alone, not inside other words or paths.
+    short = EvalConfig(model="m", api_url="http://h/v1", datasets=["gsm8k"], api_key="k9")
+    assert _scrub({"error": "bad key k9 (k9); see /tmp/k9x/out", "n": 3}, _secrets_of(short)) == {
+        "error": "bad key *** (***); see /tmp/k9x/out", "n": 3}
+    placeholder = EvalConfig(model="m", api_url="http://h/v1", datasets=["gsm8k"], api_key="test")
+    assert _scrub("/tmp/pytest-1/test_x/out: key test refused", _secrets_of(placeholder)) == \
+        "/tmp/pytest-1/test_x/out: key *** refused"
+
+
+def test_stored_config_hides_extra_body_secrets(tmp_path: Path) -> None:
+    async def body(runner: JobRunner, policy: PathPolicy) -> None:
+        job = runner.submit("perf", perf_config(policy, extra_body={"user_token": "XBODYSECRETX", "top_k": 5},
+                                                url="http://u:PASSW0RDX@127.0.0.1:9/v1/chat/completions?key=QK99"))
+        assert job.config["extra_body"] == {"user_token": "***", "top_k": 5}
+        assert job.config["url"] == "http://***@127.0.0.1:9/v1/chat/completions?key=***"
+        await runner.wait(job.id)
+
+    run(tmp_path, body)
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    for secret in (b"XBODYSECRETX", b"PASSW0RDX", b"QK99"):
+        assert secret not in raw

@@ -228,3 +228,24 @@ def test_cancelled_eval_job_is_cancelled_and_keeps_its_predictions(real_service:
     part = got["result"]["iquiz"]
     assert part["status"] == "cancelled" and 1 <= part["predicted"] < suite.count("iquiz")
     assert part["predictions"] and all(Path(p).is_file() for p in part["predictions"])
+
+
+def test_url_credentials_stay_secret_with_the_real_engines(real_service: Live, mock: MockHandle,
+                                                           tmp_path: Path) -> None:
+    base = f"http://user:PASSW0RDX@127.0.0.1:{mock.port}/v1"
+    bodies = [("/api/v1/jobs/perf", {"model": "m", "url": f"{base}/chat/completions?api_key=QKEYQKEY", "dataset": "random",
+                                     "prompt_tokens": 8, "max_tokens": 8, "number": 4}),
+              ("/api/v1/jobs/eval", {"model": "m", "api_url": f"{base}?api_key=QKEYQKEY", "datasets": ["iquiz"],
+                                     "limit": 2})]
+    seen = []
+    for path, body in bodies:
+        r = real_service.client.post(path, json=body)
+        assert r.status_code == 202, r.text
+        job_id = r.json()["job_id"]
+        real_service.wait_state(job_id, ("completed", "failed"), timeout=120)
+        seen += [r.text, real_service.client.get(f"/api/v1/jobs/{job_id}").text,
+                 real_service.client.get(f"/api/v1/jobs/{job_id}/result").text]
+    seen.append(real_service.client.get("/api/v1/jobs").text)
+    seen += [p.read_bytes().decode(errors="replace") for p in (tmp_path / "outputs").rglob("*") if p.is_file()]
+    for text in seen:
+        assert "PASSW0RDX" not in text and "QKEYQKEY" not in text, text[:2000]

@@ -341,3 +341,35 @@ def test_queue_full_is_429(service_factory: Callable[..., Live]) -> None:
     for job in live.client.get("/api/v1/jobs").json()["jobs"]:
         if job["state"] in ("queued", "running"):
             live.client.post(f"/api/v1/jobs/{job['id']}/cancel")
+
+
+def test_url_credentials_never_shown_stored_or_logged(service: Live, tmp_path: Path) -> None:
+    secrets = ("PASSW0RDX", "QKEYQKEY", "XBODYSECRETX")
+    base = "http://user:PASSW0RDX@127.0.0.1:9/v1"
+    jobs = [
+        ("/api/v1/jobs/perf", perf_body(url=f"{base}/chat/completions?api_key=QKEYQKEY",
+                                        extra_body={"user_token": "XBODYSECRETX"})),
+        ("/api/v1/jobs/perf", perf_body(model="fake-leak", url=f"{base}/chat/completions?api_key=QKEYQKEY",
+                                        extra_body={"user_token": "XBODYSECRETX"})),
+        ("/api/v1/jobs/eval", eval_body(api_url=f"{base}?api_key=QKEYQKEY")),
+        ("/api/v1/jobs/eval", eval_body(model="fake-leak", api_url=f"{base}?api_key=QKEYQKEY")),
+    ]
+    seen: list[str] = []
+    for path, body in jobs:
+        r = service.client.post(path, json=body)
+        assert r.status_code == 202, r.text
+        job_id = r.json()["job_id"]
+        seen.append(r.text)
+        job = service.wait_state(job_id, ("completed", "failed"))
+        assert job["state"] == ("failed" if body["model"] == "fake-leak" else "completed"), job
+        seen += [service.client.get(f"/api/v1/jobs/{job_id}").text,
+                 service.client.get(f"/api/v1/jobs/{job_id}/result").text]
+    leaked = service.client.get(f"/api/v1/jobs/{job_id}/result").json()  # the eval that quoted its URL
+    assert leaked["message"].startswith("Evaluation failed: cannot connect to http://***@127.0.0.1:9/v1?api_key=***")
+    seen.append(service.client.get("/api/v1/jobs").text)
+    files = [p for p in (tmp_path / "outputs").rglob("*") if p.is_file()]
+    assert any(p.name == "jobs.sqlite3-wal" for p in files) and any(p.suffix == ".log" for p in files)
+    seen += [p.read_bytes().decode(errors="replace") for p in files]
+    for text in seen:
+        for secret in secrets:
+            assert secret not in text, text[:2000]

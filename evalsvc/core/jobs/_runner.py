@@ -15,11 +15,13 @@ import fcntl
 import logging
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections import deque
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -70,10 +72,10 @@ Config = PerfConfig | EvalConfig
 class _Active:
     """A queued or running job with what only memory holds: its unredacted config and its process."""
 
-    def __init__(self, job: Job, config: Config) -> None:
+    def __init__(self, job: Job, config: Config, secrets: tuple[str, ...]) -> None:
         self.job = job
         self.config = config
-        self.secrets = _secrets_of(config)
+        self.secrets = secrets
         self.process: subprocess.Popen[bytes] | None = None
         self.lifeline: Any = None
         self.outcome: dict[str, Any] | None = None
@@ -298,8 +300,9 @@ class JobRunner:
         waiting = len(self._queue)
         if waiting >= self.max_queued and not self._has_slot(kind):
             raise QueueFull(waiting, self.max_queued)
-        job = Job(id=new_job_id(), kind=kind, created_at=utc_now_iso(), config=config.to_dict(redact=True))
-        active = _Active(job, config)
+        secrets = _secrets_of(config)
+        job = Job(id=new_job_id(), kind=kind, created_at=utc_now_iso(), config=_public_config(config, secrets))
+        active = _Active(job, config, secrets)
         self._active[job.id] = active
         self._queue.append(job.id)
         log.info("job %s (%s) queued", job.id, kind)
@@ -652,20 +655,83 @@ def _lock(path: Path, *, write_pid: bool = True) -> int:
     return fd
 
 
+_SECRET_ENDINGS = ("key", "token", "secret", "password", "passwd", "pwd", "auth", "authorization", "cookie",
+                   "credential", "credentials", "signature", "sig", "bearer")
+_SECRET_STARTS = ("auth", "secret", "passw", "credential", "bearer")
+SUBSTRING_MIN = 8
+"""Secrets this long are scrubbed wherever they occur; shorter ones (placeholders such as "test", or a
+two-letter key) only where they stand alone, so that paths and words that merely contain them survive."""
+
+
+def _secret_name(name: Any) -> bool:
+    """Whether a header, query parameter or extra_body key names a secret: api_key, X-Auth-Token, apiKey,
+    access_token, Cookie, sig... but not max_tokens or keyword."""
+    if not isinstance(name, str):
+        return False
+    words = re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())
+    return any(w.endswith(_SECRET_ENDINGS) or w.startswith(_SECRET_STARTS) for w in words)
+
+
 def _secrets_of(config: Config) -> tuple[str, ...]:
+    """Every secret the config holds, longest first: the API key, URL credentials and secret query values,
+    secret-named header values (and their token part) and secret-named extra_body values."""
     values: list[str] = []
-    if config.api_key and config.api_key != "EMPTY" and len(config.api_key) >= 4:
+    if config.api_key and config.api_key != "EMPTY":
         values.append(config.api_key)
-    headers = getattr(config, "headers", None) or {}
-    for name, value in headers.items():
-        if isinstance(value, str) and len(value) >= 4 and any(
-                w in name.lower() for w in ("auth", "key", "token", "secret", "cookie")):
+    url = config.url if isinstance(config, PerfConfig) else config.api_url
+    values += _url_secrets(url)
+    for name, value in (getattr(config, "headers", None) or {}).items():
+        if isinstance(value, str) and value.strip() and _secret_name(name):
             values.append(value)
-            # "Bearer sk-..." also leaks as its token part
-            token = value.split()[-1]
-            if len(token) >= 4:
-                values.append(token)
-    return tuple(sorted(set(values), key=len, reverse=True))
+            values.append(value.split()[-1])  # "Bearer sk-..." also leaks as its token part
+    values += _secret_values(getattr(config, "extra_body", None))
+    return tuple(sorted({v for v in values if v.strip()}, key=len, reverse=True))
+
+
+def _url_secrets(url: str) -> list[str]:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        username, password = parts.username, parts.password
+    except ValueError:
+        return []
+    values: list[str] = []
+    if password:
+        values += [password, urllib.parse.unquote(password)]
+        if username:
+            values.append(f"{username}:{password}")
+    elif username:  # https://TOKEN@host: the user name is the credential
+        values += [username, urllib.parse.unquote(username)]
+    for pair in parts.query.split("&"):
+        key, sep, value = pair.partition("=")
+        if sep and value and _secret_name(urllib.parse.unquote_plus(key)):
+            values += [value, urllib.parse.unquote_plus(value)]
+    return values
+
+
+def _secret_values(value: Any, secret: bool = False) -> list[str]:
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _secret_values(v, secret or _secret_name(k))]
+    if isinstance(value, list):
+        return [s for v in value for s in _secret_values(v, secret)]
+    return [value] if secret and isinstance(value, str) else []
+
+
+def _redact_secret_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "***" if _secret_name(k) and isinstance(v, (str, int, float)) else _redact_secret_keys(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_secret_keys(v) for v in value]
+    return value
+
+
+def _public_config(config: Config, secrets: tuple[str, ...]) -> dict[str, Any]:
+    """What the job keeps of its config: the redacted to_dict(), extra_body's secret-named values hidden,
+    and any secret quoted elsewhere (say, in a header with an innocent name) scrubbed."""
+    data = config.to_dict(redact=True)
+    if data.get("extra_body"):
+        data["extra_body"] = _redact_secret_keys(data["extra_body"])
+    return _scrub(data, secrets)  # type: ignore[no-any-return]
 
 
 def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
@@ -674,8 +740,12 @@ def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
         return value
     if isinstance(value, str):
         for secret in secrets:
-            if secret in value:
+            if secret not in value:
+                continue
+            if len(secret) >= SUBSTRING_MIN:
                 value = value.replace(secret, "***")
+            else:
+                value = re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", "***", value)
         return value
     if isinstance(value, dict):
         return {k: _scrub(v, secrets) for k, v in value.items()}

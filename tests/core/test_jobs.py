@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -373,3 +375,52 @@ def test_stored_config_hides_extra_body_secrets(tmp_path: Path) -> None:
     raw = b"".join(p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file())
     for secret in (b"XBODYSECRETX", b"PASSW0RDX", b"QK99"):
         assert secret not in raw
+
+
+def test_workers_are_launched_off_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalsvc.core.jobs import _runner
+
+    real_launch = _runner._launch
+    threads: list[str] = []
+    gate = threading.Event()
+
+    def gated_launch(*args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        assert gate.wait(10), "the launch blocked the event loop"  # a slow fork: the loop serves meanwhile
+        return real_launch(*args)
+
+    monkeypatch.setattr(_runner, "_launch", gated_launch)
+
+    async def body(runner: JobRunner, policy: PathPolicy) -> None:
+        loop_thread = threading.current_thread().name
+        first = runner.submit("perf", perf_config(policy))
+        assert first.state == RUNNING and runner.stats()["running"] == 1
+        await asyncio.sleep(0.1)  # the loop runs while the worker is being started
+        gate.set()
+        assert (await runner.wait(first.id)).state == COMPLETED
+        # cancelled while its worker is still being started: the worker is stopped once it exists
+        gate.clear()
+        second = runner.submit("perf", perf_config(policy, model="fake-slow"))
+        await asyncio.sleep(0.1)
+        await runner.cancel(second.id)
+        gate.set()
+        done = await runner.wait(second.id)
+        assert done.state == CANCELLED and done.error is not None and done.error["type"] == "Cancelled"
+        assert len(threads) == 2 and loop_thread not in threads
+        assert runner.stats()["running"] == 0
+
+    run(tmp_path, body)
+
+
+def test_state_files_are_private(tmp_path: Path) -> None:
+    async def body(runner: JobRunner, policy: PathPolicy) -> None:
+        job = runner.submit("perf", perf_config(policy))
+        await runner.wait(job.id)
+
+    run(tmp_path, body)
+    state = tmp_path / "out" / ".evalsvc"
+    files = [p for p in state.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"jobs.sqlite3", "service.lock"} and any(p.suffix == ".log" for p in files)
+    for path in files:
+        assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+    assert state.stat().st_mode & 0o077 == 0

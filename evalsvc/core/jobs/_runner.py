@@ -122,6 +122,7 @@ class JobRunner:
         self._store: JobStore | None = None
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock_fd: int | None = None
+        self._launching: set[asyncio.Future[None]] = set()
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -144,7 +145,7 @@ class JobRunner:
             raise RunnerClosed()
         self._loop = asyncio.get_running_loop()
         state_dir = self.policy.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
+        _private_dir(state_dir)
         self._lock_fd = _lock(state_dir / "service.lock")
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="evalsvc-jobstore")
         try:
@@ -182,7 +183,7 @@ class JobRunner:
     def check_unlocked(self) -> None:
         """Raise RunnerLocked now if another live service holds this outputs root (checked again at start)."""
         state_dir = self.policy.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
+        _private_dir(state_dir)
         os.close(_lock(state_dir / "service.lock", write_pid=False))
 
     async def close(self) -> None:
@@ -354,9 +355,19 @@ class JobRunner:
         job.state = RUNNING
         job.started_at = utc_now_iso()
         self._running[job.kind] += 1
+        # Starting a worker (mkdir, open, fork and exec of an interpreter) happens off the loop: /health and
+        # every other request keep being answered meanwhile.
+        task = asyncio.ensure_future(self._start_worker(active))
+        self._launching.add(task)
+        task.add_done_callback(self._launching.discard)
+
+    async def _start_worker(self, active: _Active) -> None:
+        job = active.job
+        assert self._loop is not None
         log_path = self.policy.state_dir / "logs" / f"{job.id}.log"
         try:
-            process, events, control = _launch(log_path, self.policy.outputs_root)
+            process, events, control = await self._loop.run_in_executor(
+                None, _launch, log_path, self.policy.outputs_root)
         except Exception as exc:  # e.g. out of processes or file descriptors: this job fails, the service goes on
             log.exception("job %s: could not start its worker", job.id)
             self._finish(active, FAILED, error={"type": type(exc).__name__, "category": "internal",
@@ -370,6 +381,9 @@ class JobRunner:
         init = pickle.dumps((self.targets[job.kind], active.config, _child_sys_path()))
         threading.Thread(target=self._read, args=(job.id, init, events, control, process),
                          name=f"evalsvc-job-{job.id}", daemon=True).start()
+        if active.stop_reason is not None:  # cancelled, or the service began to stop, while the worker started
+            reason, active.stop_reason = active.stop_reason, None
+            self._stop(active, reason)
 
     def _read(self, job_id: str, init: bytes, conn: Connection, control: Connection,
               process: subprocess.Popen[bytes]) -> None:
@@ -574,11 +588,12 @@ def _launch(log_path: Path, cwd: Path) -> tuple[subprocess.Popen[bytes], Connect
     It runs in `cwd` (the outputs root): evalscope looks for a relative dataset id on disk relative to the
     cwd, and PathPolicy confines such ids against the outputs root.
     """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    _private_dir(log_path.parent)
     events_r, events_w = os.pipe()
     control_r, control_w = os.pipe()
     try:
-        with open(log_path, "ab") as log_file:
+        # 0600: a log may quote what a run read or was told
+        with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log_file:
             process = subprocess.Popen(
                 # -P: the cwd (where runs write) is not put on sys.path, so nothing there can shadow a module
                 [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", "evalsvc.core.jobs._worker",
@@ -593,6 +608,13 @@ def _launch(log_path: Path, cwd: Path) -> tuple[subprocess.Popen[bytes], Connect
         os.close(events_w)
         os.close(control_r)
     return process, Connection(events_r, writable=False), Connection(control_w, readable=False)
+
+
+def _private_dir(path: Path) -> None:
+    """Create `path` (and its parents) if needed; the directory itself is readable by this user only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
 
 
 def _child_env() -> dict[str, str]:

@@ -151,7 +151,7 @@ class PathPolicy:
         """
         text = _as_path_text(field, value)
         path_like = ("/" in text or os.sep in text or text.startswith((".", "~"))
-                     or any(os.path.lexists(base / text) for base in (self.outputs_root, Path.cwd())))
+                     or os.path.lexists(self.outputs_root / text) or os.path.lexists(text))  # text: from the cwd
         if not path_like:
             return value
         resolved = self.read_path(field, text)

@@ -6,6 +6,7 @@ Every field is accepted with the same name by the library, the CLI (as --kebab-c
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,6 +203,51 @@ def _as_list(name: str, value: Any, tp: type) -> list[Any]:
 DEFAULT_GENERATION_CONFIG: dict[str, Any] = {"temperature": 0.0, "max_tokens": 2048}
 GENERATION_KEYS = ("temperature", "max_tokens", "top_p", "top_k", "timeout", "seed", "stop",
                    "presence_penalty", "frequency_penalty", "extra_body")
+_GENERATION_TYPES: dict[str, Any] = {
+    "temperature": float, "max_tokens": int, "top_p": float, "top_k": int, "timeout": float, "seed": int,
+    "stop": str | list[str], "presence_penalty": float, "frequency_penalty": float, "extra_body": dict,
+}
+_GENERATION_RANGES: dict[str, dict[str, Any]] = {
+    "temperature": {"low": 0, "high": 2}, "max_tokens": {"low": 1}, "top_p": {"low": 0, "high": 1},
+    "top_k": {"low": -1}, "timeout": {"low": 0, "low_open": True, "high": 86400},
+    "presence_penalty": {"low": -2, "high": 2}, "frequency_penalty": {"low": -2, "high": 2},
+}
+_MAX_LIMIT = 10**9
+
+
+def _require_finite(field: str, value: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(field, f"must be a finite number, got {value!r}")
+
+
+def _check_generation(value: Any) -> dict[str, Any]:
+    """generation_config with the defaults filled in, each option type- and range-checked (None: unset).
+
+    Every option reaches every worker's requests, so a wrong type must fail here, not in each worker.
+    """
+    gen = check_type("generation_config", value, dict)
+    unknown = sorted(set(gen) - set(GENERATION_KEYS), key=str)
+    if unknown:
+        raise ConfigError(f"generation_config.{unknown[0]}",
+                          f"unknown option (accepted: {', '.join(GENERATION_KEYS)})")
+    merged = {**DEFAULT_GENERATION_CONFIG, **gen}
+    for key, option in merged.items():
+        name = f"generation_config.{key}"
+        if option is None:
+            if key in DEFAULT_GENERATION_CONFIG:
+                raise ConfigError(name, "is required")
+            continue
+        option = check_type(name, option, _GENERATION_TYPES[key])
+        _require_finite(name, option)
+        if key in _GENERATION_RANGES:
+            require_range(name, option, **_GENERATION_RANGES[key])
+        if key == "extra_body":
+            try:
+                orjson.dumps(option)
+            except TypeError as exc:
+                raise ConfigError(name, f"must be JSON-serialisable ({exc})") from None
+        merged[key] = option
+    return merged
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,59 +289,44 @@ class EvalConfig:
     """Check the endpoint answers before starting."""
 
     def __post_init__(self) -> None:
-        require_text("model", self.model)
-        require_http_url("api_url", self.api_url)
         if isinstance(self.datasets, str):
             object.__setattr__(self, "datasets", [self.datasets])
-        datasets = check_type("datasets", self.datasets, list[str])
+        check_fields(self)  # library callers skip from_dict: every field's type is checked here too
+        require_text("model", self.model)
+        require_http_url("api_url", self.api_url)
+        datasets = list(self.datasets)  # a copy: the caller's list may change later
+        object.__setattr__(self, "datasets", datasets)
         if not datasets:
             raise ConfigError("datasets", "must name at least one benchmark")
         if len(set(datasets)) != len(datasets):
             raise ConfigError("datasets", "names a benchmark twice")
-        object.__setattr__(self, "datasets", datasets)
-        if not isinstance(self.api_key, str):
-            raise ConfigError("api_key", "must be a string")
         if self.limit is not None:
-            if isinstance(self.limit, bool) or not isinstance(self.limit, (int, float)):
-                raise ConfigError("limit", f"must be a positive integer or a fraction in (0, 1), got {self.limit!r}")
             if isinstance(self.limit, float) and not self.limit.is_integer():
                 if not 0 < self.limit < 1:
                     raise ConfigError("limit", f"a fraction must be in (0, 1), got {self.limit!r}")
             else:
                 object.__setattr__(self, "limit", int(self.limit))
-                require_range("limit", self.limit, low=1)
+                require_range("limit", self.limit, low=1, high=_MAX_LIMIT)
         require_range("eval_batch_size", self.eval_batch_size, low=1, high=1024)
-        gen = check_type("generation_config", self.generation_config, dict)
-        unknown = sorted(set(gen) - set(GENERATION_KEYS))
-        if unknown:
-            raise ConfigError(f"generation_config.{unknown[0]}",
-                              f"unknown option (accepted: {', '.join(GENERATION_KEYS)})")
-        merged = {**DEFAULT_GENERATION_CONFIG, **gen}
-        require_range("generation_config.temperature", merged["temperature"], low=0, high=2)
-        require_range("generation_config.max_tokens", merged["max_tokens"], low=1)
-        require_range("generation_config.top_p", merged.get("top_p"), low=0, high=1, allow_none=True)
-        require_range("generation_config.top_k", merged.get("top_k"), low=-1, allow_none=True)
-        require_range("generation_config.timeout", merged.get("timeout"), low=0, low_open=True, allow_none=True)
-        object.__setattr__(self, "generation_config", merged)
+        object.__setattr__(self, "generation_config", _check_generation(self.generation_config))
         require_text("work_dir", self.work_dir)
-        check_type("seed", self.seed, int)
         # evalscope's catalogue, read from its index files (no evalscope import): unknown names get a
         # suggestion, benchmarks evalsvc cannot run and per-dataset options evalscope would ignore are refused.
         from .eval._catalogue import check_benchmark, check_dataset_args
 
         metas = {name: check_benchmark(name) for name in datasets}
-        args = check_type("dataset_args", self.dataset_args, dict)
-        for name, value in args.items():
+        for name, value in self.dataset_args.items():
             if name not in datasets:
                 raise ConfigError(f"dataset_args.{name}", "is not one of the requested datasets")
-            check_type(f"dataset_args.{name}", value, dict)
             check_dataset_args(name, value, metas[name])
         if self.dataset_dir is not None:
             require_text("dataset_dir", self.dataset_dir)
         require_range("max_workers", self.max_workers, low=1, high=64)
+        _require_finite("timeout", self.timeout)
         require_range("timeout", self.timeout, low=0, low_open=True, allow_none=True)
         require_range("retries", self.retries, low=0, high=100)
-        require_range("retry_interval", self.retry_interval, low=0)
+        _require_finite("retry_interval", self.retry_interval)
+        require_range("retry_interval", self.retry_interval, low=0, high=3600)
 
     @classmethod
     def from_dict(cls, data: Any) -> EvalConfig:

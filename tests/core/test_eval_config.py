@@ -166,3 +166,58 @@ def test_evalscope_gets_every_setting_explicitly(tmp_path: Path) -> None:
     assert kwargs["ignore_errors"] is True and kwargs["no_timestamp"] is True and kwargs["use_cache"] is None
     assert kwargs["work_dir"] == str(tmp_path / "gsm8k") and kwargs["limit"] == 7
     assert task_kwargs(plan, plan.datasets[0], tmp_path / "gsm8k", resume=True)["use_cache"] == str(tmp_path / "gsm8k")
+
+
+# --- every field and generation option is type-checked before any work ---------------------------------
+
+
+@pytest.mark.parametrize(("changes", "field", "fragment"), [
+    ({"generation_config": {"stop": 5}}, "generation_config.stop", "a string or a list of strings"),
+    ({"generation_config": {"stop": ["END", 1]}}, "generation_config.stop", "a string or a list of strings"),
+    ({"generation_config": {"max_tokens": 10.5}}, "generation_config.max_tokens", "an integer"),
+    ({"generation_config": {"seed": "x"}}, "generation_config.seed", "an integer"),
+    ({"generation_config": {"top_k": 1.5}}, "generation_config.top_k", "an integer"),
+    ({"generation_config": {"presence_penalty": "x"}}, "generation_config.presence_penalty", "a number"),
+    ({"generation_config": {"frequency_penalty": 3}}, "generation_config.frequency_penalty", "<= 2"),
+    ({"generation_config": {"top_p": "0.5"}}, "generation_config.top_p", "a number"),
+    ({"generation_config": {"temperature": "0"}}, "generation_config.temperature", "a number"),
+    ({"generation_config": {"timeout": float("inf")}}, "generation_config.timeout", "finite"),
+    ({"generation_config": {"extra_body": [1]}}, "generation_config.extra_body", "an object"),
+    ({"generation_config": {"extra_body": {"x": object()}}}, "generation_config.extra_body", "JSON"),
+    ({"use_cache": 5}, "use_cache", "a string"),
+    ({"eval_batch_size": 2.5}, "eval_batch_size", "an integer"),
+    ({"max_workers": 2.5}, "max_workers", "an integer"),
+    ({"preflight": "no"}, "preflight", "true or false"),
+    ({"debug": 1}, "debug", "true or false"),
+    ({"retries": "2"}, "retries", "an integer"),
+    ({"retry_interval": float("inf")}, "retry_interval", "finite"),
+    ({"timeout": float("inf")}, "timeout", "finite"),
+    ({"limit": 10**10}, "limit", "<= 1e+09"),
+    ({"limit": True}, "limit", "got True"),
+    ({"work_dir": 3}, "work_dir", "a string"),
+])
+def test_wrong_types_are_config_errors_before_any_work(changes: dict, field: str, fragment: str) -> None:
+    err = _error(**changes)
+    assert err.field == field and fragment in err.reason, err
+
+
+def test_generation_options_are_normalised() -> None:
+    config = EvalConfig(**{**BASE, "generation_config": {"max_tokens": 64.0, "temperature": 1, "seed": 7,
+                                                         "stop": ["A", "B"], "presence_penalty": -1,
+                                                         "extra_body": {"chat_template_kwargs": {"x": True}}},
+                           "datasets": ("gsm8k",), "limit": 5.0})
+    gen = config.generation_config
+    assert gen["max_tokens"] == 64 and type(gen["max_tokens"]) is int
+    assert gen["temperature"] == 1.0 and gen["presence_penalty"] == -1.0 and gen["seed"] == 7
+    assert config.datasets == ["gsm8k"] and config.limit == 5 and type(config.limit) is int
+    assert EvalConfig(**{**BASE, "datasets": "gsm8k"}).datasets == ["gsm8k"]
+
+
+def test_cli_bad_generation_option_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "evalsvc", "eval", "--model", "m", "--api-url", "http://127.0.0.1:9/v1",
+                          "-d", "gsm8k", "--no-preflight", "--work-dir", str(tmp_path / "out"),
+                          "--generation-config", '{"stop": 5}'], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "ConfigError: generation_config.stop: expected a string or a list of strings, got 5"]
+    assert not (tmp_path / "out").exists()

@@ -9,6 +9,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -220,6 +221,24 @@ def _require_finite(field: str, value: Any) -> None:
         raise ConfigError(field, f"must be a finite number, got {value!r}")
 
 
+def _require_base_url(field: str, url: str) -> None:
+    """Refuse credentials and a query in an OpenAI base URL, without echoing them.
+
+    Credentials in the URL turn into Basic auth that replaces the bearer key (and break the preflight
+    client); a query ends up before the path the OpenAI client appends (.../v1/?q=1chat/completions).
+    """
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return  # require_http_url says what is wrong
+    if "@" in netloc:
+        raise ConfigError(field, "must not carry credentials (user:password@host); pass the key as api_key, "
+                          "it is sent as a bearer token and never written")
+    if "?" in url or "#" in url:
+        raise ConfigError(field, "must be the base URL without a query or fragment (e.g. http://host:8000/v1): "
+                          "/chat/completions is appended to it; pass a key as api_key")
+
+
 def _check_generation(value: Any) -> dict[str, Any]:
     """generation_config with the defaults filled in, each option type- and range-checked (None: unset).
 
@@ -293,6 +312,7 @@ class EvalConfig:
             object.__setattr__(self, "datasets", [self.datasets])
         check_fields(self)  # library callers skip from_dict: every field's type is checked here too
         require_text("model", self.model)
+        _require_base_url("api_url", self.api_url)
         require_http_url("api_url", self.api_url)
         datasets = list(self.datasets)  # a copy: the caller's list may change later
         object.__setattr__(self, "datasets", datasets)

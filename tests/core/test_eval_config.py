@@ -221,3 +221,21 @@ def test_cli_bad_generation_option_is_one_line_and_creates_nothing(tmp_path: Pat
     assert out.stderr.strip().splitlines() == [
         "ConfigError: generation_config.stop: expected a string or a list of strings, got 5"]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("url", ["http://user:PASSW0RDX@127.0.0.1:8000/v1", "https://PASSW0RDX@example.com/v1",
+                                 "http://127.0.0.1:8000/v1?api_key=PASSW0RDX", "http://h/v1?api-version=1#PASSW0RDX"])
+def test_credentials_or_a_query_in_api_url_are_refused_without_echoing_them(url: str) -> None:
+    err = _error(api_url=url)
+    assert err.field == "api_url" and "api_key" in err.reason
+    assert "PASSW0RDX" not in str(err)
+
+
+def test_api_url_with_a_query_would_reach_the_wrong_path() -> None:
+    # Why a query is refused: the OpenAI client evalscope uses appends the path after the query.
+    import openai
+    from openai._base_client import FinalRequestOptions
+
+    client = openai.OpenAI(base_url="http://127.0.0.1:9/v1?api-version=1", api_key="x", max_retries=0)
+    request = client._build_request(FinalRequestOptions(method="post", url="/chat/completions", json_data={}))
+    assert request.url.path == "/v1/" and "chat/completions" in str(request.url.query)

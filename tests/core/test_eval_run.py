@@ -314,3 +314,57 @@ def test_workers_do_not_outlive_a_killed_caller(tmp_path: Path, suite: Suite) ->
         while time.monotonic() < deadline and _marked_processes(mark):
             time.sleep(0.1)
         assert _marked_processes(mark) == []
+
+
+class _KeyEchoingServer:
+    """An endpoint that refuses every request with 401, quoting the key it was sent (as OpenAI's API does)."""
+
+    def __enter__(self) -> str:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                key = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                body = json.dumps({"error": {"message": f"Incorrect API key provided: {key}. Check it.",
+                                             "type": "invalid_request_error"}}).encode()
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_short_key_quoted_by_the_endpoint_is_masked_everywhere(tmp_path: Path) -> None:
+    short = "Zq7"  # too short to mask inside other words, still masked where it stands alone
+    rows = [mcq_row(f"[Q{i}]", "A") for i in range(2)]
+    write_local_copy(tmp_path / "data" / "iquiz", {"IQ": {"test": rows}})
+    events: list[dict[str, Any]] = []
+    with _KeyEchoingServer() as url:
+        with pytest.raises(EndpointStatusError) as info:
+            run_eval(EvalConfig(model="m", api_url=url, api_key=short, datasets=["iquiz"],
+                                dataset_dir=str(tmp_path / "data"), work_dir=str(tmp_path / "out")))
+        assert "401" in str(info.value) and short not in str(info.value)
+        result = run_eval(EvalConfig(model="m", api_url=url, api_key=short, datasets=["iquiz"], retries=0,
+                                     dataset_dir=str(tmp_path / "data"), work_dir=str(tmp_path / "out"),
+                                     preflight=False), progress=events.append)
+    d = result["iquiz"]
+    assert d.errored == 2 and any("Incorrect API key provided: ***" in e for e in d.sample_errors), d.sample_errors
+    assert any("Incorrect API key provided: ***" in str(e.get("message")) for e in events)
+    files = [p for p in Path(result.output_dir).rglob("*") if p.is_file()]
+    assert any(p.name == "eval_log.log" for p in files) and any(p.name == "worker.log" for p in files)
+    for text in [json.dumps(events), repr(result), json.dumps(result.to_dict())] + [p.read_text(errors="replace")
+                                                                                    for p in files]:
+        assert f"provided: {short}" not in text and f"{short}." not in text

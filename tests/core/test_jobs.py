@@ -351,7 +351,7 @@ def test_url_credentials_extra_body_and_short_keys_are_secrets() -> None:
         assert secret not in scrubbed
     assert "127.0.0.1:9/v1/chat/completions" in scrubbed and "'note': 'fine'" in scrubbed
 
-    token_user = EvalConfig(model="m", api_url="https://TOKENONLY99@example.com/v1", datasets=["gsm8k"])
+    token_user = PerfConfig(model="m", url="https://TOKENONLY99@example.com/v1/chat/completions")
     assert "TOKENONLY99" in _secrets_of(token_user)
 
     # A short key is still a secret; it is scrubbed where it stands alone, not inside other words or paths.

@@ -12,6 +12,7 @@ from typing import Any
 from ..config import EvalConfig
 from ..errors import EndpointStatusError, EndpointTimeout, EndpointUnreachable
 from ._plan import api_base
+from ._secrets import mask, secrets_of
 
 _RETRIED = {408, 429, 500, 502, 503, 504}
 _DEFAULT_TIMEOUT_S = 60.0
@@ -51,7 +52,7 @@ async def preflight(config: EvalConfig) -> dict[str, Any]:
         for attempt in range(attempts):
             try:
                 async with session.post(url, json=body, headers=headers) as resp:
-                    text = await resp.text(errors="replace")
+                    text = mask(await resp.text(errors="replace"), secrets_of(config.api_key))  # 401s may quote it
                     status = resp.status
             except asyncio.TimeoutError:
                 raise EndpointTimeout(f"{url} did not answer the preflight request within {total:g} s") from None

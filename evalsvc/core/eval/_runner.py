@@ -25,6 +25,7 @@ from ._plan import (CONFIG_FILE, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPla
 from ._preflight import preflight
 from ._procs import WorkerHandle, Zygote
 from ._result import DatasetResult, EvalResult, read_dataset_result
+from ._secrets import mask, mask_event, secrets_of
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 
@@ -34,28 +35,17 @@ _MAX_SAMPLE_ERRORS = 5
 _SAMPLE_ERROR_PREFIX = "Processing item in subset="
 
 
-def _mask(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
-def _secret_of(config: EvalConfig) -> str | None:
-    """The API key as text to mask in messages (keys too short to be secrets would mask random words)."""
-    key = config.api_key
-    return key if key and key != "EMPTY" and len(key) >= 6 else None
-
-
 class _Sink:
     """Delivers events to the caller's callback; a failing callback never breaks the run."""
 
-    def __init__(self, callback: ProgressCallback | None, secret: str | None) -> None:
+    def __init__(self, callback: ProgressCallback | None, secrets: tuple[str, ...]) -> None:
         self._callback = callback
-        self._secret = secret
+        self._secrets = secrets
 
     def __call__(self, event: dict[str, Any]) -> None:
         if self._callback is None:
             return
-        if self._secret and "message" in event:
-            event["message"] = _mask(str(event["message"]), self._secret)
+        mask_event(event, self._secrets)
         try:
             self._callback(event)
         except Exception:
@@ -78,8 +68,8 @@ class _Run:
                  cancel: asyncio.Event | None) -> None:
         self.plan = plan
         self.config = plan.config
-        self.secret = _secret_of(self.config)
-        self.emit = _Sink(progress, self.secret)
+        self.secrets = secrets_of(self.config.api_key)
+        self.emit = _Sink(progress, self.secrets)
         self.cancel = cancel
         self.stop_reason: str | None = None
         self.workers: set[WorkerHandle] = set()
@@ -191,7 +181,7 @@ class _Run:
 
     async def _drive(self, worker: WorkerHandle, run: _DatasetRun, out_dir: Path, resume: bool) -> None:
         name = run.plan.name
-        spec = {"task": task_kwargs(self.plan, run.plan, out_dir, resume=resume), "mask": self.secret,
+        spec = {"task": task_kwargs(self.plan, run.plan, out_dir, resume=resume), "secrets": list(self.secrets),
                 "log_file": str(out_dir / "logs" / "worker.log"), "hf_cache": run.plan.hf_cache}
         try:
             worker.start(spec)
@@ -213,13 +203,13 @@ class _Run:
                 if level in ("ERROR", "CRITICAL") and message.startswith(_SAMPLE_ERROR_PREFIX):
                     reason = message.split("failed: ", 1)[-1].strip()
                     if reason not in run.sample_errors and len(run.sample_errors) < _MAX_SAMPLE_ERRORS:
-                        run.sample_errors.append(_mask(reason, self.secret))
+                        run.sample_errors.append(mask(reason, self.secrets))
                 self.emit({"type": "log", "dataset": name, "level": level, "message": message})
             elif kind == "done":
                 outcome = "completed"
             elif kind == "error":
                 outcome = "failed"
-                run.error = _mask(str(event.get("error") or "evaluation failed"), self.secret)
+                run.error = mask(str(event.get("error") or "evaluation failed"), self.secrets)
         code = await worker.finish()
         if outcome != "completed":
             # evalscope scores into a temporary file it publishes at the end; a stopped run leaves it behind.
@@ -234,7 +224,8 @@ class _Run:
             run.status = "failed"
             if run.error is None:
                 how = "ended" if code is None else f"exited with code {code}"
-                run.error = f"the worker {how} without a result: {worker.crash_reason()}".rstrip(": ")
+                run.error = mask(f"the worker {how} without a result: {worker.crash_reason()}".rstrip(": "),
+                                 self.secrets)
 
     # -- outputs -------------------------------------------------------------------------------
 

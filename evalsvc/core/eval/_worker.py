@@ -13,7 +13,8 @@ A worker runs one evalscope `run_task` for one dataset, in its own session:
 - its event stream carries JSON lines to the parent: {"type": "ready"}, {"type": "progress", "done",
   "total"}, {"type": "log", "level", "message"}, and finally {"type": "done"} or {"type": "error"};
 - its stdin carries one JSON line from the parent, {"task": <TaskConfig kwargs>, "log_file",
-  "hf_cache", "mask" (the API key, masked in events)}, then stays open: end of file (the parent went away) ends the worker at once.
+  "hf_cache", "secrets" (masked in its events and in every log record it writes, see _secrets.py)}, then
+  stays open: end of file (the parent went away) ends the worker at once.
 
 Everything else a worker prints (evalscope's console logs, tqdm bars, library warnings, forked
 scoring children) goes to `log_file`, never to the parent's terminal.
@@ -33,6 +34,8 @@ import time
 import traceback
 from typing import Any
 
+from ._secrets import mask, mask_event
+
 _MESSAGE_LIMIT = 4000
 
 
@@ -46,7 +49,7 @@ class _Events:
     def __init__(self, fd: int) -> None:
         self._fd: int | None = fd
         self._lock = threading.Lock()
-        self.secret: str | None = None
+        self.secrets: tuple[str, ...] = ()
         os.register_at_fork(after_in_child=self._in_child)
 
     def _in_child(self) -> None:
@@ -56,9 +59,7 @@ class _Events:
     def send(self, event: dict[str, Any]) -> None:
         if self._fd is None:
             return
-        line = json.dumps(event, ensure_ascii=False, default=str)
-        if self.secret:
-            line = line.replace(self.secret, "***")
+        line = json.dumps(mask_event(event, self.secrets), ensure_ascii=False, default=str)
         data = (line + "\n").encode()
         with self._lock:
             view = memoryview(data)
@@ -180,6 +181,33 @@ def _watch_parent(fd: int) -> None:
     os._exit(3)
 
 
+def _mask_log_records(secrets: tuple[str, ...]) -> None:
+    """Mask secrets in every log record this process creates, before any handler sees it.
+
+    evalscope attaches its own FileHandler (eval_log.log) during run_task and the root logger writes
+    to worker.log: masking at record creation covers both, and the relay, whatever handlers come later.
+    """
+    if not secrets:
+        return
+    make = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: logging reports it itself
+            return record
+        masked = mask(message, secrets)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and record.exc_info[1] is not None:
+            # Formatters use exc_text when it is set instead of formatting the traceback themselves.
+            record.exc_text = mask("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"), secrets)
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
 def _redirect_output(path: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -208,7 +236,9 @@ def _serve() -> None:
         os._exit(0)
     spec = json.loads(line)
     task: dict[str, Any] = spec["task"]
-    _EVENTS.secret = spec.get("mask")
+    secrets = tuple(str(s) for s in spec.get("secrets") or ())
+    _EVENTS.secrets = secrets
+    _mask_log_records(secrets)
     threading.Thread(target=_watch_parent, args=(control,), name="evalsvc-parent-watch", daemon=True).start()
     _redirect_output(spec["log_file"])
 
@@ -234,12 +264,13 @@ def _serve() -> None:
     except BaseException as exc:  # noqa: BLE001 - report everything, including SystemExit
         code = 1
         detail = str(exc).strip().splitlines()
+        trace = mask(traceback.format_exc(), secrets)
         _send({
             "type": "error",
             "error": f"{type(exc).__name__}: {detail[0] if detail else ''}".rstrip(": "),
-            "traceback": traceback.format_exc()[-_MESSAGE_LIMIT:],
+            "traceback": trace[-_MESSAGE_LIMIT:],
         })
-        traceback.print_exc()
+        sys.stderr.write(trace)
     finally:
         logging.shutdown()
         sys.stdout.flush()

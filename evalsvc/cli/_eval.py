@@ -215,6 +215,7 @@ class _ProgressView:
 
 def _report(result: Any, json_output: bool) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     err = Console(stderr=True)
     if json_output:
@@ -229,15 +230,14 @@ def _report(result: Any, json_output: bool) -> None:
                 out.print(_subset_table(d))
         if result.output_dir:
             out.print(f"Output: {result.output_dir}", soft_wrap=True)
-    for d in result.datasets.values():
-        if d.errored:
-            err.print(f"[yellow]{d.name}: {d.errored} of {d.requested} samples failed and are not in the score"
-                      + (f" (e.g. {d.sample_errors[0]})" if d.sample_errors else "") + "[/]")
     if result.status in ("cancelled", "timeout") and result.output_dir:
         err.print(f"[yellow]{result.status.capitalize()}: the predictions made so far are kept. Resume with the same "
-                  f"options plus:[/] --use-cache {result.output_dir}", soft_wrap=True)
-    if result.status == "failed":
-        err.print(f"[red]Failed: {result.error}[/]")
+                  f"options plus:[/] --use-cache {escape(result.output_dir)}", soft_wrap=True)
+    elif result.status in ("incomplete", "failed"):
+        # One line a CI log shows: which datasets fell short and how many samples errored.
+        style = "yellow" if result.status == "incomplete" else "red"
+        err.print(f"[{style}]{result.status.capitalize()}: {escape(result.error or result.status)}[/]", soft_wrap=True)
+    # Only a complete run exits 0: a pipeline gating on the exit code must not pass a run with errored samples.
     code = {"completed": 0, "cancelled": _EXIT_CANCELLED}.get(result.status, 1)
     if code:
         raise typer.Exit(code=code)

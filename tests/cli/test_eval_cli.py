@@ -147,3 +147,51 @@ def test_benchmarks_lists_the_catalogue() -> None:
     table = _cli("benchmarks", "ceval", env={"COLUMNS": "120"})
     assert table.returncode == 0 and "ceval" in table.stdout and "C-Eval" in table.stdout
     assert "gsm8k" not in table.stdout
+
+
+def _fake_result(status: str, **datasets: DatasetResult) -> Any:
+    async def fake_run(config: EvalConfig, **_: Any) -> EvalResult:
+        return EvalResult(status=status, output_dir="/tmp/x", model="m", datasets=datasets,
+                          error=_describe(datasets) if status in ("incomplete", "failed") else None)
+    return fake_run
+
+
+def _describe(datasets: dict[str, DatasetResult]) -> str:
+    from evalsvc.core.eval._result import describe_shortfall
+
+    return describe_shortfall(datasets.values())
+
+
+@pytest.mark.parametrize(("status", "code"), [("completed", 0), ("incomplete", 1), ("failed", 1), ("timeout", 1),
+                                              ("cancelled", 130)])
+def test_exit_code_is_zero_only_for_a_complete_run(status: str, code: int, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    clean = DatasetResult(name="gsm8k", score=0.5, metric="accuracy", requested=4, scored=4)
+    errored = DatasetResult(name="iquiz", score=1.0, metric="accuracy", requested=5, scored=3, errored=2,
+                            sample_errors=["Error code: 500 [boom]"])
+    failed = DatasetResult(name="ceval", status="failed", error="all 2 samples errored", requested=2, errored=2)
+    sets = {"completed": {"gsm8k": clean}, "incomplete": {"gsm8k": clean, "iquiz": errored},
+            "failed": {"iquiz": errored, "ceval": failed}, "timeout": {"gsm8k": clean}, "cancelled": {"gsm8k": clean}}
+    monkeypatch.setattr(evalsvc.core.eval, "run_eval_async", _fake_result(status, **sets[status]))
+    with pytest.raises(SystemExit) as info:
+        main(["eval", "--model", "m", "--api-url", "http://h/v1", "-d", "gsm8k", "-q", "--json"])
+    assert info.value.code == code
+    err = capsys.readouterr().err
+    if status == "incomplete":
+        assert _one_line(err) == ("Incomplete: iquiz: 2 of 5 samples errored (e.g. Error code: 500 [boom]); "
+                                  "scores exclude them")
+    if status == "failed":
+        assert _one_line(err) == ("Failed: iquiz: 2 of 5 samples errored (e.g. Error code: 500 [boom]); "
+                                  "ceval: all 2 samples errored; scores exclude them")
+
+
+def test_every_sample_failing_exits_1_with_one_line(tmp_path: Path) -> None:
+    write_local_copy(tmp_path / "data" / "iquiz", {"IQ": {"test": [mcq_row(f"[X{i}]", "A") for i in range(2)]}})
+    with start_mock(error_500=1.0, ttft_ms=0, itl_ms=0) as mock:
+        out = _cli("eval", "--model", "m", "--api-url", mock.base_url, "-d", "iquiz", "--dataset-dir",
+                   str(tmp_path / "data"), "--work-dir", str(tmp_path / "out"), "--retries", "0", "--no-preflight",
+                   "--json", "-q")
+    assert out.returncode == 1, out.stderr
+    line = _one_line(out.stderr)
+    assert line.startswith("Failed: iquiz: all 2 samples errored (e.g. "), line
+    assert json.loads(out.stdout)["status"] == "failed"

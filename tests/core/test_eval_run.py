@@ -144,7 +144,8 @@ def test_endpoint_faults_are_counted_as_errored_never_dropped(tmp_path: Path) ->
                                      retries=0, preflight=False), progress=events.append)
         assert mock.stats()["faults"]["error_500"] == 2
     d = result["iquiz"]
-    assert result.status == "completed"
+    assert result.status == "incomplete"  # finished, but the score covers 3 of 5 samples
+    assert result.error.startswith("iquiz: 2 of 5 samples errored (e.g. ") and "scores exclude them" in result.error
     assert (d.requested, d.scored, d.errored) == (5, 3, 2)
     assert d.score == 1.0  # evalscope's score covers the 3 scored samples only...
     assert d.incomplete and result.incomplete  # ...so the result says it is incomplete
@@ -368,3 +369,18 @@ def test_a_short_key_quoted_by_the_endpoint_is_masked_everywhere(tmp_path: Path)
     for text in [json.dumps(events), repr(result), json.dumps(result.to_dict())] + [p.read_text(errors="replace")
                                                                                     for p in files]:
         assert f"provided: {short}" not in text and f"{short}." not in text
+
+
+def test_a_run_where_every_sample_failed_is_failed(tmp_path: Path) -> None:
+    rows = [mcq_row(f"[E{i}]", "A") for i in range(3)]
+    write_local_copy(tmp_path / "data" / "iquiz", {"IQ": {"test": rows}})
+    with start_mock(error_500=1.0, **FAST) as mock:
+        result = run_eval(EvalConfig(model="m", api_url=mock.base_url, datasets=["iquiz"], retries=0,
+                                     dataset_dir=str(tmp_path / "data"), work_dir=str(tmp_path / "out"),
+                                     preflight=False))
+    d = result["iquiz"]
+    assert (d.requested, d.scored, d.errored) == (3, 0, 3)
+    assert d.status == "failed" and d.error.startswith("all 3 samples errored")
+    assert result.status == "failed" and result.error.startswith("iquiz: all 3 samples errored")
+    assert result.incomplete and result.to_dict()["status"] == "failed"
+    assert json.loads((Path(result.output_dir) / "summary.json").read_text())["status"] == "failed"

@@ -2,7 +2,8 @@
 
 evalscope leaves samples that failed (endpoint errors) out of the score's denominator and only says
 so in `execution_summary`. Here they are first-class: `errored` counts them and `incomplete` is set,
-so a run where samples failed never reads as a clean score.
+so a run where samples failed never reads as a clean score: its status is "incomplete", and a
+dataset that scored nothing at all has failed.
 """
 
 from __future__ import annotations
@@ -10,8 +11,15 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+RUN_STATUSES = ("completed", "incomplete", "failed", "cancelled", "timeout")
+"""Every status an EvalResult can have (see EvalResult.status)."""
+
+_EXAMPLE_LIMIT = 160
+
 
 @dataclass
 class DatasetResult:
@@ -95,7 +103,10 @@ class EvalResult:
     """The outcome of an evaluation: status, output directory and one DatasetResult per benchmark."""
 
     status: str
-    """completed | failed | cancelled | timeout."""
+    """completed: every dataset finished and every sample was scored (the only clean outcome);
+    incomplete: every dataset finished, but samples errored and the scores exclude them;
+    failed: a dataset failed or scored nothing; cancelled; timeout (see RUN_STATUSES).
+    `error` says which datasets fell short and how many samples errored."""
     output_dir: str | None
     datasets: dict[str, DatasetResult] = field(default_factory=dict)
     error: str | None = None
@@ -186,6 +197,37 @@ def _fmt_int(value: int | None) -> str:
     return "?" if value is None else str(value)
 
 
+def _example(d: DatasetResult) -> str:
+    if not d.sample_errors:
+        return ""
+    text = " ".join(d.sample_errors[0].split())
+    return f" (e.g. {text if len(text) <= _EXAMPLE_LIMIT else text[: _EXAMPLE_LIMIT - 3] + '...'})"
+
+
+def describe_shortfall(datasets: Iterable[DatasetResult]) -> str | None:
+    """One line naming each finished dataset that failed or left samples out, and how many; None if none did.
+
+    Stopped datasets (cancelled, timeout) are left out: the run's own status says why they stopped.
+    """
+    parts: list[str] = []
+    excluded = False
+    for d in datasets:
+        if d.status == "failed":
+            parts.append(f"{d.name}: {d.error or 'failed'}")
+        elif d.status != "completed" or not d.incomplete:
+            continue
+        elif d.errored:
+            excluded = True
+            parts.append(f"{d.name}: {d.errored} of {_fmt_int(d.requested)} samples errored{_example(d)}")
+        elif d.requested is not None:
+            parts.append(f"{d.name}: {d.scored} of {d.requested} samples scored")
+        else:
+            parts.append(f"{d.name}: the number of samples evaluated is unknown")
+    if not parts:
+        return None
+    return "; ".join(parts) + ("; scores exclude them" if excluded else "")
+
+
 def _row(d: DatasetResult) -> list[str]:
     status = d.status if d.status != "completed" or not d.incomplete else "incomplete"
     if d.status != "completed" and d.predicted:
@@ -262,6 +304,15 @@ def read_dataset_result(name: str, out_dir: Path, *, status: str, error: str | N
             result.status, result.error = "failed", "evalscope wrote no report"
         return result
     _fill_from_report(result, report)
+    if result.status == "completed" and result.scored == 0:
+        # A score over no sample is no score: evalscope reports one anyway when every request failed.
+        result.status, result.score = "failed", None
+        if result.errored and result.errored == (result.requested or result.errored):
+            result.error = f"all {result.errored} samples errored{_example(result)}"
+        elif result.requested == 0:
+            result.error = "there was no sample to evaluate"
+        else:
+            result.error = result.error or "no sample was scored"
     return result
 
 

@@ -24,7 +24,7 @@ from ..config import EvalConfig
 from ._plan import (CONFIG_FILE, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPlan, plan_eval, task_kwargs)
 from ._preflight import preflight
 from ._procs import WorkerHandle, Zygote
-from ._result import DatasetResult, EvalResult, read_dataset_result
+from ._result import DatasetResult, EvalResult, describe_shortfall, read_dataset_result
 from ._secrets import mask, mask_event, secrets_of
 
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -240,12 +240,14 @@ class _Run:
             datasets[name] = read_dataset_result(
                 name, self.root / name, status=run.status, error=run.error, total=run.total or None,
                 sample_errors=run.sample_errors, duration_s=duration)
+        shortfall = describe_shortfall(datasets.values())
         if self.stop_reason is not None:
             status = self.stop_reason
             error = ("cancelled" if status == "cancelled" else f"timed out after {self.config.timeout:g} s")
         elif any(d.status == "failed" for d in datasets.values()):
-            status = "failed"
-            error = "; ".join(f"{d.name}: {d.error}" for d in datasets.values() if d.status == "failed")
+            status, error = "failed", shortfall
+        elif any(d.incomplete for d in datasets.values()):
+            status, error = "incomplete", shortfall  # finished, but the scores leave samples out
         else:
             status, error = "completed", None
         return EvalResult(status=status, error=error, output_dir=str(self.root) if self.root else None,
@@ -284,7 +286,9 @@ async def run_eval_async(config: EvalConfig, *, progress: ProgressCallback | Non
             disk and `use_cache=<output_dir>` resumes them.
 
     Returns:
-        The EvalResult; its status is completed, failed (a dataset failed), cancelled or timeout.
+        The EvalResult; its status is completed (every sample of every dataset scored), incomplete
+        (finished, but samples errored and the scores exclude them), failed (a dataset failed or scored
+        nothing), cancelled or timeout.
 
     Raises:
         ConfigError: invalid input (unknown benchmark, missing local copy, ...), before any process starts.

@@ -384,3 +384,26 @@ def test_a_run_where_every_sample_failed_is_failed(tmp_path: Path) -> None:
     assert result.status == "failed" and result.error.startswith("iquiz: all 3 samples errored")
     assert result.incomplete and result.to_dict()["status"] == "failed"
     assert json.loads((Path(result.output_dir) / "summary.json").read_text())["status"] == "failed"
+
+
+def test_dataset_infos_json_in_a_local_copy_is_left_in_place(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # evalscope deletes <local_path>/dataset_infos.json before loading: it must load a linked copy instead.
+    monkeypatch.setenv("EVALSVC_CACHE", str(tmp_path / "cache"))
+    rows = [mcq_row(f"[D{i}]", "B") for i in range(4)]
+    source = write_local_copy(tmp_path / "data" / "iquiz", {"IQ": {"test": rows}})
+    infos = source / "dataset_infos.json"
+    infos.write_text(json.dumps({"IQ": {"config_name": "IQ", "splits": {"test": {"num_examples": 4}}}}))
+    answers = [{"match": f"[D{i}]", "reply": "答案：B" if i < 3 else "答案：A"} for i in range(4)]
+    with start_mock(answers=answers, **FAST) as mock:
+        config = EvalConfig(model="m", api_url=mock.base_url, datasets=["iquiz"], dataset_dir=str(tmp_path / "data"),
+                            work_dir=str(tmp_path / "out"), preflight=False)
+        first = run_eval(config)
+        assert infos.is_file(), "dataset_infos.json was deleted from the user's folder"
+        assert (first.status, first["iquiz"].score, first["iquiz"].scored) == ("completed", 0.75, 4)
+        # A resume sees the same path (evalscope's cache identity includes it), even after the folder changed.
+        (source / "notes.txt").write_text("added later")
+        second = run_eval(config.replace(use_cache=first.output_dir))
+    assert second.status == "completed" and second["iquiz"].score == 0.75
+    assert infos.is_file() and sorted(p.name for p in source.iterdir()) == ["IQ", "README.md", "dataset_infos.json",
+                                                                             "notes.txt"]

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,22 @@ from ._catalogue import benchmark_meta
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.md"
+DATASET_INFOS = "dataset_infos.json"
+"""evalscope deletes this file from the folder it loads a local dataset from (api/dataset/hub.py)."""
+
+
+@dataclass(frozen=True)
+class LocalMirror:
+    """A linked copy of a local dataset folder that holds dataset_infos.json, without that file.
+
+    evalscope loads `link`: a path that stays the same for a folder (evalscope's resume identity and
+    the `datasets` cache key include it), pointing at `content`, the tree of symlinks for the folder's
+    current files. Both live in evalsvc's cache; the user's folder is only read.
+    """
+
+    source: Path
+    link: Path
+    content: Path
 
 
 @dataclass
@@ -32,6 +51,8 @@ class DatasetPlan:
     """Things the user should know about how the dataset was resolved (shown as log events)."""
     hf_cache: str | None = None
     """The `datasets` cache folder of a local copy: its own, keyed by its path and file stats."""
+    mirror: LocalMirror | None = None
+    """The linked copy `local_path` points at (built by build_mirror before the worker starts)."""
 
 
 @dataclass
@@ -77,8 +98,17 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
                 raise ConfigError("dataset_dir", f"has no folder for {name!r} (looked for {local}; "
                                   f"found: {shown or 'nothing'})")
             _resolve_local(name, local, args, meta, notes, field_name="dataset_dir")
-        hf_cache = _local_cache_dir(name, Path(args["local_path"])) if args.get("local_path") else None
-        plans.append(DatasetPlan(name=name, args=args, notes=notes, hf_cache=hf_cache))
+        hf_cache = mirror = None
+        if args.get("local_path"):
+            source = Path(args["local_path"])
+            key = _local_key(source)
+            hf_cache = str(cache_root() / "datasets" / f"{name}-{key}")
+            if source.is_dir() and (source / DATASET_INFOS).exists():
+                folder = f"{name}-{hashlib.sha256(str(source).encode()).hexdigest()[:16]}"
+                mirror = LocalMirror(source=source, link=cache_root() / "local" / folder,
+                                     content=cache_root() / "local" / f"{folder}-{key}")
+                args["local_path"] = str(mirror.link)
+        plans.append(DatasetPlan(name=name, args=args, notes=notes, hf_cache=hf_cache, mirror=mirror))
     resume_dir = None
     if config.use_cache is not None:
         resume_dir = Path(config.use_cache).expanduser().resolve()
@@ -98,11 +128,11 @@ def cache_root() -> Path:
     return Path(base).expanduser() / "evalsvc"
 
 
-def _local_cache_dir(name: str, root: Path) -> str:
-    """A cache folder that changes whenever the local copy's location or any of its files change.
+def _local_key(root: Path) -> str:
+    """A key that changes whenever the local copy's location or any of its files change.
 
-    `datasets` keys the cache of a local folder on its name and config only: without this, two
-    copies both called 'gsm8k', or one edited in place, would be served from each other's cache.
+    `datasets` keys the cache of a local folder on its name and config only: without a cache folder
+    per key, two copies both called 'gsm8k', or one edited in place, would be served from each other's cache.
     """
     digest = hashlib.sha256(str(root).encode())
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
@@ -110,7 +140,57 @@ def _local_cache_dir(name: str, root: Path) -> str:
         st = path.stat()
         digest.update(f"\0{path.relative_to(root) if path != root else path.name}\0{st.st_size}\0{st.st_mtime_ns}"
                       .encode())
-    return str(cache_root() / "datasets" / f"{name}-{digest.hexdigest()[:16]}")
+    return digest.hexdigest()[:16]
+
+
+def build_mirror(mirror: LocalMirror) -> None:
+    """Build the linked copy of `mirror.source` (unless it exists) and point `mirror.link` at it.
+
+    Safe for runs that build the same copy at once: each tree is built aside and renamed into place,
+    and the link is replaced atomically.
+
+    Raises:
+        OSError: the cache folder cannot be written.
+    """
+    parent = mirror.link.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if not mirror.content.is_dir():
+        building = Path(tempfile.mkdtemp(prefix=f".{mirror.content.name}.", dir=parent))
+        try:
+            _link_tree(mirror.source, building)
+            try:
+                os.rename(building, mirror.content)
+            except OSError:
+                if not mirror.content.is_dir():  # not just another run having built it first
+                    raise
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+    if os.path.islink(mirror.link) and os.readlink(mirror.link) == str(mirror.content):
+        return
+    swap = parent / f".{mirror.link.name}.{uuid.uuid4().hex}"
+    os.symlink(mirror.content, swap)
+    try:
+        os.replace(swap, mirror.link)
+    except OSError:
+        os.unlink(swap)
+        raise
+
+
+def _link_tree(source: Path, dest: Path) -> None:
+    """Recreate `source`'s folders under `dest` with a symlink per file, leaving out dataset_infos.json."""
+    for folder, dirs, files in os.walk(source):
+        here = Path(folder)
+        into = dest / here.relative_to(source)
+        for name in list(dirs):
+            if (here / name).is_symlink():  # link linked folders as they are (no walking into loops)
+                os.symlink(here / name, into / name)
+                dirs.remove(name)
+            else:
+                (into / name).mkdir()
+        for name in files:
+            if here == source and name == DATASET_INFOS:
+                continue
+            os.symlink(here / name, into / name)
 
 
 def _read_local_configs(root: Path) -> dict[str, set[str] | None] | None:

@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import EvalConfig
-from ._plan import (CONFIG_FILE, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPlan, plan_eval, task_kwargs)
+from ._plan import (CONFIG_FILE, DATASET_INFOS, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPlan, build_mirror,
+                    plan_eval, task_kwargs)
 from ._preflight import preflight
 from ._procs import WorkerHandle, Zygote
 from ._result import DatasetResult, EvalResult, describe_shortfall, read_dataset_result
@@ -153,6 +154,14 @@ class _Run:
             for note in dataset.notes:
                 self.emit({"type": "log", "dataset": dataset.name, "level": "WARNING", "message": note})
             try:
+                if dataset.mirror is not None:
+                    try:
+                        await asyncio.to_thread(build_mirror, dataset.mirror)
+                    except OSError as exc:
+                        run.status = "failed"
+                        run.error = (f"cannot link a copy of {dataset.mirror.source} without its {DATASET_INFOS} "
+                                     f"(evalscope deletes that file from the folder it loads): {exc}")
+                        return
                 await self._run_worker(run, out_dir, resume)
             finally:
                 run.ended = time.monotonic()

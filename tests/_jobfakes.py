@@ -99,6 +99,11 @@ def eval(config: Any, *, progress: Callable[[dict[str, Any]], None] | None = Non
         raise EndpointUnreachable(f"cannot connect to {config.api_url} with key {config.api_key}")
     if config.model == "fake-cwd":
         return FakeResult("completed", out, {"result": {}, "cwd": os.getcwd()})
+    if config.model == "fake-incomplete":  # ran to the end, some samples errored (evalsvc's honest status)
+        result = {config.datasets[0]: {"score": 1.0, "metric": "accuracy", "requested": 5, "scored": 3,
+                                       "errored": 2, "incomplete": True}}
+        return FakeResult("incomplete", out, {"result": result, "incomplete": True},
+                          error="gsm8k: 2 of 5 samples errored")
     if config.model == "fake-timeout":
         result = {config.datasets[0]: {"score": 0.5, "metric": "accuracy", "requested": 4, "scored": 2,
                                        "errored": 0, "incomplete": True}}

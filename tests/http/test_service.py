@@ -165,6 +165,17 @@ def test_engine_errors_map_to_status_codes(service: Live, model: str, status: in
     assert result.status_code == status and result.json()["error"]["type"] == error_type
 
 
+def test_incomplete_evaluation_is_a_completed_job_that_says_so(service: Live) -> None:
+    r = service.client.post("/api/v1/eval", json=eval_body(model="fake-incomplete"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "success" and body["message"] == "Evaluation completed"
+    assert body["incomplete"] is True
+    assert body["result"]["gsm8k"]["errored"] == 2 and body["result"]["gsm8k"]["incomplete"] is True
+    job = service.client.get(f"/api/v1/jobs/{body['job_id']}").json()["job"]
+    assert job["state"] == "completed"
+
+
 def test_time_limit_is_504_with_the_partial_result(service: Live) -> None:
     r = service.client.post("/api/v1/eval", json=eval_body(model="fake-timeout"))
     assert r.status_code == 504

@@ -456,7 +456,9 @@ class JobRunner:
             status = message.get("status")
             data = message.get("data") if isinstance(message.get("data"), dict) else None
             output_dir = message.get("output_dir") or (data or {}).get("output_dir")
-            if status == "completed":
+            if status in ("completed", "incomplete"):
+                # "incomplete": the evaluation ran to its end but some samples errored; the job is done and
+                # its result says so per dataset (`incomplete`, `errored`) rather than failing the whole job
                 return COMPLETED, data, None, output_dir
             if status in ("cancelled", "interrupted"):
                 return stopped_state, data, stopped_error, output_dir

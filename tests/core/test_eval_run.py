@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from evalsvc import (EndpointStatusError, EndpointUnreachable, EvalConfig, EvalResult, run_eval,
+from evalsvc import (EndpointStatusError, EndpointTimeout, EndpointUnreachable, EvalConfig, EvalResult, run_eval,
                      run_eval_async)
 from tests._evaldata import Suite, small_suite, write_local_copy, mcq_row
 from tests._servers import MockHandle, start_mock
@@ -407,3 +407,87 @@ def test_dataset_infos_json_in_a_local_copy_is_left_in_place(tmp_path: Path,
     assert second.status == "completed" and second["iquiz"].score == 0.75
     assert infos.is_file() and sorted(p.name for p in source.iterdir()) == ["IQ", "README.md", "dataset_infos.json",
                                                                              "notes.txt"]
+
+
+class _SilentServer:
+    """Accepts connections and reads requests, but never answers (a hung endpoint)."""
+
+    def __enter__(self) -> str:
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.held: list[socket.socket] = []
+
+        def accept() -> None:
+            while True:
+                try:
+                    conn, _ = self.sock.accept()
+                except OSError:
+                    return
+                self.held.append(conn)
+
+        threading.Thread(target=accept, daemon=True).start()
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+
+    def __exit__(self, *_: object) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_preflight_is_bounded_by_the_run_timeout_and_says_which_limit(tmp_path: Path, suite: Suite) -> None:
+    with _SilentServer() as url:
+        t0 = time.monotonic()
+        with pytest.raises(EndpointTimeout) as info:
+            run_eval(EvalConfig(model="m", api_url=url, datasets=["iquiz"], dataset_dir=str(suite.dataset_dir),
+                                work_dir=str(tmp_path / "out"), timeout=3))
+        elapsed = time.monotonic() - t0
+    assert elapsed < 15  # not the 60 s a preflight request may otherwise take
+    message = str(info.value)
+    assert "accepted the connection but did not answer the preflight request within 3 s" in message
+    assert "the run's timeout" in message
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/sys/net").exists(), reason="relies on Linux dropping SYNs to a full accept queue")
+def test_preflight_connect_limit_is_named(tmp_path: Path, suite: Suite) -> None:
+    # A listener whose accept queue is full: the kernel drops new SYNs, so connecting never completes.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        time.sleep(0.2)
+        try:
+            with pytest.raises(EndpointTimeout) as info:
+                run_eval(EvalConfig(model="m", api_url=f"http://127.0.0.1:{port}/v1", datasets=["iquiz"],
+                                    dataset_dir=str(suite.dataset_dir), work_dir=str(tmp_path / "out"),
+                                    generation_config={"timeout": 2}))
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert "could not connect to" in str(info.value) and "within 2 s" in str(info.value)
+
+
+def test_cancel_during_the_preflight_returns_promptly(tmp_path: Path, suite: Suite) -> None:
+    async def cancelled_after(delay: float, url: str) -> EvalResult:
+        cancel = asyncio.Event()
+        asyncio.get_running_loop().call_later(delay, cancel.set)
+        return await run_eval_async(EvalConfig(model="m", api_url=url, datasets=["iquiz"],
+                                               dataset_dir=str(suite.dataset_dir), work_dir=str(tmp_path / "out")),
+                                    cancel=cancel)
+
+    with _SilentServer() as url:
+        t0 = time.monotonic()
+        result = asyncio.run(cancelled_after(1.0, url))
+        elapsed = time.monotonic() - t0
+    assert elapsed < 12
+    assert result.status == "cancelled" and result.output_dir is None and result["iquiz"].status == "cancelled"
+    assert not (tmp_path / "out").exists()

@@ -7,6 +7,7 @@ its defaults) before the run fails; with it the user learns in seconds, with the
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from ..config import EvalConfig
@@ -16,6 +17,7 @@ from ._secrets import mask, secrets_of
 
 _RETRIED = {408, 429, 500, 502, 503, 504}
 _DEFAULT_TIMEOUT_S = 60.0
+_CONNECT_TIMEOUT_S = 10.0
 
 
 def _snippet(text: str, limit: int = 200) -> str:
@@ -23,15 +25,22 @@ def _snippet(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-async def preflight(config: EvalConfig) -> dict[str, Any]:
+async def preflight(config: EvalConfig, *, deadline: float | None = None) -> dict[str, Any]:
     """Send one tiny chat completion; return the response body or raise an EndpointError.
 
     429 and 5xx answers are retried like evaluation requests (`retries`, `retry_interval`); only an
     endpoint that keeps failing, refuses the connection, times out, rejects the key, does not know
     the path or the model, or does not answer like an OpenAI chat endpoint fails the preflight.
+    Each attempt may take `generation_config.timeout` (60 s when unset), connecting at most 10 s of
+    it, and never more than is left before `deadline`. Cancel it by cancelling the task.
+
+    Args:
+        config: the evaluation's config.
+        deadline: time.monotonic() value by which the run must end (its `timeout`), or None.
 
     Raises:
-        EndpointUnreachable, EndpointTimeout, EndpointStatusError
+        EndpointUnreachable, EndpointTimeout (saying whether connecting or answering took too long,
+        and which limit applied), EndpointStatusError
     """
     import aiohttp
 
@@ -44,18 +53,49 @@ async def preflight(config: EvalConfig) -> dict[str, Any]:
         "stream": False,
     }
     headers = {"Authorization": f"Bearer {config.api_key}"}
-    total = float(config.generation_config.get("timeout") or _DEFAULT_TIMEOUT_S)
-    timeout = aiohttp.ClientTimeout(total=total, connect=min(10.0, total))
+    per_request = config.generation_config.get("timeout")
     attempts = config.retries + 1
     last = ""
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    connected = False
+
+    async def on_connected(*_: Any) -> None:
+        nonlocal connected
+        connected = True
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(on_connected)
+    trace.on_connection_reuseconn.append(on_connected)
+
+    def run_out() -> EndpointTimeout:
+        said = f" (its last answer: {last})" if last else ""
+        return EndpointTimeout(f"the run's timeout ({config.timeout:g} s) was reached during the preflight request "
+                               f"to {url}{said}")
+
+    async with aiohttp.ClientSession(trace_configs=[trace]) as session:
         for attempt in range(attempts):
+            limit = float(per_request or _DEFAULT_TIMEOUT_S)
+            which = ("generation_config.timeout" if per_request else
+                     f"the preflight's default of {_DEFAULT_TIMEOUT_S:g} s; set generation_config.timeout")
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise run_out()
+                if left < limit:
+                    limit, which = left, f"the run's timeout of {config.timeout:g} s"
+            connect = min(_CONNECT_TIMEOUT_S, limit)
+            connected = False
             try:
-                async with session.post(url, json=body, headers=headers) as resp:
+                async with session.post(url, json=body, headers=headers,
+                                        timeout=aiohttp.ClientTimeout(total=limit, connect=connect)) as resp:
                     text = mask(await resp.text(errors="replace"), secrets_of(config.api_key))  # 401s may quote it
                     status = resp.status
             except asyncio.TimeoutError:
-                raise EndpointTimeout(f"{url} did not answer the preflight request within {total:g} s") from None
+                if not connected:
+                    limit_name = "the connect limit" if connect < limit else which
+                    raise EndpointTimeout(f"could not connect to {url} within {round(connect, 1):g} s ({limit_name}) "
+                                          "for the preflight request") from None
+                raise EndpointTimeout(f"{url} accepted the connection but did not answer the preflight request "
+                                      f"within {round(limit, 1):g} s ({which})") from None
             except aiohttp.ClientConnectorError as exc:
                 raise EndpointUnreachable(f"cannot connect to {url}: {exc.os_error or exc}") from None
             except aiohttp.ClientError as exc:
@@ -66,7 +106,10 @@ async def preflight(config: EvalConfig) -> dict[str, Any]:
             if status not in _RETRIED:
                 break
             if attempt + 1 < attempts and config.retry_interval > 0:
-                await asyncio.sleep(config.retry_interval)
+                pause = config.retry_interval
+                if deadline is not None and deadline - time.monotonic() <= pause:
+                    raise run_out()
+                await asyncio.sleep(pause)
     hint = {
         401: " (is the API key right?)",
         403: " (is the API key allowed to use this model?)",

@@ -109,7 +109,9 @@ class _Run:
             if config.preflight:
                 self.emit({"type": "log", "dataset": None, "level": "INFO",
                            "message": f"preflight: {config.api_url}"})
-                await preflight(config)
+                if not await self._preflight(deadline):
+                    self.stop("cancelled")  # before anything was written: no output directory
+                    return self._result(started_at, t0)
             self.root = self.plan.resume_dir or new_run_dir(config.work_dir, prefix="eval_")
             self._write_config()
             self.emit({"type": "status", "dataset": None, "status": "running", "output_dir": str(self.root)})
@@ -139,6 +141,30 @@ class _Run:
         result = self._result(started_at, t0)
         self._write_outputs(result)
         return result
+
+    async def _preflight(self, deadline: float | None) -> bool:
+        """The preflight request, bounded by the run's deadline; False if the run was cancelled meanwhile.
+
+        Raises:
+            EndpointError: the endpoint failed it.
+        """
+        check = asyncio.create_task(preflight(self.config, deadline=deadline))
+        if self.cancel is None:
+            await check
+            return True
+        stopped = asyncio.create_task(self.cancel.wait())
+        try:
+            await asyncio.wait({check, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not check.done():
+                check.cancel()
+                with contextlib.suppress(BaseException):
+                    await check
+        if check.cancelled():
+            return False
+        check.result()  # the endpoint's error, if it failed
+        return True
 
     async def _run_dataset(self, dataset: DatasetPlan) -> None:
         run = self.runs[dataset.name]

@@ -73,15 +73,16 @@ async def preflight(config: EvalConfig, *, deadline: float | None = None) -> dic
 
     async with aiohttp.ClientSession(trace_configs=[trace]) as session:
         for attempt in range(attempts):
-            limit = float(per_request or _DEFAULT_TIMEOUT_S)
+            # `limit` is the time this attempt may take; `shown`/`which` name the setting that decided it.
+            limit = shown = float(per_request or _DEFAULT_TIMEOUT_S)
             which = ("generation_config.timeout" if per_request else
-                     f"the preflight's default of {_DEFAULT_TIMEOUT_S:g} s; set generation_config.timeout")
+                     "the preflight's default; set generation_config.timeout")
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise run_out()
                 if left < limit:
-                    limit, which = left, f"the run's timeout of {config.timeout:g} s"
+                    limit, shown, which = left, float(config.timeout or left), "the run's timeout"
             connect = min(_CONNECT_TIMEOUT_S, limit)
             connected = False
             try:
@@ -91,11 +92,12 @@ async def preflight(config: EvalConfig, *, deadline: float | None = None) -> dic
                     status = resp.status
             except asyncio.TimeoutError:
                 if not connected:
-                    limit_name = "the connect limit" if connect < limit else which
-                    raise EndpointTimeout(f"could not connect to {url} within {round(connect, 1):g} s ({limit_name}) "
+                    if connect < limit:
+                        shown, which = connect, "the preflight's connect limit"
+                    raise EndpointTimeout(f"could not connect to {url} within {shown:g} s ({which}) "
                                           "for the preflight request") from None
                 raise EndpointTimeout(f"{url} accepted the connection but did not answer the preflight request "
-                                      f"within {round(limit, 1):g} s ({which})") from None
+                                      f"within {shown:g} s ({which})") from None
             except aiohttp.ClientConnectorError as exc:
                 raise EndpointUnreachable(f"cannot connect to {url}: {exc.os_error or exc}") from None
             except aiohttp.ClientError as exc:

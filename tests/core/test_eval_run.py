@@ -491,3 +491,57 @@ def test_cancel_during_the_preflight_returns_promptly(tmp_path: Path, suite: Sui
     assert elapsed < 12
     assert result.status == "cancelled" and result.output_dir is None and result["iquiz"].status == "cancelled"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_cancelling_the_calling_task_stops_workers_before_writing_outputs(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    from evalsvc.core.eval._procs import WorkerHandle
+
+    rows = [mcq_row(f"[C{i}]", "A") for i in range(6)]
+    write_local_copy(tmp_path / "data" / "iquiz", {"IQ": {"test": rows}})
+    finishes: dict[int, int] = {}
+    finish = WorkerHandle.finish
+
+    async def counted_finish(self: WorkerHandle, *args: Any, **kwargs: Any) -> int | None:
+        finishes[self.pid] = finishes.get(self.pid, 0) + 1
+        return await finish(self, *args, **kwargs)
+
+    monkeypatch.setattr(WorkerHandle, "finish", counted_finish)
+    with start_mock(answers=[{"match": f"[C{i}]", "reply": "答案：A"} for i in range(6)], ttft_ms=700, itl_ms=0) as mock:
+        mark = uuid.uuid4().hex
+        monkeypatch.setenv("EVALSVC_TEST_MARK", mark)  # the zygote and its workers inherit it
+        config = EvalConfig(model="m", api_url=mock.base_url, datasets=["iquiz"], dataset_dir=str(tmp_path / "data"),
+                            work_dir=str(tmp_path / "out"), preflight=False)
+
+        async def main() -> tuple[list[int], list[dict[str, Any]]]:
+            loop = asyncio.get_running_loop()
+            problems: list[dict[str, Any]] = []
+            loop.set_exception_handler(lambda _loop, context: problems.append(context))
+            task: asyncio.Task[EvalResult] | None = None
+
+            def on_event(event: dict[str, Any]) -> None:
+                if event["type"] == "progress" and event["done"] >= 1 and task is not None:
+                    task.cancel()
+
+            task = asyncio.create_task(run_eval_async(config, progress=on_event))
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            alive = _marked_processes(mark)  # right away: nothing may outlive the cancelled call
+            await asyncio.sleep(0.5)
+            import gc
+
+            gc.collect()  # an unretrieved exception is reported when its future is collected
+            await asyncio.sleep(0)
+            return alive, problems
+
+        alive, problems = asyncio.run(main())
+    assert alive == []
+    assert problems == []
+    (run_dir,) = (tmp_path / "out").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "cancelled"
+    assert summary["result"]["iquiz"]["status"] == "cancelled" and summary["result"]["iquiz"]["predicted"] >= 1
+    assert finishes and set(finishes.values()) == {1}

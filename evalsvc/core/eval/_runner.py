@@ -24,7 +24,7 @@ from ..config import EvalConfig
 from ._plan import (CONFIG_FILE, DATASET_INFOS, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPlan, build_mirror,
                     plan_eval, task_kwargs)
 from ._preflight import preflight
-from ._procs import WorkerHandle, Zygote
+from ._procs import _KILL_GRACE_S, WorkerHandle, Zygote
 from ._result import DatasetResult, EvalResult, describe_shortfall, read_dataset_result
 from ._secrets import mask, mask_event, secrets_of
 
@@ -33,6 +33,8 @@ ProgressCallback = Callable[[dict[str, Any]], None]
 log = logging.getLogger("evalsvc.eval")
 
 _MAX_SAMPLE_ERRORS = 5
+_WIND_DOWN_S = 10.0
+"""How long stopped datasets may take to settle: a worker gets _KILL_GRACE_S to exit, then is killed."""
 _SAMPLE_ERROR_PREFIX = "Processing item in subset="
 
 
@@ -104,7 +106,7 @@ class _Run:
         deadline = t0 + config.timeout if config.timeout else None
         # The zygote imports evalscope (~1.5 s) while the preflight request is in flight.
         self.zygote = asyncio.create_task(Zygote.start())
-        cancel_wait: asyncio.Task[Any] | None = None
+        tasks: list[asyncio.Task[None]] = []
         try:
             if config.preflight:
                 self.emit({"type": "log", "dataset": None, "level": "INFO",
@@ -116,31 +118,64 @@ class _Run:
             self._write_config()
             self.emit({"type": "status", "dataset": None, "status": "running", "output_dir": str(self.root)})
             tasks = [asyncio.create_task(self._run_dataset(d)) for d in self.plan.datasets]
-            everything = asyncio.gather(*tasks)
-            waiters: set[asyncio.Future[Any]] = {everything}
-            if self.cancel is not None:
-                cancel_wait = asyncio.create_task(self.cancel.wait())
-                waiters.add(cancel_wait)
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            done, _ = await asyncio.wait(waiters, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-            if everything not in done:
-                self.stop("cancelled" if self.cancel is not None and self.cancel.is_set() else "timeout")
-            await everything
+            await self._wait(tasks, deadline)
         except BaseException:
+            # The caller was cancelled (or interrupted): stop the workers and let every dataset settle
+            # (shielded, bounded) so that the outputs say what happened and no worker outlives the call.
             self.stop("cancelled")
+            if tasks:
+                with contextlib.suppress(BaseException):  # a second cancel: write what is known, then go
+                    await asyncio.shield(self._wind_down(tasks))
             if self.root is not None:
                 with contextlib.suppress(Exception):
                     self._write_outputs(self._result(started_at, t0))
             raise
         finally:
-            if cancel_wait is not None:
-                cancel_wait.cancel()
             for worker in self.workers:
                 worker.terminate()
             await self._close_zygote(self.zygote)
         result = self._result(started_at, t0)
         self._write_outputs(result)
         return result
+
+    async def _wait(self, tasks: list[asyncio.Task[None]], deadline: float | None) -> None:
+        """Wait for every dataset; on cancel or at the deadline, stop the workers. Then let the datasets settle."""
+        stopped = asyncio.create_task(self.cancel.wait()) if self.cancel is not None else None
+        try:
+            pending: set[asyncio.Future[Any]] = set(tasks)
+            while pending:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                done, _ = await asyncio.wait(pending | ({stopped} if stopped else set()), timeout=left,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                pending -= done
+                if not pending:
+                    break
+                if stopped is not None and stopped in done:
+                    self.stop("cancelled")
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.stop("timeout")
+                    break
+        finally:
+            if stopped is not None:
+                stopped.cancel()
+        await self._wind_down(tasks)
+
+    async def _wind_down(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Wait for the dataset tasks (their workers end when told to stop), cancelling any that overstay.
+
+        Each task's outcome is retrieved, so none is reported as "never retrieved" later.
+        """
+        pending = {t for t in tasks if not t.done()}
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=_WIND_DOWN_S)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=_KILL_GRACE_S)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("dataset task failed", exc_info=task.exception())
 
     async def _preflight(self, deadline: float | None) -> bool:
         """The preflight request, bounded by the run's deadline; False if the run was cancelled meanwhile.
@@ -189,6 +224,9 @@ class _Run:
                                      f"(evalscope deletes that file from the folder it loads): {exc}")
                         return
                 await self._run_worker(run, out_dir, resume)
+            except Exception as exc:  # a bug here must not take the other datasets down
+                log.exception("evaluating %s failed", dataset.name)
+                run.status, run.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
             finally:
                 run.ended = time.monotonic()
                 self.emit({"type": "status", "dataset": dataset.name, "status": run.status, "error": run.error})
@@ -207,14 +245,20 @@ class _Run:
         self.workers.add(worker)
         if self.stop_reason is not None:
             worker.terminate()
+        interrupted = True
         try:
-            await self._drive(worker, run, out_dir, resume)
+            outcome = await self._drive(worker, run, out_dir, resume)
+            interrupted = False
         finally:
-            worker.terminate()
-            await worker.finish()
+            if interrupted:  # cancelled while it ran: do not wait for it to end by itself
+                worker.terminate()
+            code = await worker.finish()  # the one wait for its exit (and kill if it lingers)
             self.workers.discard(worker)
+        self._settle(run, worker, out_dir, outcome, code)
 
-    async def _drive(self, worker: WorkerHandle, run: _DatasetRun, out_dir: Path, resume: bool) -> None:
+    async def _drive(self, worker: WorkerHandle, run: _DatasetRun, out_dir: Path, resume: bool) -> str | None:
+        """Start the worker's task and relay its events until its event stream ends; return how it ended
+        ("completed", "failed", or None when it stopped without saying)."""
         name = run.plan.name
         spec = {"task": task_kwargs(self.plan, run.plan, out_dir, resume=resume), "secrets": list(self.secrets),
                 "log_file": str(out_dir / "logs" / "worker.log"), "hf_cache": run.plan.hf_cache}
@@ -245,7 +289,11 @@ class _Run:
             elif kind == "error":
                 outcome = "failed"
                 run.error = mask(str(event.get("error") or "evaluation failed"), self.secrets)
-        code = await worker.finish()
+        return outcome
+
+    def _settle(self, run: _DatasetRun, worker: WorkerHandle, out_dir: Path, outcome: str | None,
+                code: int | None) -> None:
+        """Set the dataset's status from how its worker ended."""
         if outcome != "completed":
             # evalscope scores into a temporary file it publishes at the end; a stopped run leaves it behind.
             for stale in out_dir.glob("reviews/*/*.rerun-*"):
@@ -267,13 +315,15 @@ class _Run:
     def _result(self, started_at: str, t0: float) -> EvalResult:
         datasets: dict[str, DatasetResult] = {}
         for name, run in self.runs.items():
+            status = run.status
+            if self.stop_reason is not None and status in ("pending", "running"):
+                status = self.stop_reason  # never started, or caught mid-run by a stop
             duration = None if run.started is None else round((run.ended or time.monotonic()) - run.started, 3)
             if self.root is None or run.started is None:
-                datasets[name] = DatasetResult(name=name, status=run.status if run.status != "pending" else
-                                               (self.stop_reason or "pending"), error=run.error)
+                datasets[name] = DatasetResult(name=name, status=status, error=run.error)
                 continue
             datasets[name] = read_dataset_result(
-                name, self.root / name, status=run.status, error=run.error, total=run.total or None,
+                name, self.root / name, status=status, error=run.error, total=run.total or None,
                 sample_errors=run.sample_errors, duration_s=duration)
         shortfall = describe_shortfall(datasets.values())
         if self.stop_reason is not None:

@@ -134,21 +134,6 @@ def require_headers(field: str, headers: dict[str, str] | None) -> None:
             raise ConfigError(field, f"header {name!r} must be latin-1 text") from None
 
 
-def redact_url(url: str) -> str:
-    """`url` with any user:password and secret-looking query values replaced by ***."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = []
-        for pair in query.split("&"):
-            key, sep, value = pair.partition("=")
-            secret = any(w in key.lower() for w in ("key", "token", "secret", "password", "auth", "sig"))
-            pairs.append(f"{key}{sep}***" if sep and secret else pair)
-        query = "&".join(pairs)
-    return parts._replace(netloc=netloc, query=query).geturl()
 
 
 def require_text(field: str, value: Any) -> None:

@@ -18,13 +18,13 @@ from ._validate import (
     check_type,
     from_mapping,
     redact_secret,
-    redact_url,
     require_choice,
     require_headers,
     require_http_url,
     require_range,
     require_text,
 )
+from ._secrets import redact_keys, redact_url, secret_name
 from .errors import ConfigError
 
 PERF_APIS = ("openai", "dashscope", "anthropic", "gemini")
@@ -177,7 +177,9 @@ class PerfConfig:
             data["api_key"] = redact_secret(self.api_key)
             data["url"] = redact_url(self.url)
             if self.headers:
-                data["headers"] = {k: ("***" if _secret_header(k) else v) for k, v in self.headers.items()}
+                data["headers"] = {k: ("***" if secret_name(k) else v) for k, v in self.headers.items()}
+            if self.extra_body:
+                data["extra_body"] = redact_keys(self.extra_body)
         return data
 
     def __repr__(self) -> str:
@@ -185,9 +187,6 @@ class PerfConfig:
         return f"PerfConfig({shown})"
 
 
-def _secret_header(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in ("auth", "key", "token", "secret", "cookie"))
 
 
 def _num(value: float) -> str:

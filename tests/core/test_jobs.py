@@ -31,7 +31,8 @@ from evalsvc.core.jobs import (
     RunnerClosed,
     RunnerLocked,
 )
-from evalsvc.core.jobs._runner import _scrub, _secrets_of
+from evalsvc.core._secrets import scrub as _scrub
+from evalsvc.core.jobs._runner import _secrets_of
 
 FAKES = {"perf": "tests._jobfakes:perf", "eval": "tests._jobfakes:eval"}
 URL = "http://127.0.0.1:9/v1/chat/completions"

@@ -263,3 +263,12 @@ def test_eval_config_refuses_url_credentials_without_echoing_them() -> None:
     with pytest.raises(ConfigError) as info:  # evalscope's client cannot use them: the key goes in api_key
         EvalConfig(model="m", api_url="http://user:PASSW0RD@h/v1?api_key=QKEY", datasets=["gsm8k"])
     assert info.value.field == "api_url" and "PASSW0RD" not in str(info.value) and "QKEY" not in str(info.value)
+
+
+def test_secret_named_extra_body_values_are_redacted_in_the_written_config() -> None:
+    from evalsvc import PerfConfig
+
+    config = PerfConfig(model="m", url="http://h/v1/chat/completions",
+                        extra_body={"top_k": 5, "auth": {"apiKey": "SECRETVALUE1"}, "max_tokens_hint": 3})
+    assert config.to_dict()["extra_body"] == {"top_k": 5, "auth": {"apiKey": "***"}, "max_tokens_hint": 3}
+    assert config.extra_body["auth"]["apiKey"] == "SECRETVALUE1"  # what is sent is unchanged

@@ -4,17 +4,14 @@ The API key is the only secret an EvalConfig carries: credentials and query stri
 refused by EvalConfig. The parent masks events and errors with `mask`; the worker masks its events
 and every log record (eval_log.log, worker.log) with the same rule, so no file or event shows the key
 even when the endpoint quotes it back in an error ("Incorrect API key provided: ...").
+The masking rule itself (and what counts as a secret) is `evalsvc.core._secrets`, shared with the jobs.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-SUBSTRING_MIN = 8
-"""Keys this long are masked wherever they occur. A shorter key ("test", "k9") is masked only where it
-stands alone: masking it inside other words would turn paths such as /tmp/pytest-1/test_x and ordinary
-words into ***, corrupting logs and the file paths a result reports."""
+from .._secrets import SUBSTRING_MIN, mask
 
 _NOT_SECRET = ("", "EMPTY")
 
@@ -24,18 +21,6 @@ def secrets_of(api_key: str | None) -> tuple[str, ...]:
     if api_key is None or api_key.strip() in _NOT_SECRET:
         return ()
     return (api_key,)
-
-
-def mask(text: str, secrets: tuple[str, ...] | list[str]) -> str:
-    """`text` with every secret replaced by *** (short ones only where they stand alone)."""
-    for secret in secrets:
-        if not secret or secret not in text:
-            continue
-        if len(secret) >= SUBSTRING_MIN:
-            text = text.replace(secret, "***")
-        else:
-            text = re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", "***", text)
-    return text
 
 
 TEXT_FIELDS = ("message", "error", "traceback")
@@ -53,3 +38,6 @@ def mask_event(event: dict[str, Any], secrets: tuple[str, ...] | list[str]) -> d
             if isinstance(event.get(name), str):
                 event[name] = mask(event[name], secrets)
     return event
+
+
+__all__ = ["SUBSTRING_MIN", "TEXT_FIELDS", "mask", "mask_event", "secrets_of"]

@@ -15,13 +15,11 @@ import fcntl
 import logging
 import os
 import pickle
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from collections import deque
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any, AsyncIterator, Callable
 import orjson
 
 from .._io import utc_now_iso, write_json
+from .._secrets import scrub, secret_name, secret_values, url_secrets
 from ..config import EvalConfig, PerfConfig
 from . import _worker
 from ._model import (
@@ -416,7 +415,7 @@ class JobRunner:
         active = self._active.get(job_id)
         if active is None or active.job.finished:
             return
-        message = _scrub(message, active.secrets)
+        message = scrub(message, active.secrets)
         kind = message.get("type", "progress")
         job = active.job
         if isinstance(message.get("output_dir"), str) and kind != "result":
@@ -486,8 +485,8 @@ class JobRunner:
         was_running = job.state == RUNNING
         job.state = state
         job.finished_at = utc_now_iso()
-        job.result = _scrub(result, active.secrets) if result is not None else None
-        job.error = _scrub(error, active.secrets) if error is not None else None
+        job.result = scrub(result, active.secrets) if result is not None else None
+        job.error = scrub(error, active.secrets) if error is not None else None
         if output_dir:
             job.output_dir = output_dir
         for task in active.tasks:
@@ -679,23 +678,6 @@ def _lock(path: Path, *, write_pid: bool = True) -> int:
     return fd
 
 
-_SECRET_ENDINGS = ("key", "token", "secret", "password", "passwd", "pwd", "auth", "authorization", "cookie",
-                   "credential", "credentials", "signature", "sig", "bearer")
-_SECRET_STARTS = ("auth", "secret", "passw", "credential", "bearer")
-SUBSTRING_MIN = 8
-"""Secrets this long are scrubbed wherever they occur; shorter ones (placeholders such as "test", or a
-two-letter key) only where they stand alone, so that paths and words that merely contain them survive."""
-
-
-def _secret_name(name: Any) -> bool:
-    """Whether a header, query parameter or extra_body key names a secret: api_key, X-Auth-Token, apiKey,
-    access_token, Cookie, sig... but not max_tokens or keyword."""
-    if not isinstance(name, str):
-        return False
-    words = re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())
-    return any(w.endswith(_SECRET_ENDINGS) or w.startswith(_SECRET_STARTS) for w in words)
-
-
 def _secrets_of(config: Config) -> tuple[str, ...]:
     """Every secret the config holds, longest first: the API key, URL credentials and secret query values,
     secret-named header values (and their token part) and secret-named extra_body values."""
@@ -703,76 +685,16 @@ def _secrets_of(config: Config) -> tuple[str, ...]:
     if config.api_key and config.api_key != "EMPTY":
         values.append(config.api_key)
     url = config.url if isinstance(config, PerfConfig) else config.api_url
-    values += _url_secrets(url)
+    values += url_secrets(url)
     for name, value in (getattr(config, "headers", None) or {}).items():
-        if isinstance(value, str) and value.strip() and _secret_name(name):
+        if isinstance(value, str) and value.strip() and secret_name(name):
             values.append(value)
             values.append(value.split()[-1])  # "Bearer sk-..." also leaks as its token part
-    values += _secret_values(getattr(config, "extra_body", None))
+    values += secret_values(getattr(config, "extra_body", None))
     return tuple(sorted({v for v in values if v.strip()}, key=len, reverse=True))
-
-
-def _url_secrets(url: str) -> list[str]:
-    try:
-        parts = urllib.parse.urlsplit(url)
-        username, password = parts.username, parts.password
-    except ValueError:
-        return []
-    values: list[str] = []
-    if password:
-        values += [password, urllib.parse.unquote(password)]
-        if username:
-            values.append(f"{username}:{password}")
-    elif username:  # https://TOKEN@host: the user name is the credential
-        values += [username, urllib.parse.unquote(username)]
-    for pair in parts.query.split("&"):
-        key, sep, value = pair.partition("=")
-        if sep and value and _secret_name(urllib.parse.unquote_plus(key)):
-            values += [value, urllib.parse.unquote_plus(value)]
-    return values
-
-
-def _secret_values(value: Any, secret: bool = False) -> list[str]:
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in _secret_values(v, secret or _secret_name(k))]
-    if isinstance(value, list):
-        return [s for v in value for s in _secret_values(v, secret)]
-    return [value] if secret and isinstance(value, str) else []
-
-
-def _redact_secret_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: "***" if _secret_name(k) and isinstance(v, (str, int, float)) else _redact_secret_keys(v)
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_secret_keys(v) for v in value]
-    return value
 
 
 def _public_config(config: Config, secrets: tuple[str, ...]) -> dict[str, Any]:
     """What the job keeps of its config: the redacted to_dict(), extra_body's secret-named values hidden,
     and any secret quoted elsewhere (say, in a header with an innocent name) scrubbed."""
-    data = config.to_dict(redact=True)
-    if data.get("extra_body"):
-        data["extra_body"] = _redact_secret_keys(data["extra_body"])
-    return _scrub(data, secrets)  # type: ignore[no-any-return]
-
-
-def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
-    """`value` with every occurrence of a secret replaced by ***: an engine's error text may quote one."""
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for secret in secrets:
-            if secret not in value:
-                continue
-            if len(secret) >= SUBSTRING_MIN:
-                value = value.replace(secret, "***")
-            else:
-                value = re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", "***", value)
-        return value
-    if isinstance(value, dict):
-        return {k: _scrub(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(v, secrets) for v in value]
-    return value
+    return scrub(config.to_dict(redact=True), secrets)  # type: ignore[no-any-return]

@@ -81,31 +81,16 @@ class JobStore:
     def list(self, *, state: str | None = None, kind: str | None = None, limit: int = 50,
              offset: int = 0) -> list[Job]:
         """Jobs newest first, without their result payloads (`has_result` tells whether there is one)."""
-        where, args = [], []
-        if state is not None:
-            where.append("state = ?")
-            args.append(state)
-        if kind is not None:
-            where.append("kind = ?")
-            args.append(kind)
+        where, args = _filters(state, kind)
         cols = [c if c != "result" else "CASE WHEN result IS NULL THEN NULL ELSE '{}' END" for c in _COLUMNS]
-        sql = f"SELECT {', '.join(cols)} FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+        sql = f"SELECT {', '.join(cols)} FROM jobs{where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
         with self._lock:
             rows = self._db.execute(sql, [*args, limit, offset]).fetchall()
         return [_job(r) for r in rows]
 
     def count(self, *, state: str | None = None, kind: str | None = None) -> int:
-        where, args = [], []
-        if state is not None:
-            where.append("state = ?")
-            args.append(state)
-        if kind is not None:
-            where.append("kind = ?")
-            args.append(kind)
-        sql = "SELECT COUNT(*) FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
+        where, args = _filters(state, kind)
+        sql = f"SELECT COUNT(*) FROM jobs{where}"
         with self._lock:
             return int(self._db.execute(sql, args).fetchone()[0])
 
@@ -133,3 +118,13 @@ def _job(row: tuple[Any, ...]) -> Job:
         if data[column] is not None:
             data[column] = orjson.loads(data[column])
     return Job(**data)
+
+
+def _filters(state: str | None, kind: str | None) -> tuple[str, list[str]]:
+    """The WHERE clause (or "") and its arguments for the optional state and kind filters."""
+    clauses, args = [], []
+    for column, value in (("state", state), ("kind", kind)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args

@@ -84,6 +84,8 @@ class PerfConfig:
     """Extra HTTP headers for every request."""
     extra_body: dict[str, Any] | None = None
     """Extra fields merged into every request body."""
+    preflight: bool = True
+    """Send one test request first; stop with the server's answer if it does not succeed."""
     seed: int = 42
     """Seeds prompt sampling and Poisson arrivals."""
     record_requests: bool = True

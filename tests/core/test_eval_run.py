@@ -498,7 +498,7 @@ def test_cancelling_the_calling_task_stops_workers_before_writing_outputs(tmp_pa
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     import uuid
 
-    from evalsvc.core.eval._procs import WorkerHandle
+    from evalsvc.core.eval._zygote import WorkerHandle
 
     rows = [mcq_row(f"[C{i}]", "A") for i in range(6)]
     write_local_copy(tmp_path / "data" / "iquiz", {"IQ": {"test": rows}})

@@ -32,7 +32,7 @@ from evalsvc.core.jobs import (
     RunnerLocked,
 )
 from evalsvc.core._secrets import scrub as _scrub
-from evalsvc.core.jobs._runner import _secrets_of
+from evalsvc.core.jobs._supervisor import _secrets_of
 
 FAKES = {"perf": "tests._jobfakes:perf", "eval": "tests._jobfakes:eval"}
 URL = "http://127.0.0.1:9/v1/chat/completions"
@@ -379,7 +379,7 @@ def test_stored_config_hides_extra_body_secrets(tmp_path: Path) -> None:
 
 
 def test_workers_are_launched_off_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from evalsvc.core.jobs import _runner
+    from evalsvc.core.jobs import _supervisor as _runner
 
     real_launch = _runner._launch
     threads: list[str] = []

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from evalsvc.core.perf._metrics import RunStats, tpot_ms, ttft_ms
-from evalsvc.core.perf._worker import Outcome, Sender
+from evalsvc.core.perf._sender import Outcome, Sender
 from evalsvc.core.perf.dialects.openai import OpenAIStream
 
 

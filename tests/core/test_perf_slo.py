@@ -10,7 +10,7 @@ import pytest
 
 from evalsvc import PerfConfig, run_perf
 from evalsvc.core.perf._metrics import RunStats
-from evalsvc.core.perf._worker import Outcome
+from evalsvc.core.perf._sender import Outcome
 
 SLO = {"ttft_ms": 250, "tpot_ms": 50, "latency_ms": 350}
 

@@ -12,6 +12,6 @@ from __future__ import annotations
 from ._catalogue import list_benchmarks
 from ._plan import plan_eval
 from ._result import DatasetResult, EvalResult
-from ._runner import run_eval, run_eval_async
+from ._run import run_eval, run_eval_async
 
 __all__ = ["DatasetResult", "EvalResult", "list_benchmarks", "plan_eval", "run_eval", "run_eval_async"]

@@ -26,7 +26,7 @@ from ._model import (
     RunnerLocked,
 )
 from ._paths import PathPolicy
-from ._runner import (
+from ._supervisor import (
     DEFAULT_CANCEL_GRACE_S,
     DEFAULT_EVAL_CONCURRENCY,
     DEFAULT_MAX_QUEUED,

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from ._config import MockConfig
-from ._dialect import BadRequest, Dialect, Endpoint, GenRequest
+from ._dialect import BadRequest, MockDialect, Endpoint, GenRequest
 from ._openai import _int_field
 from ._text import count_words
 
@@ -127,7 +127,7 @@ def error_body(status: int, message: str, kind: str, param: str | None) -> bytes
     return orjson.dumps({"type": "error", "error": {"type": etype, "message": message}})
 
 
-DIALECT = Dialect(
+DIALECT = MockDialect(
     name="anthropic",
     endpoints=(Endpoint("/v1/messages", parse_messages, MessagesWire, id_prefix="msg"),),
     error_body=error_body,

@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 
 from ._config import MockConfig
-from ._dialect import BadRequest, Dialect, Endpoint, GenRequest
+from ._dialect import BadRequest, MockDialect, Endpoint, GenRequest
 from ._openai import _int_field
 from ._text import count_words
 
@@ -141,7 +141,7 @@ def error_body(status: int, message: str, kind: str, param: str | None) -> bytes
     return orjson.dumps({"code": code, "message": message, "request_id": "mock-error"})
 
 
-DIALECT = Dialect(
+DIALECT = MockDialect(
     name="dashscope",
     endpoints=(Endpoint(PATH, parse_generation, GenerationWire, id_prefix="ds", from_request=sse_from_header),),
     error_body=error_body,

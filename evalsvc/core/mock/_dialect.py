@@ -88,7 +88,7 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
-class Dialect:
+class MockDialect:
     """An API dialect: its generation endpoints, its error body, and any other routes it serves."""
 
     name: str

@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from ._config import MockConfig
-from ._dialect import BadRequest, Dialect, Endpoint, GenRequest
+from ._dialect import BadRequest, MockDialect, Endpoint, GenRequest
 from ._openai import _int_field
 from ._text import count_words
 
@@ -132,7 +132,7 @@ def error_body(status: int, message: str, kind: str, param: str | None) -> bytes
     return orjson.dumps({"error": {"code": status, "message": message, "status": state}})
 
 
-DIALECT = Dialect(
+DIALECT = MockDialect(
     name="gemini",
     endpoints=(
         Endpoint("/v1beta/models/{model}:generateContent", parse_generate, GenerateWire, id_prefix="gen",

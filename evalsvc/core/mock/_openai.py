@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from ._config import MockConfig
-from ._dialect import BadRequest, Dialect, Endpoint, GenRequest
+from ._dialect import BadRequest, MockDialect, Endpoint, GenRequest
 from ._text import count_words
 
 _DONE = b"data: [DONE]\n\n"
@@ -229,7 +229,7 @@ def _models_route(cfg: MockConfig) -> list[web.RouteDef]:
     return [web.get("/v1/models", models)]
 
 
-DIALECT = Dialect(
+DIALECT = MockDialect(
     name="openai",
     endpoints=(
         Endpoint("/v1/chat/completions", parse_chat, ChatWire, id_prefix="chatcmpl"),

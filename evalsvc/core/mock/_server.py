@@ -22,7 +22,7 @@ import orjson
 from aiohttp import web
 
 from ._config import MockConfig
-from ._dialect import BadRequest, Dialect, Endpoint, GenRequest, Wire
+from ._dialect import BadRequest, MockDialect, Endpoint, GenRequest, Wire
 from ._faults import FAULT_KINDS, FaultPlan
 from ._anthropic import DIALECT as ANTHROPIC
 from ._dashscope import DIALECT as DASHSCOPE
@@ -30,7 +30,7 @@ from ._gemini import DIALECT as GEMINI
 from ._openai import DIALECT as OPENAI
 from ._text import Answers, Filler
 
-DIALECTS: tuple[Dialect, ...] = (OPENAI, DASHSCOPE, ANTHROPIC, GEMINI)
+DIALECTS: tuple[MockDialect, ...] = (OPENAI, DASHSCOPE, ANTHROPIC, GEMINI)
 """Dialects served side by side (their paths do not overlap)."""
 
 FAULT_HEADER = "X-Mock-Fault"
@@ -294,7 +294,7 @@ def _abort(request: web.Request) -> None:
 class _Handler:
     """One generation endpoint: parse, pick the fault, then answer on schedule."""
 
-    def __init__(self, state: MockState, dialect: Dialect, endpoint: Endpoint) -> None:
+    def __init__(self, state: MockState, dialect: MockDialect, endpoint: Endpoint) -> None:
         self.state = state
         self.dialect = dialect
         self.endpoint = endpoint

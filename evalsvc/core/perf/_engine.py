@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from .._io import AtomicLines
 from ._metrics import RunStats
-from ._worker import Outcome, Sender
+from ._sender import Outcome, Sender
 
 RECORD_BATCH = 2048
 LOOP_LAG_PERIOD = 0.05

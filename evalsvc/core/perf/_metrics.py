@@ -11,7 +11,7 @@ from typing import Any
 from ._slo import SloTracker
 from ._stats import Dist
 from ._verdict import ClientLoad
-from ._worker import CANCELLED, Outcome
+from ._sender import CANCELLED, Outcome
 
 DISTS = ("ttft_ms", "tpot_ms", "itl_ms", "latency_ms", "output_tokens", "input_tokens")
 CLIENT_DISTS = ("send_lag_ms", "latency_from_scheduled_ms", "loop_lag_ms")

@@ -23,7 +23,7 @@ from ._metrics import RunStats
 from ._result import PerfResult, RunResult
 from ._verdict import client_verdict
 from ._schedule import arrival_offsets
-from ._worker import Sender
+from ._sender import Sender
 from .datasets import load_prompts
 from .dialects import get_dialect
 

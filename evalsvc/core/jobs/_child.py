@@ -1,6 +1,6 @@
 """The body of a job's worker process: run the engine, relay its progress, send back its result.
 
-The service starts `python -m evalsvc.core.jobs._worker EVENTS_FD CONTROL_FD` in a new session (its own
+The service starts `python -m evalsvc.core.jobs._child EVENTS_FD CONTROL_FD` in a new session (its own
 process group), with stdout and stderr going to the job's log file. A plain subprocess rather than
 multiprocessing's spawn: spawn re-imports the parent's __main__ in the child, which breaks services started
 from scripts without a __main__ guard.

@@ -30,7 +30,7 @@ import orjson
 from .._io import utc_now_iso, write_json
 from .._secrets import scrub, secret_name, secret_values, url_secrets
 from ..config import EvalConfig, PerfConfig
-from . import _worker
+from . import _child
 from ._model import (
     CANCELLED,
     COMPLETED,
@@ -597,7 +597,7 @@ def _launch(log_path: Path, cwd: Path) -> tuple[subprocess.Popen[bytes], Connect
         with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log_file:
             process = subprocess.Popen(
                 # -P: the cwd (where runs write) is not put on sys.path, so nothing there can shadow a module
-                [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", "evalsvc.core.jobs._worker",
+                [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", "evalsvc.core.jobs._child",
                  str(events_w), str(control_r)],
                 pass_fds=(events_w, control_r), stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                 start_new_session=True, env=_child_env(), cwd=cwd)

@@ -1,4 +1,4 @@
-"""The parent's side of the worker processes (see _worker.py): the zygote and the workers it forks."""
+"""The parent's side of the worker processes (see _child.py): the zygote and the workers it forks."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ class Zygote:
         ours, theirs = socket.socketpair()
         try:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "evalsvc.core.eval._worker", str(theirs.fileno()),
+                sys.executable, "-m", "evalsvc.core.eval._child", str(theirs.fileno()),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 pass_fds=[theirs.fileno()], start_new_session=True, env=env)
         except BaseException:

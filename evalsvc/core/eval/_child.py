@@ -1,6 +1,6 @@
 """The processes behind run_eval: a zygote that imports evalscope once, and one worker per dataset forked from it.
 
-`python -m evalsvc.core.eval._worker CONTROL_FD` starts the zygote (in its own session). It imports
+`python -m evalsvc.core.eval._child CONTROL_FD` starts the zygote (in its own session). It imports
 evalscope (~1.5 s of CPU, more on a busy machine) and prints {"type": "ready"} on stdout; it then only
 forks. Each request on the control socket (a Unix socket) carries three pipe ends (the worker's stdin,
 its event stream and its stderr); the zygote forks a worker onto them and answers {"pid": N}, and

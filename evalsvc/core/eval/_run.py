@@ -3,7 +3,7 @@
 evalscope takes over root logging on import, keeps process-global progress and model caches, and
 forks during scoring, so it never runs in the caller's process. A zygote process imports evalscope
 once (while the preflight request is in flight) and forks a fresh worker for each dataset, in its
-own session so a terminal Ctrl-C reaches only the parent (see _worker.py). The parent relays
+own session so a terminal Ctrl-C reaches only the parent (see _child.py). The parent relays
 progress and log lines, enforces the overall timeout and cancels by terminating the workers.
 Predictions are written per sample, so a cancelled run resumes with `use_cache=<output_dir>`.
 """
@@ -24,7 +24,7 @@ from ..config import EvalConfig
 from ._plan import (CONFIG_FILE, DATASET_INFOS, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPlan, build_mirror,
                     plan_eval, task_kwargs)
 from ._preflight import preflight
-from ._procs import _KILL_GRACE_S, WorkerHandle, Zygote
+from ._zygote import _KILL_GRACE_S, WorkerHandle, Zygote
 from ._result import DatasetResult, EvalResult, describe_shortfall, read_dataset_result
 from ._secrets import mask, mask_event, secrets_of
 

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -23,8 +24,13 @@ from aiohttp import web
 class Gate:
     root_url: str
     """http://127.0.0.1:PORT"""
+    hang: bool = False
+    """Never answer a chat request (until the gate closes)."""
     hits: Counter[str] = field(default_factory=Counter)
     """Requests received, by path."""
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    """The JSON body of every chat request, in arrival order."""
+    closed: bool = False
 
     @property
     def base_url(self) -> str:
@@ -47,6 +53,9 @@ def _app(gate: Gate, key: str | None) -> web.Application:
 
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await request.json()
+        gate.bodies.append(body)
+        while gate.hang and not gate.closed:
+            await asyncio.sleep(0.05)
         if key is not None and request.headers.get("Authorization") != f"Bearer {key}":
             sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
             said = f"Incorrect API key provided: {sent}." if sent else "You didn't provide an API key."
@@ -73,11 +82,11 @@ def _app(gate: Gate, key: str | None) -> web.Application:
 
 
 @contextmanager
-def start_gate(key: str | None = None) -> Iterator[Gate]:
-    """Serve the gate in a background thread until the block ends."""
+def start_gate(key: str | None = None, hang: bool = False) -> Iterator[Gate]:
+    """Serve the gate in a background thread until the block ends (`hang`: chat requests get no answer)."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
-    gate = Gate(root_url="")
+    gate = Gate(root_url="", hang=hang)
     runner: list[web.AppRunner] = []
 
     async def start() -> None:
@@ -104,5 +113,6 @@ def start_gate(key: str | None = None) -> Iterator[Gate]:
     try:
         yield gate
     finally:
+        gate.closed = True
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)

@@ -63,6 +63,7 @@ async def preflight(config: PerfConfig, prompt: Prompt, stop: asyncio.Event | No
             waiter.cancel()
         if not task.done():  # the caller cancelled us: do not leave the request behind
             task.cancel()
+            await asyncio.wait([task])
         sender.close()
     if outcome.kind is None:
         return True

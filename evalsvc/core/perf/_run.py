@@ -59,14 +59,16 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
     prompts, data_info = await asyncio.to_thread(load_prompts, config, largest)
     bodies = [dialect.build(config, p) for p in prompts]
     prompt_tokens = [p.tokens for p in prompts]
-    if config.preflight:
-        await preflight(config, prompts[0], stop)  # raises with the server's answer; a stop skips to the end
+    # raises with the server's answer; False if stopped meanwhile (then nothing is run, the outputs say so)
+    started = not config.preflight or await preflight(config, prompts[0], stop)
 
     out_dir = new_run_dir(config.work_dir, prefix="perf_")
     write_json(out_dir / "config.json", config.to_dict())
     result = PerfResult(output_dir=str(out_dir), info={"started_at": utc_now_iso(), "dataset": data_info,
                                                        "api": config.api, "model": config.model,
                                                        "workers": config.workers})
+    if not started:
+        result.status, result.error, runs = "interrupted", "stopped during the test request", []
     try:
         for key, number, parallel, rate in runs:
             try:

@@ -21,8 +21,8 @@ WRONG = "sk-wrong-key-987654"
 
 
 def cfg(url: str, tmp_path: Path, **kw: Any) -> PerfConfig:
-    base: dict[str, Any] = dict(model="m", url=url, dataset="random", prompt_tokens=8, max_tokens=64, number=5,
-                                parallel=2, work_dir=str(tmp_path / "out"))
+    base: dict[str, Any] = {"model": "m", "url": url, "dataset": "random", "prompt_tokens": 8, "max_tokens": 64,
+                            "number": 5, "parallel": 2, "work_dir": str(tmp_path / "out")}
     base.update(kw)
     return PerfConfig(**base)
 
@@ -67,9 +67,8 @@ def test_a_refused_key_is_quoted_masked(tmp_path: Path) -> None:
 
 
 def test_a_key_in_a_header_counts_as_a_key_and_is_masked(tmp_path: Path) -> None:
-    with start_gate(key=KEY) as gate:
-        with pytest.raises(EndpointStatusError, match="the API key was refused") as caught:
-            run_perf(cfg(gate.chat_url, tmp_path, headers={"Authorization": f"Bearer {WRONG}"}))
+    with start_gate(key=KEY) as gate, pytest.raises(EndpointStatusError, match="the API key was refused") as caught:
+        run_perf(cfg(gate.chat_url, tmp_path, headers={"Authorization": f"Bearer {WRONG}"}))
     assert WRONG not in str(caught.value)
 
 
@@ -127,9 +126,9 @@ def test_nothing_listening_is_unreachable(tmp_path: Path) -> None:
 
 
 def test_the_test_request_is_bounded_by_the_runs_timeout(tmp_path: Path) -> None:
-    with start_gate(hang=True) as gate:
-        with pytest.raises(EndpointTimeout, match=r"did not answer the test request within 0.5 s \(timeout\)"):
-            run_perf(cfg(gate.chat_url, tmp_path, timeout=0.5))
+    with start_gate(hang=True) as gate, \
+            pytest.raises(EndpointTimeout, match=r"did not answer the test request within 0.5 s \(timeout\)"):
+        run_perf(cfg(gate.chat_url, tmp_path, timeout=0.5))
     assert written(tmp_path) == []
 
 

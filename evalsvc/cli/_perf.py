@@ -53,6 +53,9 @@ def perf(
     slo: Annotated[Optional[str], typer.Option(help='SLO thresholds in ms as JSON, e.g. \'{"ttft_ms": 500, "tpot_ms": 50}\'.')] = None,
     header: Annotated[Optional[list[str]], typer.Option(help="Extra header 'Name: value' (repeatable).")] = None,
     extra_body: Annotated[Optional[str], typer.Option(help="JSON object merged into every request body.")] = None,
+    preflight: Annotated[bool, typer.Option("--preflight/--no-preflight",
+                                            help="Send one test request first; stop with the server's "
+                                                 "answer if it does not succeed.")] = True,
     seed: Annotated[int, typer.Option(help="Seeds prompt sampling and Poisson arrivals.")] = 42,
     record_requests: Annotated[bool, typer.Option("--record-requests/--no-record-requests",
                                                   help="Write one JSONL record per request.")] = True,
@@ -70,6 +73,7 @@ def perf(
             max_tokens=max_tokens, min_tokens=min_tokens, temperature=temperature, stream=stream,
             warmup=warmup, duration=duration, timeout=timeout, connect_timeout=connect_timeout,
             workers=workers, seed=seed, record_requests=record_requests, work_dir=work_dir, debug=debug,
+            preflight=preflight,
             slo=parse_json_option("slo", slo), extra_body=parse_json_option("extra_body", extra_body),
             headers=_headers(header),
         )
@@ -91,6 +95,9 @@ def perf(
         print_perf(result)
     if result.status == "interrupted":
         raise typer.Exit(code=130)
+    if result.status == "failed":
+        print(f"evalsvc perf: failed: {result.error}", file=sys.stderr)
+        raise typer.Exit(code=1)
 
 
 def _headers(raw: list[str] | None) -> dict[str, str] | None:

@@ -61,7 +61,12 @@ def exception_handlers(debug: bool, endpoints: list[str]) -> dict[Any, Any]:
         return error_response(400, str(exc), {"type": type(exc).__name__})
 
     async def on_endpoint_error(request: Request, exc: Exception) -> Response:
-        return error_response(502, str(exc), {"type": type(exc).__name__})
+        # the target failed us (refused the connection, rejected the test request): a bad gateway, with the
+        # target's own status when it answered, as the job API reports it (`_child.describe_error`)
+        error: dict[str, Any] = {"type": type(exc).__name__, "category": "endpoint"}
+        if isinstance(getattr(exc, "status", None), int):
+            error["status"] = exc.status  # type: ignore[attr-defined]
+        return error_response(502, str(exc), error)
 
     async def on_queue_full(request: Request, exc: Exception) -> Response:
         return error_response(429, str(exc), {"type": "QueueFull"}, headers={"Retry-After": str(RETRY_AFTER_S)})

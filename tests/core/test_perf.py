@@ -14,7 +14,8 @@ from evalsvc import EndpointUnreachable, PerfConfig, PerfResult, run_perf, run_p
 
 def cfg(url: str, tmp_path: Path, **kw: Any) -> PerfConfig:
     base: dict[str, Any] = dict(model="mock-model", url=url, dataset="random", prompt_tokens=8, max_tokens=64,
-                                number=20, parallel=4, work_dir=str(tmp_path))
+                                number=20, parallel=4, work_dir=str(tmp_path),
+                                preflight=False)  # engine tests: the server sees only the run (test_perf_preflight.py)
     base.update(kw)
     return PerfConfig(**base)
 
@@ -200,7 +201,7 @@ def test_stop_keeps_what_was_measured(mock_factory: Any, tmp_path: Path) -> None
 
 def test_unreachable_endpoint_fails_fast(tmp_path: Path) -> None:
     with pytest.raises(EndpointUnreachable, match="cannot connect to http://127.0.0.1:9"):
-        run_perf(cfg("http://127.0.0.1:9/v1/chat/completions", tmp_path))
+        run_perf(cfg("http://127.0.0.1:9/v1/chat/completions", tmp_path, preflight=True))
     assert not any(tmp_path.iterdir())  # nothing written for a run that never started
 
 

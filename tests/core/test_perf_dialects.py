@@ -44,7 +44,8 @@ def route(api: str, stream: bool) -> str:
 
 def cfg(url: str, tmp_path: Path, api: str, **kw: Any) -> PerfConfig:
     base: dict[str, Any] = dict(model="mock-model", url=url, api=api, dataset="random", prompt_tokens=9,
-                                max_tokens=64, number=6, parallel=3, work_dir=str(tmp_path))
+                                max_tokens=64, number=6, parallel=3, work_dir=str(tmp_path),
+                                preflight=False)  # engine tests: the server sees only the run (test_perf_preflight.py)
     base.update(kw)
     return PerfConfig(**base)
 

@@ -93,7 +93,8 @@ def test_shards_merge_to_the_same_counts() -> None:
 
 def cfg(url: str, tmp_path: Path, **kw: Any) -> PerfConfig:
     base: dict[str, Any] = dict(model="mock-model", url=url, dataset="random", prompt_tokens=8, max_tokens=64,
-                                number=20, parallel=4, work_dir=str(tmp_path))
+                                number=20, parallel=4, work_dir=str(tmp_path),
+                                preflight=False)  # engine tests: the server sees only the run (test_perf_preflight.py)
     base.update(kw)
     return PerfConfig(**base)
 

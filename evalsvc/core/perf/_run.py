@@ -6,20 +6,19 @@ import asyncio
 import gc
 import os
 import signal
-import socket
 import threading
 import traceback
 from collections import deque
 from pathlib import Path
 from time import perf_counter
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import PerfConfig
-from ..errors import ConfigError, EndpointUnreachable
+from ..errors import ConfigError
 from ._engine import PROGRESS_PERIOD, Counters, RecordSink, ShardPlan, _warmup, run_shard, run_sharded, split
 from ._metrics import RunStats
+from ._preflight import preflight
 from ._result import PerfResult, RunResult
 from ._verdict import client_verdict
 from ._schedule import arrival_offsets
@@ -42,11 +41,14 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
         stop: set it to stop early; what was measured so far is kept and written (status "interrupted").
 
     Returns:
-        The PerfResult; outputs are under `result.output_dir`.
+        The PerfResult; outputs are under `result.output_dir`. Its status is "failed" (with `error` saying
+        so, e.g. "no request succeeded (http_500: 5)") when the run finished but no request succeeded.
 
     Raises:
         ConfigError / DatasetError: bad input, before anything is sent.
-        EndpointUnreachable: nothing listens at the URL's host and port.
+        EndpointError: the test request sent first (`config.preflight`) did not succeed:
+            EndpointUnreachable (no connection), EndpointTimeout, EndpointStatusError (the server's status
+            and answer are in the message). Nothing is written then.
     """
     if not isinstance(config, PerfConfig):
         raise ConfigError("config", f"expected a PerfConfig, got {type(config).__name__}")
@@ -57,13 +59,16 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
     prompts, data_info = await asyncio.to_thread(load_prompts, config, largest)
     bodies = [dialect.build(config, p) for p in prompts]
     prompt_tokens = [p.tokens for p in prompts]
-    await _check_reachable(config)
+    # raises with the server's answer; False if stopped meanwhile (then nothing is run, the outputs say so)
+    started = not config.preflight or await preflight(config, prompts[0], stop)
 
     out_dir = new_run_dir(config.work_dir, prefix="perf_")
     write_json(out_dir / "config.json", config.to_dict())
     result = PerfResult(output_dir=str(out_dir), info={"started_at": utc_now_iso(), "dataset": data_info,
                                                        "api": config.api, "model": config.model,
                                                        "workers": config.workers})
+    if not started:
+        result.status, result.error, runs = "interrupted", "stopped during the test request", []
     try:
         for key, number, parallel, rate in runs:
             try:
@@ -82,6 +87,8 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
                 break
             if reason == "client_failed":
                 break
+        if result.status == "completed":
+            result.status, result.error = _nothing_succeeded(result)
     except asyncio.CancelledError:  # the caller cancelled: what was measured is written, then we unwind
         result.status = "interrupted"
         result.error = "cancelled by the caller"
@@ -146,25 +153,6 @@ class ClientProcessError(RuntimeError):
     def __init__(self, message: str, stats: RunStats) -> None:
         super().__init__(message)
         self.stats = stats
-
-
-async def _check_reachable(config: PerfConfig) -> None:
-    """Fail fast with one clear line when nothing listens at the endpoint (before any output is written)."""
-    parts = urlsplit(config.url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    host = parts.hostname or ""
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=config.connect_timeout)
-    except (OSError, asyncio.TimeoutError) as exc:
-        why = "timed out" if isinstance(exc, asyncio.TimeoutError) else (exc.strerror or str(exc))
-        if isinstance(exc, socket.gaierror):
-            why = f"host {host!r} does not resolve"
-        raise EndpointUnreachable(f"cannot connect to {parts.scheme}://{host}:{port} ({why})") from None
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except OSError:
-        pass
 
 
 async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, rate: float,
@@ -266,6 +254,19 @@ def _concat(parts: list[str], dest: str) -> None:
         out.discard()
         raise
     out.close()
+
+
+def _nothing_succeeded(result: PerfResult) -> tuple[str, str | None]:
+    """("failed", why) when no request of any sweep point succeeded; else ("completed", None)."""
+    runs = [run.metrics for run in result.results.values()]
+    if any(m["requests_succeeded"] for m in runs):
+        return "completed", None
+    kinds: dict[str, int] = {}
+    for m in runs:
+        for kind, count in m["failures_by_kind"].items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    said = ", ".join(f"{k}: {v}" for k, v in kinds.items()) or "none finished"
+    return "failed", f"no request succeeded ({said})"
 
 
 def _finish_run(config: PerfConfig, stats: RunStats, key: str, number: int, parallel: int, rate: float,

@@ -18,15 +18,18 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 _LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
+LOOPBACK_DIRECT = True  # the default of `bypass_loopback`; tests turn it off to put a proxy before 127.0.0.1
 
 
-def proxy_for(url: str, env: Mapping[str, str] | None = None, *, bypass_loopback: bool = True) -> str | None:
+def proxy_for(url: str, env: Mapping[str, str] | None = None, *, bypass_loopback: bool | None = None) -> str | None:
     """The proxy URL to reach `url` through, or None for a direct connection.
 
-    `env` defaults to `os.environ`; `bypass_loopback=False` lets tests route a 127.0.0.1 target through a
-    proxy (a real deployment always connects to loopback directly).
+    `env` defaults to `os.environ`; `bypass_loopback=False` routes even a loopback target through a proxy
+    (only tests want that: every test target is on 127.0.0.1).
     """
     env = os.environ if env is None else env
+    if bypass_loopback is None:
+        bypass_loopback = LOOPBACK_DIRECT
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):

@@ -23,6 +23,7 @@ from ._metrics import RunStats
 from ._result import PerfResult, RunResult
 from ._verdict import client_verdict
 from ._schedule import arrival_offsets
+from ._http import first_hop
 from ._sender import Sender
 from .datasets import load_prompts
 from .dialects import get_dialect
@@ -151,15 +152,16 @@ class ClientProcessError(RuntimeError):
 async def _check_reachable(config: PerfConfig) -> None:
     """Fail fast with one clear line when nothing listens at the endpoint (before any output is written)."""
     parts = urlsplit(config.url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    host = parts.hostname or ""
+    host, port = first_hop(config.url)  # the proxy, when the environment names one for this URL
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=config.connect_timeout)
     except (OSError, asyncio.TimeoutError) as exc:
         why = "timed out" if isinstance(exc, asyncio.TimeoutError) else (exc.strerror or str(exc))
         if isinstance(exc, socket.gaierror):
             why = f"host {host!r} does not resolve"
-        raise EndpointUnreachable(f"cannot connect to {parts.scheme}://{host}:{port} ({why})") from None
+        direct = host == (parts.hostname or "")
+        where = f"{parts.scheme}://{host}:{port}" if direct else f"the proxy {host}:{port} for {parts.hostname}"
+        raise EndpointUnreachable(f"cannot connect to {where} ({why})") from None
     writer.close()
     try:
         await writer.wait_closed()

@@ -128,7 +128,7 @@ def chat_events(words: list[str] = WORDS, spaced: bool = False, done: bool = Tru
 CHAT = sse(chat_events())
 CHAT_CRLF = sse(chat_events(), "\r\n")
 CHAT_CR = sse(chat_events(), "\r")
-OK5 = dict(kind=None, chunks=5, tokens=5, usage=True, prompt=9)
+OK5: dict[str, Any] = {"kind": None, "chunks": 5, "tokens": 5, "usage": True, "prompt": 9}
 
 
 def multiline(ev: str) -> str:

@@ -50,12 +50,9 @@ class DashScopeStream(StreamParser):
         return count_events(block, (_CONTENT, _REASONING, _TOOLS, _TEXT))
 
     def _inspect_block(self, block: bytes) -> None:
-        if not self.finished and b'"finish_reason"' in block:
-            m = _FINISHED.search(block)
-            if m is not None:
-                self._inspect_at(block, m.start())
-        if b'"usage"' in block:  # cumulative: the last one is the total
-            self._inspect_last(block, _USAGE)
+        if not self.finished:
+            self._inspect_at(block, self._find_any(block, b'"finish_reason"', _FINISHED))
+        self._inspect_last(block, b'"usage"', _USAGE)  # cumulative: the last one is the total
         # errors: an `event:error` event, or a data line with a top-level code and no output
         if b"error" in block:
             m = _ERROR_EVENT.search(block)

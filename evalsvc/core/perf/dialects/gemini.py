@@ -85,12 +85,9 @@ class GeminiStream(StreamParser):
 
     def _inspect_block(self, block: bytes) -> None:
         # finishReason may sit anywhere in its event (grounding metadata of several KB can follow it)
-        if not self.finished and b'"finishReason"' in block:
-            m = _FINISH.search(block)
-            if m is not None:
-                self._inspect_at(block, m.start())
-        if b'"usageMetadata"' in block:  # cumulative: the last one is the total
-            self._inspect_last(block, _USAGE)
+        if not self.finished:
+            self._inspect_at(block, self._find_any(block, b'"finishReason"', _FINISH))
+        self._inspect_last(block, b'"usageMetadata"', _USAGE)  # cumulative: the last one is the total
         if b'"error"' in block:
             self._inspect_all(block, b'"error"')
         if b'"blockReason"' in block:

@@ -45,12 +45,9 @@ class OpenAIStream(StreamParser):
 
     def _inspect_block(self, block: bytes) -> None:
         # usage is cumulative where servers repeat it: the last object is the total
-        if b'"usage"' in block:
-            self._inspect_last(block, _USAGE)
-        if not self.finished and b'"finish_reason"' in block:
-            m = _FINISH.search(block)  # the first finish reason with a value (null is not one)
-            if m is not None:
-                self._inspect_at(block, m.start())
+        self._inspect_last(block, b'"usage"', _USAGE)
+        if not self.finished:  # a finish reason with a value (null is not one), wherever it is
+            self._inspect_at(block, self._find_any(block, b'"finish_reason"', _FINISH))
         if b'"error"' in block:
             self._inspect_all(block, b'"error"')
 

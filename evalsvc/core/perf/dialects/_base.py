@@ -53,7 +53,8 @@ class StreamParser:
     """
 
     __slots__ = ("first_t", "last_t", "n_output", "gaps", "zero_gaps", "done", "finished", "output_tokens",
-                 "prompt_tokens", "error", "detail", "_tail", "nbytes", "_skip_lf", "_fresh", "slow_blocks")
+                 "prompt_tokens", "error", "detail", "_tail", "nbytes", "_skip_lf", "_fresh", "slow_blocks",
+                 "_last_total")
 
     def __init__(self) -> None:
         self.first_t: float | None = None
@@ -72,6 +73,7 @@ class StreamParser:
         self._skip_lf = False  # the last read ended with CR: an LF opening the next one belongs to it (CRLF)
         self._fresh = True  # nothing read yet (a leading BOM is dropped)
         self.slow_blocks = 0  # blocks that needed the event-by-event rewrite (diagnostics, benchmarks)
+        self._last_total = b""  # the last event with cumulative usage so far, decoded by close()
 
     def feed(self, data: bytes, t: float) -> None:
         """Consume bytes read at time `t` (seconds, perf_counter)."""
@@ -115,15 +117,13 @@ class StreamParser:
             self.last_t = t
             self.n_output += k
         self._inspect_block(block)
-        if not self.done:
-            pos = block.rfind(b"[DONE]")  # [DONE] ends an OpenAI-style stream (comments may follow)
-            if pos >= 0 and (block[block.rfind(b"\n", 0, pos) + 1 : pos + 7] in _DONE_LINES
-                             or _DONE_LINE.search(block) is not None):
-                self.done = True
 
     def close(self, t: float) -> None:
         """The response ended at `t`. An event without its closing blank line is not dispatched (WHATWG)."""
         self._tail = b""
+        if self._last_total:
+            line, self._last_total = self._last_total, b""
+            self._inspect(self._event_at(line, 0))
 
     def _rewrite(self, block: bytes) -> bytes:
         """The events of `block` in the simple shape, read per the WHATWG rules (the exact, slower path)."""
@@ -164,6 +164,13 @@ class StreamParser:
             return b""
         return head + b"data: " + orjson.dumps(obj) + b"\n\n"
 
+    def _check_done(self, block: bytes) -> None:
+        """A `data: [DONE]` event ends an OpenAI-style stream (comments may follow it)."""
+        pos = block.rfind(b"[DONE]")
+        if pos >= 0 and (block[block.rfind(b"\n", 0, pos) + 1 : pos + 7] in _DONE_LINES
+                         or _DONE_LINE.search(block) is not None):
+            self.done = True
+
     def _fail(self, kind: str, detail: str | None) -> None:
         if self.error is None:
             self.error = kind
@@ -188,11 +195,12 @@ class StreamParser:
             stop = block.find(b"\n", pos)
             pos = block.find(needle, stop) if stop >= 0 else -1
 
-    def _inspect_last(self, block: bytes, key: bytes, pattern: re.Pattern[bytes]) -> None:
-        """Decode and inspect the last event matching `pattern`, which starts with the literal `key`.
+    def _keep_last(self, block: bytes, key: bytes, pattern: re.Pattern[bytes]) -> None:
+        """Keep the last event matching `pattern` (which starts with the literal `key`) for `close()`.
 
-        For cumulative figures (usage: the last one is the total). The last `key` is tried first (a fast
-        search from the end); only if it does not match are the earlier ones searched.
+        For cumulative figures (usage: the last one is the total), which servers may repeat in every event:
+        only the last one of the stream is decoded. The last `key` is tried first (a fast search from the
+        end); only if it does not match are the earlier ones searched.
         """
         pos = block.rfind(key)
         if pos < 0:
@@ -201,8 +209,11 @@ class StreamParser:
             last = -1
             for m in pattern.finditer(block, 0, pos):
                 last = m.start()
+            if last < 0:
+                return
             pos = last
-        self._inspect_at(block, pos)
+        stop = block.find(b"\n", pos)
+        self._last_total = block[block.rfind(b"\n", 0, pos) + 1 : stop if stop >= 0 else len(block)]
 
     @staticmethod
     def _find_any(block: bytes, key: bytes, pattern: re.Pattern[bytes]) -> int:

@@ -31,7 +31,6 @@ ANTHROPIC_VERSION = "2023-06-01"
 _TEXT = re.compile(rb'"text"\s*:\s*"[^"]')
 _THINKING = re.compile(rb'"thinking"\s*:\s*"[^"]')
 _JSON = re.compile(rb'"partial_json"\s*:\s*"[^"]')
-_TYPE = re.compile(rb'"type"\s*:\s*"(?:message_delta|message_stop|error)"')
 _PROMPT_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
@@ -63,9 +62,10 @@ class AnthropicStream(StreamParser):
                 self._started = True
                 self._inspect(self._event_at(block, pos))
         # message_delta (stop reason, cumulative usage), message_stop and error events, wherever they are
-        if b'"message_' in block or b'"error"' in block:
-            for m in _TYPE.finditer(block):
-                self._inspect_at(block, m.start())
+        if b'"message_' in block:
+            self._inspect_all(block, b'"message_delta"')
+            self._inspect_all(block, b'"message_stop"')
+        self._inspect_all(block, b'"error"')
 
     def _inspect(self, event: dict[str, Any] | None) -> None:
         if event is None:

@@ -52,7 +52,7 @@ class DashScopeStream(StreamParser):
     def _inspect_block(self, block: bytes) -> None:
         if not self.finished:
             self._inspect_at(block, self._find_any(block, b'"finish_reason"', _FINISHED))
-        self._inspect_last(block, b'"usage"', _USAGE)  # cumulative: the last one is the total
+        self._keep_last(block, b'"usage"', _USAGE)  # cumulative: the last one is the total
         # errors: an `event:error` event, or a data line with a top-level code and no output
         if b"error" in block:
             m = _ERROR_EVENT.search(block)

@@ -87,7 +87,7 @@ class GeminiStream(StreamParser):
         # finishReason may sit anywhere in its event (grounding metadata of several KB can follow it)
         if not self.finished:
             self._inspect_at(block, self._find_any(block, b'"finishReason"', _FINISH))
-        self._inspect_last(block, b'"usageMetadata"', _USAGE)  # cumulative: the last one is the total
+        self._keep_last(block, b'"usageMetadata"', _USAGE)  # cumulative: the last one is the total
         if b'"error"' in block:
             self._inspect_all(block, b'"error"')
         if b'"blockReason"' in block:

@@ -45,11 +45,13 @@ class OpenAIStream(StreamParser):
 
     def _inspect_block(self, block: bytes) -> None:
         # usage is cumulative where servers repeat it: the last object is the total
-        self._inspect_last(block, b'"usage"', _USAGE)
+        self._keep_last(block, b'"usage"', _USAGE)
         if not self.finished:  # a finish reason with a value (null is not one), wherever it is
             self._inspect_at(block, self._find_any(block, b'"finish_reason"', _FINISH))
         if b'"error"' in block:
             self._inspect_all(block, b'"error"')
+        if not self.done:
+            self._check_done(block)
 
     def _inspect(self, event: dict[str, Any] | None) -> None:
         if event is None:

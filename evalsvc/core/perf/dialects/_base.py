@@ -225,6 +225,8 @@ class StreamParser:
         pos = block.rfind(key)
         if pos < 0 or pattern.match(block, pos) is not None:
             return pos
+        if block.find(key, 0, pos) < 0:  # it was the only one
+            return -1
         m = pattern.search(block, 0, pos)
         return -1 if m is None else m.start()
 

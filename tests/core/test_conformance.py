@@ -497,3 +497,34 @@ def test_the_suite_covers_every_dialect_and_framing() -> None:
     assert len(CASES) >= 50
     assert {c.api for c in CASES.values()} == set(PATHS)
     assert {c.reply.framing for c in CASES.values()} == {"length", "chunked", "close", "http10"}
+
+
+# -- the fast path is exact: same reading as the event-by-event path, wherever the reads are cut ----------
+
+def reading(api: str, reads: list[bytes]) -> tuple[Any, ...]:
+    dialect = get_dialect("openai" if api == "completions" else api)
+    config = PerfConfig(model="m", url="http://127.0.0.1:1" + PATHS[api], api="openai" if api == "completions" else api)
+    parser = dialect.stream_parser(config)
+    for k, data in enumerate(reads):
+        parser.feed(data, float(k))
+    parser.close(float(len(reads)))
+    return (parser.n_output, parser.output_tokens, parser.prompt_tokens, parser.finished, parser.done,
+            parser.error)
+
+
+STREAMS = {name: c for name, c in CASES.items()
+           if c.stream and c.reply.status == 200 and c.reply.content_type == "text/event-stream" and not c.reply.cut}
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_fast_path_reads_like_the_exact_path(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalsvc.core.perf.dialects import _base
+
+    case = STREAMS[name]
+    body = b"".join(case.reply.segments)
+    fast = reading(case.api, [body])
+    for cut in range(1, len(body), max(1, len(body) // 97)):  # two reads, cut anywhere
+        assert reading(case.api, [body[:cut], body[cut:]]) == fast, cut
+    monkeypatch.setattr(_base, "_SIMPLE", __import__("re").compile(rb"(?!)"))  # every block the slow way
+    assert reading(case.api, [body]) == fast
+    assert reading(case.api, case.reply.segments) == fast

@@ -14,19 +14,6 @@ from ._http import ConnectionLost, Exchange, HttpClient, RequestTimeout, encode_
 from ._kinds import FailureKind, http_kind
 from .dialects._base import approx_tokens
 
-# Failure kinds by their old names (the enum is the one definition; these stay importable)
-TIMEOUT = FailureKind.TIMEOUT
-CONNECTION = FailureKind.CONNECTION
-DISCONNECTED = FailureKind.DISCONNECTED
-TRUNCATED = FailureKind.TRUNCATED
-MALFORMED = FailureKind.MALFORMED
-EMPTY = FailureKind.EMPTY
-STREAM_ERROR = FailureKind.STREAM_ERROR
-RESPONSE_ERROR = FailureKind.RESPONSE_ERROR
-CANCELLED = FailureKind.CANCELLED
-CLIENT_ERROR = FailureKind.CLIENT_ERROR
-
-
 class Outcome:
     """Raw facts about one request; times are perf_counter seconds."""
 
@@ -134,30 +121,30 @@ class Sender:
                 self._finish_body(out, self.dialect.parse_body(raw))
         except asyncio.CancelledError:
             out.end = perf_counter()
-            out.kind = CANCELLED
+            out.kind = FailureKind.CANCELLED
             if not self.stopping:
                 raise  # the caller cancelled the whole run: let it unwind
             # else the engine stopped the run (interrupt, duration cap): record it as unfinished
         except RequestTimeout:
             out.end = perf_counter()
-            out.kind = TIMEOUT
+            out.kind = FailureKind.TIMEOUT
             out.detail = f"no complete answer within {self.timeout:g} s"
         except asyncio.TimeoutError:
             out.end = perf_counter()
-            out.kind = CONNECTION
+            out.kind = FailureKind.CONNECTION
             out.detail = f"no connection within {self.client.connect_timeout:g} s"
         except ConnectionLost as exc:
             out.end = perf_counter()
             mid = out.status != 0
-            out.kind = TRUNCATED if mid else DISCONNECTED
+            out.kind = FailureKind.TRUNCATED if mid else FailureKind.DISCONNECTED
             out.detail = f"{exc}{' mid-response' if mid else ' before answering'}"
         except OSError as exc:
             out.end = perf_counter()
-            out.kind = CONNECTION
+            out.kind = FailureKind.CONNECTION
             out.detail = (exc.strerror or str(exc))[:200]
         except Exception as exc:  # aiohttp payload errors (bad chunked framing, short body)
             out.end = perf_counter()
-            out.kind = TRUNCATED if out.status else CLIENT_ERROR
+            out.kind = FailureKind.TRUNCATED if out.status else FailureKind.CLIENT_ERROR
             out.detail = f"{type(exc).__name__}: {exc}"[:200]
         finally:
             exchange.finish()
@@ -184,9 +171,9 @@ class Sender:
         if parser.error is not None:
             out.kind, out.detail = parser.error, parser.detail
         elif not (parser.done or parser.finished):
-            out.kind, out.detail = TRUNCATED, "stream ended without [DONE] or a finish reason"
+            out.kind, out.detail = FailureKind.TRUNCATED, "stream ended without [DONE] or a finish reason"
         elif parser.n_output == 0:
-            out.kind, out.detail = EMPTY, "stream finished without generating output"
+            out.kind, out.detail = FailureKind.EMPTY, "stream finished without generating output"
 
     @staticmethod
     def _finish_body(out: Outcome, res: Any) -> None:
@@ -202,9 +189,9 @@ class Sender:
         if res.error is not None:
             out.kind, out.detail = res.error, res.detail
         elif not res.finished:
-            out.kind, out.detail = TRUNCATED, "response carries no finish reason"
+            out.kind, out.detail = FailureKind.TRUNCATED, "response carries no finish reason"
         elif not res.has_output:
-            out.kind, out.detail = EMPTY, "response carried no output"
+            out.kind, out.detail = FailureKind.EMPTY, "response carried no output"
 
 
 def merge_headers(base: dict[str, str], extra: dict[str, str] | None) -> dict[str, str]:

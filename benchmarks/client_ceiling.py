@@ -8,7 +8,7 @@ interleaved and repeated so machine noise hits all of them alike, and prints the
 ratio to wrk measured in the same run.
 
     python benchmarks/client_ceiling.py [--seconds 5] [--parallel 64] [--rounds 2] [--rig ../shared/rig]
-                                        [--paths plain,sse,trickle] [--workers 1,2]
+                                        [--paths plain,sse,trickle] [--workers 1,2] [--parse-only]
 
 To compare two checkouts (e.g. the cost of a parser change), run the script alternately with PYTHONPATH
 set to each and take the best of each: the script measures whatever `evalsvc` it imports.
@@ -77,6 +77,26 @@ def evalsvc_rps(url: str, stream: bool, seconds: float, parallel: int, workers: 
     return float(m["request_throughput"])
 
 
+def parse_cost(rig_dir: Path, rounds: int) -> tuple[float, float]:
+    """µs to parse the rig's 128-chunk stream: in one read, and one event per read (best of `rounds`)."""
+    import timeit
+
+    from evalsvc.core.perf.dialects.openai import OpenAIStream
+
+    body = (rig_dir / "chat_stream.sse").read_bytes()
+    events = [e + b"\n\n" for e in body.split(b"\n\n") if e]
+
+    def run(reads: list[bytes]) -> None:
+        parser = OpenAIStream()
+        for k, data in enumerate(reads):
+            parser.feed(data, float(k))
+        parser.close(float(len(reads)))
+
+    one = min(timeit.repeat(lambda: run([body]), number=200, repeat=max(3, rounds))) / 200 * 1e6
+    per = min(timeit.repeat(lambda: run(events), number=50, repeat=max(3, rounds))) / 50 * 1e6
+    return one, per
+
+
 def main() -> None:
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -86,9 +106,14 @@ def main() -> None:
     parser.add_argument("--rig", type=Path, default=here.parent.parent / "shared" / "rig")
     parser.add_argument("--paths", default="plain,sse,trickle", help="rig paths to measure, comma-separated")
     parser.add_argument("--workers", default="1,2", help="client process counts to measure, comma-separated")
+    parser.add_argument("--parse-only", action="store_true", help="only the stream parse cost (no nginx, no wrk)")
     args = parser.parse_args()
     paths = [p for p in args.paths.split(",") if p]
     worker_counts = [int(w) for w in args.workers.split(",") if w]
+    one, per = parse_cost(args.rig, args.rounds)
+    print(f"stream parse cost of the rig's 128-chunk answer: {one:.1f} µs in one read, {per:.1f} µs one event a read")
+    if args.parse_only:
+        return
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (apt-get install nginx wrk)")

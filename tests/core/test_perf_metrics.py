@@ -19,6 +19,7 @@ def outcome(index: int, sent: float, first: float | None, last: float | None, en
     o.output_tokens, o.prompt_tokens, o.kind, o.usage = tokens, prompt, kind, usage
     o.gaps = None if gaps is None else [g * 1000.0 for g in gaps]  # given in s like the times; kept in ms
     o.status = 200 if kind is None else 500
+    o.streamed = True
     return o
 
 
@@ -53,10 +54,11 @@ def test_metrics_on_known_timings() -> None:
 
 def test_tpot_is_undefined_below_two_tokens_or_without_stream() -> None:
     one = outcome(0, 0.0, 0.1, 0.1, 0.1, 1)
-    assert tpot_ms(one, True) is None
+    assert tpot_ms(one) is None
     two = outcome(0, 0.0, 0.1, 0.3, 0.3, 2)
-    assert tpot_ms(two, True) == pytest.approx(200)
-    assert tpot_ms(two, False) is None
+    assert tpot_ms(two) == pytest.approx(200)
+    two.streamed = False  # answered with one body: no TPOT (never 0)
+    assert tpot_ms(two) is None
     assert ttft_ms(two) == pytest.approx(100)
 
 
@@ -197,11 +199,13 @@ def test_itl_gaps_between_reads_and_zero_within_one_read() -> None:
     assert parser.zero_gaps == 1  # b and c came in one read
 
 
-def test_last_event_without_blank_line_is_timed_at_the_end() -> None:
+def test_last_event_without_blank_line_is_not_dispatched() -> None:
+    # WHATWG SSE: an event the stream ends inside of (before its blank line) is discarded, as openai-python
+    # and httpx-sse do; the stream then has no finish reason
     parser = OpenAIStream()
-    parser.feed(b'data: {"choices":[{"delta":{"content":"a"},"finish_reason":"stop"}]}', 5.0)
+    parser.feed(b'data: {"choices":[{"delta":{"content":"a"},"finish_reason":"stop"}]}\n', 5.0)
     parser.close(6.0)
-    assert parser.first_t == 6.0 and parser.n_output == 1 and parser.finished
+    assert parser.first_t is None and parser.n_output == 0 and not parser.finished
 
 
 def test_empty_tool_call_lists_are_not_output_and_events_count_once() -> None:

@@ -19,7 +19,7 @@ def outcome(sent: float, first: float | None, last: float | None, end: float, to
             kind: str | None = None) -> Outcome:
     o = Outcome(0, None)
     o.sent, o.first, o.last, o.end, o.output_tokens, o.prompt_tokens, o.kind = sent, first, last, end, tokens, 5, kind
-    o.usage = True
+    o.usage = o.streamed = True  # read as a stream (a one-body answer has no TPOT)
     return o
 
 

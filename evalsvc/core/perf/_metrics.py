@@ -11,9 +11,11 @@ from typing import Any
 from ._slo import SloTracker
 from ._stats import Dist
 from ._verdict import ClientLoad
-from ._sender import CANCELLED, Outcome
+from ._kinds import FailureKind
+from ._sender import Outcome
 
-DISTS = ("ttft_ms", "tpot_ms", "itl_ms", "latency_ms", "output_tokens", "input_tokens")
+DISTS = ("ttft_ms", "tpot_ms", "itl_ms", "latency_ms", "latency_to_last_token_ms", "connect_ms", "output_tokens",
+         "input_tokens")
 CLIENT_DISTS = ("send_lag_ms", "latency_from_scheduled_ms", "loop_lag_ms")
 
 
@@ -27,9 +29,23 @@ def latency_ms(o: Outcome) -> float | None:
     return None if o.end is None else (o.end - o.sent) * 1000.0
 
 
-def tpot_ms(o: Outcome, streamed: bool) -> float | None:
-    """(t_last_token − t_first_token) / (output_tokens − 1); undefined below two tokens or without a stream."""
-    if not streamed or o.first is None or o.last is None or o.output_tokens < 2:
+def latency_to_last_token_ms(o: Outcome) -> float | None:
+    """Last output-carrying chunk − t_sent (vLLM's and AIPerf's "latency"; non-streaming: = latency)."""
+    return None if o.last is None else (o.last - o.sent) * 1000.0
+
+
+def connect_ms(o: Outcome) -> float | None:
+    """Time spent opening a connection for the request (TCP, TLS, proxy); None when it reused one."""
+    return None if o.connect is None else o.connect * 1000.0
+
+
+def tpot_ms(o: Outcome) -> float | None:
+    """(t_last_token − t_first_token) / (output_tokens − 1).
+
+    Undefined (None, never 0) below two tokens and for an answer that was not read as a stream: a
+    non-streamed request, or a streamed one the server answered with one JSON body.
+    """
+    if not o.streamed or o.first is None or o.last is None or o.output_tokens < 2:
         return None
     return (o.last - o.first) * 1000.0 / (o.output_tokens - 1)
 
@@ -51,10 +67,11 @@ class RunStats:
         self.input_tokens_total = 0
         self.usage_reported = 0
         self.unfinished = 0
+        self.not_streamed = 0  # successes of a streamed run that the server answered with one body
         self.dists: dict[str, Dist] = {name: Dist() for name in DISTS + CLIENT_DISTS}
 
     def add(self, o: Outcome) -> None:
-        if o.kind == CANCELLED:
+        if o.kind == FailureKind.CANCELLED:
             # in flight when the run was stopped (duration cap, interrupt): neither a success nor a
             # server failure, so it is reported apart and kept out of every other figure
             self.unfinished += 1
@@ -68,6 +85,9 @@ class RunStats:
             self.last_end = o.end
         d = self.dists
         self.load.add(o.sent, o.end)
+        c = connect_ms(o)
+        if c is not None:
+            d["connect_ms"].add(c)
         if o.scheduled is not None:
             d["send_lag_ms"].add((o.sent - o.scheduled) * 1000.0)
         if o.kind is not None:
@@ -78,6 +98,8 @@ class RunStats:
         self.input_tokens_total += o.prompt_tokens
         if o.usage:
             self.usage_reported += 1
+        if self.streamed and not o.streamed:
+            self.not_streamed += 1
         t = ttft_ms(o)
         if t is not None:
             d["ttft_ms"].add(t)
@@ -86,7 +108,10 @@ class RunStats:
             d["latency_ms"].add(lat)
             if o.scheduled is not None and o.end is not None:
                 d["latency_from_scheduled_ms"].add((o.end - o.scheduled) * 1000.0)
-        tp = tpot_ms(o, self.streamed)
+        last = latency_to_last_token_ms(o)
+        if last is not None:
+            d["latency_to_last_token_ms"].add(last)
+        tp = tpot_ms(o)
         if tp is not None:
             d["tpot_ms"].add(tp)
         if o.gaps:
@@ -110,6 +135,7 @@ class RunStats:
         self.input_tokens_total += other.input_tokens_total
         self.usage_reported += other.usage_reported
         self.unfinished += other.unfinished
+        self.not_streamed += other.not_streamed
         for name, dist in other.dists.items():
             self.dists[name].merge(dist)
         self.slo.merge(other.slo)
@@ -165,9 +191,16 @@ class RunStats:
             "latency_ms_mean": d["latency_ms"].mean,
             "latency_ms_p50": d["latency_ms"].percentile(50),
             "latency_ms_p99": d["latency_ms"].percentile(99),
+            "latency_to_last_token_ms_mean": d["latency_to_last_token_ms"].mean,
+            "latency_to_last_token_ms_p50": d["latency_to_last_token_ms"].percentile(50),
+            "latency_to_last_token_ms_p99": d["latency_to_last_token_ms"].percentile(99),
+            "connect_ms_mean": d["connect_ms"].mean,
+            "connect_ms_p99": d["connect_ms"].percentile(99),
+            "connections_opened": d["connect_ms"].count,
             "output_tokens_mean": d["output_tokens"].mean,
             "input_tokens_mean": d["input_tokens"].mean,
             "output_tokens_source": source,
+            "responses_not_streamed": self.not_streamed if self.streamed else None,
             "send_lag_ms_p50": d["send_lag_ms"].percentile(50),
             "send_lag_ms_p99": d["send_lag_ms"].percentile(99),
             "loop_lag_ms_p99": d["loop_lag_ms"].percentile(99),

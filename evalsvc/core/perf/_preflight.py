@@ -15,7 +15,9 @@ from urllib.parse import urlsplit
 from .._secrets import config_secrets, mask, redact_url, secret_name
 from ..config import PerfConfig
 from ..errors import EndpointError, EndpointStatusError, EndpointTimeout, EndpointUnreachable
-from ._sender import CONNECTION, TIMEOUT, Outcome, Sender
+from ._http import first_hop
+from ._kinds import FailureKind
+from ._sender import Outcome, Sender
 from .datasets import Prompt
 from .dialects import get_dialect
 from .dialects._common import has_key
@@ -85,11 +87,16 @@ def rejection(config: PerfConfig, url: str, out: Outcome) -> EndpointError:
     detail = mask(" ".join((out.detail or "").split()), secrets)
     if len(detail) > _EXCERPT:
         detail = detail[:_EXCERPT] + "..."
-    if out.kind == CONNECTION:
+    if out.kind == FailureKind.CONNECTION:
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        return EndpointUnreachable(f"cannot connect to {parts.scheme}://{parts.hostname}:{port} ({detail})")
-    if out.kind == TIMEOUT:
+        host, hop_port = first_hop(url)
+        if (host, hop_port) == (parts.hostname, port):
+            where = f"{parts.scheme}://{parts.hostname}:{port}"
+        else:  # the environment routes this URL through a proxy
+            where = f"the proxy {host}:{hop_port} for {parts.hostname}"
+        return EndpointUnreachable(f"cannot connect to {where} ({detail})")
+    if out.kind == FailureKind.TIMEOUT:
         return EndpointTimeout(f"{shown} did not answer the test request within {config.timeout:g} s (timeout)")
     if not out.status:
         return EndpointError(f"{shown} did not answer the test request: {detail or out.kind}")

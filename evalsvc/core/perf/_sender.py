@@ -9,27 +9,16 @@ import asyncio
 from time import perf_counter
 from typing import Any
 
+from .._net import proxy_for
 from ._http import ConnectionLost, Exchange, HttpClient, RequestTimeout, encode_request
+from ._kinds import FailureKind, http_kind
 from .dialects._base import approx_tokens
-
-# Failure kinds (the keys of `failures_by_kind`, besides "http_<status>").
-TIMEOUT = "timeout"
-CONNECTION = "connection_error"
-DISCONNECTED = "disconnected"
-TRUNCATED = "truncated"
-MALFORMED = "malformed"
-EMPTY = "empty_output"
-STREAM_ERROR = "stream_error"
-RESPONSE_ERROR = "response_error"
-CANCELLED = "cancelled"
-CLIENT_ERROR = "client_error"
-
 
 class Outcome:
     """Raw facts about one request; times are perf_counter seconds."""
 
     __slots__ = ("index", "scheduled", "sent", "first", "last", "end", "status", "kind", "detail",
-                 "output_tokens", "prompt_tokens", "usage", "chunks", "gaps", "zero_gaps")
+                 "output_tokens", "prompt_tokens", "usage", "chunks", "gaps", "zero_gaps", "streamed", "connect")
 
     def __init__(self, index: int, scheduled: float | None) -> None:
         self.index = index
@@ -47,6 +36,8 @@ class Outcome:
         self.chunks = 0
         self.gaps: list[float] | None = None  # ms between output-carrying chunks
         self.zero_gaps = 0  # and how many more gaps were 0 ms (chunks read together)
+        self.streamed = False  # the answer was read as an event stream (not one body)
+        self.connect: float | None = None  # seconds spent opening a connection for it (None: reused one)
 
     def to_record(self, t0: float) -> dict[str, Any]:
         def ms(t: float | None) -> float | None:
@@ -57,7 +48,10 @@ class Outcome:
             "scheduled_ms": ms(self.scheduled),
             "sent_ms": ms(self.sent),
             "first_token_ms": ms(self.first),
+            "last_token_ms": ms(self.last),
             "end_ms": ms(self.end),
+            "connect_ms": None if self.connect is None else round(self.connect * 1000.0, 4),
+            "streamed": self.streamed,
             "status": self.status,
             "ok": self.kind is None,
             "error": self.kind,
@@ -77,10 +71,11 @@ class Sender:
         self.stream = bool(config.stream)
         url = dialect.url(config, self.stream)
         headers = merge_headers(dialect.headers(config), config.headers)
-        self.requests = [encode_request(url, headers, body) for body in bodies]
+        proxy = proxy_for(url)  # the environment's proxy rule (HTTP_PROXY, HTTPS_PROXY, NO_PROXY)
+        self.requests = [encode_request(url, headers, body, proxy) for body in bodies]
         self.prompt_tokens = prompt_tokens
         self.timeout = float(config.timeout)
-        self.client = HttpClient(url, connect_timeout=float(config.connect_timeout))
+        self.client = HttpClient(url, connect_timeout=float(config.connect_timeout), proxy=proxy)
         self.stopping = False  # set by the engine before it cancels in-flight requests on purpose
 
     def close(self) -> None:
@@ -96,16 +91,18 @@ class Sender:
         try:
             status = await exchange.start(self.requests[which], self.client.loop.time() + self.timeout)
             out.sent = exchange.sent or out.sent
+            out.connect = exchange.connect_s
             out.status = status
             payload = exchange.payload
             if not 200 <= status < 300:
                 text = await payload.read(2048)
                 out.end = perf_counter()
-                out.kind = f"http_{status}"
+                out.kind = http_kind(status)
                 out.detail = _error_detail(text)
                 return out
             if self.stream and "json" not in exchange.content_type.lower():
                 parser = self.dialect.stream_parser(self.config)
+                out.streamed = True
                 feed = parser.feed
                 readany = payload.readany
                 while True:
@@ -124,33 +121,35 @@ class Sender:
                 self._finish_body(out, self.dialect.parse_body(raw))
         except asyncio.CancelledError:
             out.end = perf_counter()
-            out.kind = CANCELLED
+            out.kind = FailureKind.CANCELLED
             if not self.stopping:
                 raise  # the caller cancelled the whole run: let it unwind
             # else the engine stopped the run (interrupt, duration cap): record it as unfinished
         except RequestTimeout:
             out.end = perf_counter()
-            out.kind = TIMEOUT
+            out.kind = FailureKind.TIMEOUT
             out.detail = f"no complete answer within {self.timeout:g} s"
         except asyncio.TimeoutError:
             out.end = perf_counter()
-            out.kind = CONNECTION
+            out.kind = FailureKind.CONNECTION
             out.detail = f"no connection within {self.client.connect_timeout:g} s"
         except ConnectionLost as exc:
             out.end = perf_counter()
             mid = out.status != 0
-            out.kind = TRUNCATED if mid else DISCONNECTED
+            out.kind = FailureKind.TRUNCATED if mid else FailureKind.DISCONNECTED
             out.detail = f"{exc}{' mid-response' if mid else ' before answering'}"
         except OSError as exc:
             out.end = perf_counter()
-            out.kind = CONNECTION
+            out.kind = FailureKind.CONNECTION
             out.detail = (exc.strerror or str(exc))[:200]
         except Exception as exc:  # aiohttp payload errors (bad chunked framing, short body)
             out.end = perf_counter()
-            out.kind = TRUNCATED if out.status else CLIENT_ERROR
+            out.kind = FailureKind.TRUNCATED if out.status else FailureKind.CLIENT_ERROR
             out.detail = f"{type(exc).__name__}: {exc}"[:200]
         finally:
             exchange.finish()
+            if out.connect is None:
+                out.connect = exchange.connect_s
             if parser is not None and out.first is None and parser.first_t is not None:
                 out.first, out.last, out.chunks = parser.first_t, parser.last_t, parser.n_output
         return out
@@ -172,9 +171,9 @@ class Sender:
         if parser.error is not None:
             out.kind, out.detail = parser.error, parser.detail
         elif not (parser.done or parser.finished):
-            out.kind, out.detail = TRUNCATED, "stream ended without [DONE] or a finish reason"
+            out.kind, out.detail = FailureKind.TRUNCATED, "stream ended without [DONE] or a finish reason"
         elif parser.n_output == 0:
-            out.kind, out.detail = EMPTY, "stream finished without generating output"
+            out.kind, out.detail = FailureKind.EMPTY, "stream finished without generating output"
 
     @staticmethod
     def _finish_body(out: Outcome, res: Any) -> None:
@@ -190,9 +189,9 @@ class Sender:
         if res.error is not None:
             out.kind, out.detail = res.error, res.detail
         elif not res.finished:
-            out.kind, out.detail = TRUNCATED, "response carries no finish reason"
+            out.kind, out.detail = FailureKind.TRUNCATED, "response carries no finish reason"
         elif not res.has_output:
-            out.kind, out.detail = EMPTY, "response carried no output"
+            out.kind, out.detail = FailureKind.EMPTY, "response carried no output"
 
 
 def merge_headers(base: dict[str, str], extra: dict[str, str] | None) -> dict[str, str]:

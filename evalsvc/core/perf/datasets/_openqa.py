@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
+from ..._net import proxy_for
 from ...errors import DatasetError
 from . import Prompt
 
@@ -52,14 +53,13 @@ def cache_path() -> Path:
 
 
 def fetch(url: str, dest: Path) -> None:
-    """Download `url` to `dest` (atomically). Loopback URLs bypass proxy settings.
+    """Download `url` to `dest` (atomically), through the proxy `_net.proxy_for` names for it.
 
     Raises:
         OSError / urllib.error.URLError: the hub cannot be reached or answered an error.
     """
-    host = urlsplit(url).hostname or ""
-    proxies = {} if host in ("localhost", "::1") or host.startswith("127.") else None
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies))
+    proxy = proxy_for(url)  # evalsvc's one proxy rule (loopback is always direct)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({urlsplit(url).scheme: proxy} if proxy else {}))
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".download-", dir=dest.parent)
     try:

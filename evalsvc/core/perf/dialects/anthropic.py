@@ -22,14 +22,15 @@ from typing import Any
 
 import orjson
 
-from ._base import TAIL, BodyResult, StreamParser, decode_body
+from .._kinds import FailureKind
+from ._base import BodyResult, StreamParser, decode_body
 from ._common import error_text, has_key, merge_extra, split_system
 
 ANTHROPIC_VERSION = "2023-06-01"
 
-_TEXT = re.compile(rb'"text": ?"[^"]')
-_THINKING = re.compile(rb'"thinking": ?"[^"]')
-_JSON = re.compile(rb'"partial_json": ?"[^"]')
+_TEXT = re.compile(rb'"text"\s*:\s*"[^"]')
+_THINKING = re.compile(rb'"thinking"\s*:\s*"[^"]')
+_JSON = re.compile(rb'"partial_json"\s*:\s*"[^"]')
 _PROMPT_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
@@ -46,6 +47,7 @@ class AnthropicStream(StreamParser):
         self._started = False  # message_start seen (it opens the stream: looked for until found)
 
     def _count_output(self, block: bytes) -> int:
+        # a content_block_delta carries one delta (text, thinking or partial tool input): one per event
         k = len(_TEXT.findall(block))
         if b'"thinking"' in block:
             k += len(_THINKING.findall(block))
@@ -59,14 +61,11 @@ class AnthropicStream(StreamParser):
             if pos >= 0:
                 self._started = True
                 self._inspect(self._event_at(block, pos))
-        # message_delta, message_stop and error events end the stream: search the tail only
-        start = max(0, len(block) - TAIL)
-        pos = block.rfind(b'"message_delta"', start)
-        self._inspect_at(block, pos)
-        pos = block.rfind(b'"message_stop"', start)
-        self._inspect_at(block, pos)
-        pos = block.find(b'"error"', start)
-        self._inspect_at(block, pos)
+        # message_delta (stop reason, cumulative usage), message_stop and error events, wherever they are
+        if b'"message_' in block:
+            self._inspect_all(block, b'"message_delta"')
+            self._inspect_all(block, b'"message_stop"')
+        self._inspect_all(block, b'"error"')
 
     def _inspect(self, event: dict[str, Any] | None) -> None:
         if event is None:
@@ -91,7 +90,7 @@ class AnthropicStream(StreamParser):
         elif kind == "message_stop":
             self.done = True
         elif kind == "error":
-            self._fail("stream_error", error_text(event.get("error", event)))
+            self._fail(FailureKind.STREAM_ERROR, error_text(event.get("error", event)))
 
 
 class AnthropicDialect:
@@ -124,11 +123,11 @@ class AnthropicDialect:
         if obj is None:
             return out
         if obj.get("type") == "error" or obj.get("error") is not None:
-            out.error, out.detail = "response_error", error_text(obj.get("error", obj))
+            out.error, out.detail = FailureKind.RESPONSE_ERROR, error_text(obj.get("error", obj))
             return out
         content = obj.get("content")
         if not isinstance(content, list):
-            out.error, out.detail = "malformed", "response has no content list"
+            out.error, out.detail = FailureKind.MALFORMED, "response has no content list"
             return out
         parts: list[str] = []
         tool = False

@@ -21,63 +21,55 @@ from typing import Any
 
 import orjson
 
-from ._base import TAIL, BodyResult, StreamParser, decode_body
+from .._kinds import FailureKind
+from ._base import BodyResult, StreamParser, count_events, decode_body
 from ._common import error_text, has_key, merge_extra
 
 # Output: message content or reasoning (Qwen thinking models), the `text` of result_format=text, and tool
 # calls. An empty string (the first event of some streams) is not output.
-_CONTENT = re.compile(rb'"content": ?"[^"]')
-_REASONING = re.compile(rb'"reasoning_content": ?"[^"]')
-_TEXT = re.compile(rb'"text": ?"[^"]')
-_TOOLS = re.compile(rb'"tool_calls": ?\[\{')
-_FINISH = b'"finish_reason"'
-_NOT_FINISHED = (b'"null"', b"null", b'""')
+_CONTENT = re.compile(rb'"content"\s*:\s*"[^"]')
+_REASONING = re.compile(rb'"reasoning_content"\s*:\s*"[^"]')
+_TEXT = re.compile(rb'"text"\s*:\s*"[^"]')
+_TOOLS = re.compile(rb'"tool_calls"\s*:\s*\[\s*\{')
+_FINISHED = re.compile(rb'"finish_reason"\s*:\s*"(?!null")[^"]')  # "null" until the last event
+_USAGE = re.compile(rb'"usage"\s*:\s*\{')
+_ERROR_EVENT = re.compile(rb"\nevent: ?error\n")
 
 
 class DashScopeStream(StreamParser):
-    __slots__ = ("_text_format",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        # result_format "message" (content) or "text" (output.text) is one per stream: once output of the
-        # message format is seen, the scan for `text` is skipped
-        self._text_format = True
+    __slots__ = ()
 
     def _count_output(self, block: bytes) -> int:
-        k = len(_CONTENT.findall(block))
-        if b"_c" in block:  # both "reasoning_content" and "tool_calls" hold it; ordinary events do not
-            if b'"reasoning_content"' in block:
-                k += len(_REASONING.findall(block))
-            if b'"tool_calls"' in block:
-                k += len(_TOOLS.findall(block))
-        if self._text_format:
-            if k:
-                self._text_format = False
-            elif b'"text"' in block:
-                k += len(_TEXT.findall(block))
-        return k
+        # message content, reasoning (Qwen thinking models: both keys in every event, one of them empty) and
+        # tool calls; output.text with result_format=text. An event counts once.
+        has_reasoning = b'"reasoning_content"' in block
+        has_tools = b'"tool_calls"' in block
+        if not has_reasoning and not has_tools:
+            k = len(_CONTENT.findall(block))
+            return k if k or b'"text"' not in block else len(_TEXT.findall(block))
+        return count_events(block, (_CONTENT, _REASONING, _TOOLS, _TEXT))
 
     def _inspect_block(self, block: bytes) -> None:
-        # The final event (finish_reason, exact usage) and error events end the stream: search the tail only.
-        start = max(0, len(block) - TAIL)
         if not self.finished:
-            pos = block.rfind(_FINISH, start)
-            if pos >= 0:
-                value = block[pos + 15 : pos + 24].lstrip(b": ")
-                if not value.startswith(_NOT_FINISHED):
-                    self._inspect(self._event_at(block, pos))
-        # error events: `event:error`, or a data line with a top-level code (no output)
-        pos = block.find(b"event:error", start)
-        if pos >= 0:
-            data = block.find(b"\ndata:", pos)
-            event = self._event_at(block, data + 1) if data >= 0 else None
-            self._fail("stream_error", error_text(event) if event else "error event")
-            return
-        pos = block.find(b'"code"', start)
-        if pos >= 0:
-            event = self._event_at(block, pos)
-            if event is not None and "output" not in event and event.get("code"):
-                self._fail("stream_error", error_text(event))
+            self._inspect_at(block, self._find_any(block, b'"finish_reason"', _FINISHED))
+        self._keep_last(block, b'"usage"', _USAGE)  # cumulative: the last one is the total
+        # errors: an `event:error` event, or a data line with a top-level code and no output
+        if b"error" in block:
+            m = _ERROR_EVENT.search(block)
+            if m is not None:
+                data = block.find(b"\ndata:", m.start() + 1)  # the event's data line (after its other fields)
+                event = self._event_at(block, data + 1) if data >= 0 else None
+                self._fail(FailureKind.STREAM_ERROR, error_text(event) if event else "error event")
+                return
+        if b'"code"' in block:
+            pos = block.find(b'"code"')
+            while pos >= 0:
+                event = self._event_at(block, pos)
+                if event is not None and "output" not in event and event.get("code"):
+                    self._fail(FailureKind.STREAM_ERROR, error_text(event))
+                    return
+                stop = block.find(b"\n", pos)
+                pos = block.find(b'"code"', stop) if stop >= 0 else -1
 
     def _inspect(self, event: dict[str, Any] | None) -> None:
         if event is None:
@@ -133,9 +125,9 @@ class DashScopeDialect:
         output = obj.get("output")
         if not isinstance(output, dict):
             if obj.get("code"):
-                out.error, out.detail = "response_error", error_text(obj)
+                out.error, out.detail = FailureKind.RESPONSE_ERROR, error_text(obj)
             else:
-                out.error, out.detail = "malformed", "response has no output"
+                out.error, out.detail = FailureKind.MALFORMED, "response has no output"
             return out
         parts: list[str] = []
         tool = False

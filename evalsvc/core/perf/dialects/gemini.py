@@ -12,8 +12,10 @@ Request: {"contents": [{"role": "user" | "model", "parts": [{"text"}]}], "system
 
 Stream: `data: {GenerateContentResponse}` events (separated by blank lines, CRLF on Google's servers):
 candidates[0].content.parts[].text is the output (thought parts included; functionCall parts count too),
-candidates[0].finishReason ends it (there is no [DONE]); usageMetadata (promptTokenCount,
-candidatesTokenCount, thoughtsTokenCount) is read from the event carrying finishReason or any after it.
+candidates[0].finishReason ends it (there is no [DONE]; it may be followed, in the same event, by several
+KB of Google-Search groundingMetadata, whose groundingSupports[].segment.text quotes the answer and is not
+output); usageMetadata (promptTokenCount, candidatesTokenCount, thoughtsTokenCount) is cumulative, so the
+last one read is the total.
 Output tokens are candidatesTokenCount + thoughtsTokenCount (both are generated). An error arrives as
 {"error": {"code", "message", "status"}}; a blocked prompt as promptFeedback.blockReason.
 """
@@ -26,11 +28,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
-from ._base import TAIL, BodyResult, StreamParser, decode_body
+from .._kinds import FailureKind
+from ._base import BodyResult, StreamParser, decode_body
 from ._common import content_text, error_text, has_key, merge_extra, split_system
 
-_TEXT = re.compile(rb'"text": ?"[^"]')
-_CALL = re.compile(rb'"functionCall": ?\{')
+_TEXT = re.compile(rb'"text"\s*:\s*"[^"]')
+_CALL = re.compile(rb'"functionCall"\s*:\s*\{')
+_FINISH = re.compile(rb'"finishReason"\s*:\s*"')
+_USAGE = re.compile(rb'"usageMetadata"\s*:\s*\{')
 _METHODS = ("generateContent", "streamGenerateContent")
 
 
@@ -65,37 +70,39 @@ class GeminiStream(StreamParser):
     __slots__ = ()
 
     def _count_output(self, block: bytes) -> int:
+        # one per output part (text, thought text, function call) of candidates[].content.parts
         k = len(_TEXT.findall(block))
         if b'"functionCall"' in block:
             k += len(_CALL.findall(block))
+        if b'"groundingMetadata"' in block:
+            # Search grounding quotes the answer back (groundingSupports[].segment.text): not output. The
+            # events holding it are decoded and their parts counted instead of their literal matches.
+            for start, stop in _lines_with(block, b'"groundingMetadata"'):
+                line = block[start:stop]
+                k -= len(_TEXT.findall(line)) + len(_CALL.findall(line))
+                k += _output_parts(self._event_at(block, start))
         return k
 
     def _inspect_block(self, block: bytes) -> None:
-        # the finishing event, usage after it, errors and a blocked prompt end the stream: search the tail
-        start = max(0, len(block) - TAIL)
-        fin = -1
+        # finishReason may sit anywhere in its event (grounding metadata of several KB can follow it)
         if not self.finished:
-            fin = block.rfind(b'"finishReason"', start)
-            self._inspect_at(block, fin)
-        if self.finished:  # usage may come in its own event after the finish
-            meta = block.rfind(b'"usageMetadata"', start)
-            if meta >= 0 and (fin < 0 or block.find(b"\n", fin) < meta):
-                self._inspect(self._event_at(block, meta))
-        pos = block.find(b'"error"', start)
-        self._inspect_at(block, pos)
-        pos = block.find(b'"blockReason"', start)
-        self._inspect_at(block, pos)
+            self._inspect_at(block, self._find_any(block, b'"finishReason"', _FINISH))
+        self._keep_last(block, b'"usageMetadata"', _USAGE)  # cumulative: the last one is the total
+        if b'"error"' in block:
+            self._inspect_all(block, b'"error"')
+        if b'"blockReason"' in block:
+            self._inspect_all(block, b'"blockReason"')
 
     def _inspect(self, event: dict[str, Any] | None) -> None:
         if event is None:
             return
         err = event.get("error")
         if isinstance(err, dict):
-            self._fail("stream_error", error_text(err))
+            self._fail(FailureKind.STREAM_ERROR, error_text(err))
             return
         feedback = event.get("promptFeedback")
         if isinstance(feedback, dict) and feedback.get("blockReason"):
-            self._fail("stream_error", f"prompt blocked: {feedback['blockReason']}")
+            self._fail(FailureKind.STREAM_ERROR, f"prompt blocked: {feedback['blockReason']}")
         for cand in event.get("candidates") or ():
             if isinstance(cand, dict) and cand.get("finishReason"):
                 self.finished = True
@@ -104,6 +111,30 @@ class GeminiStream(StreamParser):
             self.output_tokens = output
         if prompt is not None:
             self.prompt_tokens = prompt
+
+
+def _lines_with(block: bytes, needle: bytes) -> list[tuple[int, int]]:
+    """(start, stop) of every line of `block` holding `needle`."""
+    out = []
+    pos = block.find(needle)
+    while pos >= 0:
+        start = block.rfind(b"\n", 0, pos) + 1
+        stop = block.find(b"\n", pos)
+        out.append((start, stop))
+        pos = block.find(needle, stop)
+    return out
+
+
+def _output_parts(event: dict[str, Any] | None) -> int:
+    """How many output parts (non-empty text, function calls) the candidates of `event` carry."""
+    k = 0
+    for cand in (event or {}).get("candidates") or ():
+        content = cand.get("content") if isinstance(cand, dict) else None
+        for part in (content.get("parts") or ()) if isinstance(content, dict) else ():
+            if isinstance(part, dict):
+                text = part.get("text")
+                k += (isinstance(text, str) and text != "") + isinstance(part.get("functionCall"), dict)
+    return k
 
 
 class GeminiDialect:
@@ -136,15 +167,15 @@ class GeminiDialect:
         if obj is None:
             return out
         if isinstance(obj.get("error"), dict):
-            out.error, out.detail = "response_error", error_text(obj["error"])
+            out.error, out.detail = FailureKind.RESPONSE_ERROR, error_text(obj["error"])
             return out
         feedback = obj.get("promptFeedback")
         if isinstance(feedback, dict) and feedback.get("blockReason"):
-            out.error, out.detail = "response_error", f"prompt blocked: {feedback['blockReason']}"
+            out.error, out.detail = FailureKind.RESPONSE_ERROR, f"prompt blocked: {feedback['blockReason']}"
             return out
         candidates = obj.get("candidates")
         if not isinstance(candidates, list):
-            out.error, out.detail = "malformed", "response has no candidates"
+            out.error, out.detail = FailureKind.MALFORMED, "response has no candidates"
             return out
         parts: list[str] = []
         tool = False

@@ -12,18 +12,20 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ._base import HEAD, TAIL, BodyResult, StreamParser, approx_tokens, decode_body
+from .._kinds import FailureKind
+from ._base import BodyResult, StreamParser, approx_tokens, count_events, decode_body
 from ._common import error_text, has_key, merge_extra
 
 # Output-carrying fields: content (chat) or text (completions), reasoning (vLLM `reasoning`, DeepSeek
 # `reasoning_content`) and tool calls. An empty string is not output, so role-only first chunks
-# (`"content": ""`) do not stop the TTFT clock. Each pattern starts with a long literal, which CPython's
-# `re` searches for with a fast scan.
-_CONTENT = re.compile(rb'"content": ?"[^"]')
-_TEXT = re.compile(rb'"text": ?"[^"]')
-_REASONING = re.compile(rb'"reasoning(?:_content)?": ?"[^"]')
-_TOOLS = re.compile(rb'"(?:tool_calls": ?\[\s*\{|function_call": ?\{)')  # an empty list is not a call
-_FINISH = (b'"finish_reason":"', b'"finish_reason": "')
+# (`"content": ""`) do not stop the TTFT clock. Each pattern starts with a literal (CPython's `re` scans for
+# it in C) and allows any JSON whitespace around the colon.
+_CONTENT = re.compile(rb'"content"\s*:\s*"[^"]')
+_TEXT = re.compile(rb'"text"\s*:\s*"[^"]')
+_REASONING = re.compile(rb'"reasoning(?:_content)?"\s*:\s*"[^"]')
+_TOOLS = re.compile(rb'"(?:tool_calls"\s*:\s*\[\s*\{|function_call"\s*:\s*\{)')  # an empty list is not a call
+_FINISH = re.compile(rb'"finish_reason"\s*:\s*"')
+_USAGE = re.compile(rb'"usage"\s*:\s*\{')
 
 
 class OpenAIStream(StreamParser):
@@ -34,37 +36,29 @@ class OpenAIStream(StreamParser):
         self._primary = _CONTENT if chat else _TEXT
 
     def _count_output(self, block: bytes) -> int:
-        # Reasoning comes first in an answer and tool calls with or after its text, so a block that has
-        # them has them in its first or last events: look there rather than scanning the block twice more.
-        head, tail = block[:HEAD], block[-TAIL:]
-        if b"reasoning" not in head and b"_call" not in tail and b"_call" not in head:
-            return len(self._primary.findall(block))  # the common case: one literal scan
-        # reasoning or tool calls present: an event may carry several kinds, count it once
-        patterns = (self._primary, _REASONING, _TOOLS)
-        return sum(1 for line in block.split(b"\n") if any(p.search(line) for p in patterns))
+        # The common case is one literal scan. Reasoning or tool calls anywhere in the block (searched over
+        # all of it: they may sit in the middle of a large read) need every kind, an event counted once
+        # (vLLM sends both `reasoning` and `reasoning_content` in one delta).
+        if b'"reasoning' not in block and b'_call' not in block:
+            return len(self._primary.findall(block))
+        return count_events(block, (self._primary, _REASONING, _TOOLS))
 
     def _inspect_block(self, block: bytes) -> None:
-        # Usage, the finish reason and errors come in the last events of a stream (an error event ends
-        # it), so only the tail of a block is searched, and only those lines are decoded.
-        start = max(0, len(block) - TAIL)
-        pos = block.rfind(b'"usage"', start)
-        if pos >= 0 and block[pos + 7 : pos + 10].lstrip(b": ")[:1] == b"{":
-            self._inspect(self._event_at(block, pos))
-        if not self.finished:
-            for needle in _FINISH:
-                pos = block.rfind(needle, start)
-                if pos >= 0:
-                    self._inspect(self._event_at(block, pos))
-                    break
-        pos = block.find(b'"error"', start)
-        self._inspect_at(block, pos)
+        # usage is cumulative where servers repeat it: the last object is the total
+        self._keep_last(block, b'"usage"', _USAGE)
+        if not self.finished:  # a finish reason with a value (null is not one), wherever it is
+            self._inspect_at(block, self._find_any(block, b'"finish_reason"', _FINISH))
+        if b'"error"' in block:
+            self._inspect_all(block, b'"error"')
+        if not self.done:
+            self._check_done(block)
 
     def _inspect(self, event: dict[str, Any] | None) -> None:
         if event is None:
             return
         err = event.get("error")
         if err is not None or event.get("object") == "error":
-            self._fail("stream_error", error_text(err if err is not None else event))
+            self._fail(FailureKind.STREAM_ERROR, error_text(err if err is not None else event))
         usage = event.get("usage")
         if isinstance(usage, dict):
             if isinstance(usage.get("completion_tokens"), int):
@@ -115,7 +109,7 @@ class OpenAIDialect:
         if obj is None:
             return out
         if obj.get("error") is not None or obj.get("object") == "error":
-            out.error, out.detail = "response_error", error_text(obj.get("error", obj))
+            out.error, out.detail = FailureKind.RESPONSE_ERROR, error_text(obj.get("error", obj))
             return out
         text_parts: list[str] = []
         tool = False
@@ -141,7 +135,7 @@ class OpenAIDialect:
             if isinstance(usage.get("prompt_tokens"), int):
                 out.prompt_tokens = usage["prompt_tokens"]
         if "choices" not in obj:
-            out.error, out.detail = "malformed", "response has no choices"
+            out.error, out.detail = FailureKind.MALFORMED, "response has no choices"
         return out
 
 

@@ -1,0 +1,107 @@
+"""The proxy rule for every request evalsvc makes.
+
+evalsvc honours HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (lower-case names win, as in curl and
+urllib) for every outgoing request; a loopback host (localhost, 127.0.0.0/8, ::1) is never proxied.
+The load generator, the evaluation preflight, the evaluation's own requests (evalscope's client) and
+the openqa download all decide through `proxy_for`, so a preflight cannot pass directly while the
+evaluation then fails through a proxy, or the other way round.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import urllib.request
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+_PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost (and *.localhost), 127.0.0.0/8, ::1 and IPv4-mapped loopback addresses."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy URL a request to `url` goes through, or None to connect directly.
+
+    The proxy of the URL's scheme (HTTP_PROXY for http, HTTPS_PROXY for https), else ALL_PROXY;
+    none for a loopback host or a host NO_PROXY names (`*`; a host, optionally with `:port`; a domain
+    suffix such as `.corp` or `corp`; an address block such as `10.0.0.0/8`). A proxy given without a
+    scheme is taken as http://.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if not host or is_loopback(host):
+        return None
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme.lower()) or proxies.get("all")
+    if not proxy or _no_proxy(host, parts.port, proxies.get("no", "")):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def _no_proxy(host: str, port: int | None, no_proxy: str) -> bool:
+    if not no_proxy:
+        return False
+    given = {"no": no_proxy}
+    if urllib.request.proxy_bypass_environment(host, given):
+        return True
+    if port is not None and urllib.request.proxy_bypass_environment(f"{host}:{port}", given):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for entry in no_proxy.split(","):
+        entry = entry.strip()
+        if "/" in entry:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
+def aiohttp_proxy(url: str) -> dict[str, Any]:
+    """aiohttp request keywords for `url` under the rule: {} (direct) or {"proxy", "proxy_auth"}.
+
+    aiohttp only sends proxy credentials given as `proxy_auth`, so `user:password@` is moved there.
+    """
+    proxy = proxy_for(url)
+    if proxy is None:
+        return {}
+    parts = urlsplit(proxy)
+    if parts.username is None:
+        return {"proxy": proxy}
+    import aiohttp
+
+    bare = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, parts.fragment))
+    auth = aiohttp.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+    return {"proxy": bare, "proxy_auth": auth}
+
+
+def exempt_if_direct(url: str) -> None:
+    """Name `url`'s host in NO_PROXY (both spellings, in os.environ) when the rule reaches it directly.
+
+    For clients that read the proxy variables themselves: evalscope's OpenAI client (httpx) proxies
+    loopback hosts and reads NO_PROXY its own way; with the host named it decides as `proxy_for` does.
+    Nothing changes when no proxy is set or when the rule proxies `url`.
+    """
+    host = urlsplit(url).hostname
+    if not host or proxy_for(url) is not None or not any(os.environ.get(var) for var in _PROXY_VARS):
+        return
+    for var in ("no_proxy", "NO_PROXY"):
+        names = [n.strip() for n in os.environ.get(var, "").split(",") if n.strip()]
+        if host not in names:
+            os.environ[var] = ",".join([*names, host])

@@ -13,7 +13,7 @@ import ipaddress
 import os
 import urllib.request
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 _PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 
@@ -74,21 +74,13 @@ def _no_proxy(host: str, port: int | None, no_proxy: str) -> bool:
 
 
 def aiohttp_proxy(url: str) -> dict[str, Any]:
-    """aiohttp request keywords for `url` under the rule: {} (direct) or {"proxy", "proxy_auth"}.
+    """aiohttp request keywords for `url` under the rule: {} (direct) or {"proxy": ...}.
 
-    aiohttp only sends proxy credentials given as `proxy_auth`, so `user:password@` is moved there.
+    Credentials in the proxy URL (`http://user:password@proxy:3128`) are sent by aiohttp as
+    Proxy-Authorization, to the proxy only.
     """
     proxy = proxy_for(url)
-    if proxy is None:
-        return {}
-    parts = urlsplit(proxy)
-    if parts.username is None:
-        return {"proxy": proxy}
-    import aiohttp
-
-    bare = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, parts.fragment))
-    auth = aiohttp.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
-    return {"proxy": bare, "proxy_auth": auth}
+    return {} if proxy is None else {"proxy": proxy}
 
 
 def exempt_if_direct(url: str) -> None:

@@ -67,7 +67,8 @@ def test_perf_and_eval_read_the_api_key_from_evalsvc_api_key(tmp_path: Path) -> 
     env = {**os.environ, "EVALSVC_API_KEY": "sk-env-0123456789"}
     try:
         perf = subprocess.run([sys.executable, "-m", "evalsvc", "perf", "--model", "m",
-                               "--url", f"{base}/chat/completions", "--dataset", "random", "--prompt-tokens", "4", "--max-tokens", "1", "--no-stream",
+                               "--url", f"{base}/chat/completions", "--dataset", "random", "--prompt-tokens", "4",
+                               "--max-tokens", "1", "--no-stream",
                                "--number", "2", "--work-dir", str(tmp_path / "perf"), "--json"],
                               capture_output=True, text=True, timeout=120, env=env)
         assert perf.returncode == 0, perf.stderr

@@ -47,7 +47,7 @@ def main() -> None:
             achieved = m["send_rate"]
             print(f"{rate:>12g} {achieved:>11.1f} {(achieved / rate - 1) * 100:>+7.2f}% "
                   f"{m['requests_succeeded']:>6} {lag['p50']:>7.2f}ms {lag['p99']:>7.2f}ms {lag['max']:>7.2f}ms "
-                  f"{str(m.get('client_bound')):>13}")
+                  f"{m.get('client_bound')!s:>13}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ WITHOUT_EVALSCOPE = textwrap.dedent("""
 
 def without_evalscope(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     script = WITHOUT_EVALSCOPE + textwrap.dedent(code) + "\nassert 'evalscope' not in sys.modules\n"
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=cwd)
+    return subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
 def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

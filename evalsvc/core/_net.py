@@ -15,6 +15,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 
 
@@ -45,32 +46,52 @@ def proxy_for(url: str) -> str | None:
         return None
     proxies = urllib.request.getproxies()
     proxy = proxies.get(parts.scheme.lower()) or proxies.get("all")
-    if not proxy or _no_proxy(host, parts.port, proxies.get("no", "")):
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    if not proxy or _no_proxy(host, port, proxies.get("no", "")):
         return None
     return proxy if "://" in proxy else f"http://{proxy}"
 
 
 def _no_proxy(host: str, port: int | None, no_proxy: str) -> bool:
-    if not no_proxy:
-        return False
-    given = {"no": no_proxy}
-    if urllib.request.proxy_bypass_environment(host, given):
-        return True
-    if port is not None and urllib.request.proxy_bypass_environment(f"{host}:{port}", given):
-        return True
+    """Whether NO_PROXY names `host` (curl's reading, plus address blocks)."""
+    host = host.lower().strip("[]").rstrip(".")
     try:
-        address = ipaddress.ip_address(host)
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
     except ValueError:
-        return False
-    for entry in no_proxy.split(","):
-        entry = entry.strip()
-        if "/" in entry:
+        address = None
+    for raw in no_proxy.split(","):
+        entry = raw.strip().lower()
+        if entry == "*":
+            return True
+        name, entry_port = _split_entry(entry)
+        if not name or (entry_port is not None and entry_port != port):
+            continue
+        if "/" in name:
             try:
-                if address in ipaddress.ip_network(entry, strict=False):
+                if address is not None and address in ipaddress.ip_network(name, strict=False):
                     return True
             except ValueError:
-                continue
+                pass
+            continue
+        name = name.lstrip("*").lstrip(".").rstrip(".")
+        if host == name or host.endswith("." + name):
+            return True
     return False
+
+
+def _split_entry(entry: str) -> tuple[str, int | None]:
+    """A NO_PROXY entry's name and port: `host`, `host:port`, `::1`, `[::1]:port`, `10.0.0.0/8`."""
+    if entry.startswith("["):
+        name, _, rest = entry[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif entry.count(":") == 1:
+        name, _, port_text = entry.partition(":")
+    else:
+        name, port_text = entry, ""
+    try:
+        return name, int(port_text) if port_text else None
+    except ValueError:
+        return name, -1  # a malformed port matches nothing
 
 
 def aiohttp_proxy(url: str) -> dict[str, Any]:

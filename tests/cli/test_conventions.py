@@ -16,7 +16,7 @@ from tests._evaldata import gsm8k_row, write_local_copy
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "evalsvc", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "evalsvc", *args], check=False, capture_output=True, text=True, timeout=60)
 
 
 def test_bare_evalsvc_prints_the_help_and_exits_0() -> None:
@@ -70,7 +70,7 @@ def test_perf_and_eval_read_the_api_key_from_evalsvc_api_key(tmp_path: Path) -> 
                                "--url", f"{base}/chat/completions", "--dataset", "random", "--prompt-tokens", "4",
                                "--max-tokens", "1", "--no-stream",
                                "--number", "2", "--work-dir", str(tmp_path / "perf"), "--json"],
-                              capture_output=True, text=True, timeout=120, env=env)
+                              check=False, capture_output=True, text=True, timeout=120, env=env)
         assert perf.returncode == 0, perf.stderr
         assert seen and set(seen) == {"Bearer sk-env-0123456789"}
         seen.clear()
@@ -79,7 +79,7 @@ def test_perf_and_eval_read_the_api_key_from_evalsvc_api_key(tmp_path: Path) -> 
                                      "--datasets", "gsm8k", "--dataset-dir", str(tmp_path / "data"),
                                      "--dataset-args", '{"gsm8k": {"few_shot_num": 0}}', "--quiet",
                                      "--work-dir", str(tmp_path / "eval")],
-                                    capture_output=True, text=True, timeout=180, env=env)
+                                    check=False, capture_output=True, text=True, timeout=180, env=env)
         assert evaluation.returncode == 0, evaluation.stderr
         assert len(seen) == 2 and set(seen) == {"Bearer sk-env-0123456789"}  # the preflight, then the sample
     finally:

@@ -121,16 +121,20 @@ def test_proxy_for_follows_the_variables(no_proxy_env: pytest.MonkeyPatch) -> No
     assert proxy_for("https://api.example.com/v1") is None  # nothing set: direct
     no_proxy_env.setenv("HTTPS_PROXY", "proxy.corp:3128")
     no_proxy_env.setenv("HTTP_PROXY", "http://plain.corp:8080")
-    no_proxy_env.setenv("NO_PROXY", ".internal, exact.example.com,ported.example.com:8443,10.0.0.0/8")
+    no_proxy_env.setenv("NO_PROXY", ".internal, exact.example.com,ported.example.com:8443,10.0.0.0/8,"
+                                    "*.wild.example,2001:db8::5,[2001:db8::6]:8443,default.example.com:443")
     assert proxy_for("https://api.example.com/v1") == "http://proxy.corp:3128"  # scheme added
     assert proxy_for("http://api.example.com/v1") == "http://plain.corp:8080"  # per scheme
     for direct in ("http://127.0.0.1:8000/v1", "http://localhost:8000", "http://[::1]:8000/v1",
                    "https://model.internal/v1", "https://exact.example.com/", "https://sub.exact.example.com/",
-                   "https://ported.example.com:8443/v1", "http://10.1.2.3:8000/v1"):
+                   "https://ported.example.com:8443/v1", "http://10.1.2.3:8000/v1", "https://a.wild.example/",
+                   "https://[2001:db8::5]/v1", "https://[2001:db8::6]:8443/v1", "https://default.example.com/v1"):
         assert proxy_for(direct) is None, direct
     assert proxy_for("https://ported.example.com:9443/v1") == "http://proxy.corp:3128"  # another port
     assert proxy_for("https://notexact.example.com/") == "http://proxy.corp:3128"  # a suffix, not a substring
     assert proxy_for("http://11.1.2.3/") == "http://plain.corp:8080"
+    assert proxy_for("https://[2001:db8::6]/v1") == "http://proxy.corp:3128"  # only its port 8443 is exempt
+    assert proxy_for("http://default.example.com/v1") == "http://plain.corp:8080"  # port 80, not 443
     no_proxy_env.setenv("no_proxy", "*")  # the lower-case spelling wins
     assert proxy_for("https://api.example.com/v1") is None
 

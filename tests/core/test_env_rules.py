@@ -240,3 +240,21 @@ def test_perf_outputs_are_readable_like_other_files(mock_server: Any, tmp_path: 
     assert {p.name for p in files} >= {"config.json", "summary.json", "report.txt"}
     assert any(p.suffix == ".jsonl" for p in files)
     assert {p.name: mode(p) for p in files} == {p.name: 0o644 for p in files}
+
+
+def test_evaluation_reaches_a_loopback_endpoint_directly_with_a_proxy_set(
+        no_proxy_env: pytest.MonkeyPatch, mock_server: Any, tmp_path: Path) -> None:
+    # evalscope's client alone would send every sample to HTTP_PROXY (httpx proxies loopback hosts);
+    # the dataset worker names the endpoint in NO_PROXY first, as the preflight's rule says.
+    from evalsvc import run_eval
+
+    write_local_copy(tmp_path / "data" / "gsm8k", {"main": {"test": [gsm8k_row("[A]", "1+1?", 2),
+                                                                     gsm8k_row("[B]", "2+2?", 4)]}})
+    with stub_proxy(b'{"error": "a proxy answered"}') as (proxy, seen):
+        no_proxy_env.setenv("HTTP_PROXY", proxy)
+        result = run_eval(EvalConfig(model="mock-model", api_url=mock_server.base_url, datasets=["gsm8k"],
+                                     dataset_dir=str(tmp_path / "data"), dataset_args={"gsm8k": {"few_shot_num": 0}},
+                                     retries=0, work_dir=str(tmp_path / "out")))
+    (gsm8k,) = result.datasets.values()
+    assert (gsm8k.requested, gsm8k.scored, gsm8k.errored) == (2, 2, 0), gsm8k.error
+    assert seen == []

@@ -15,22 +15,26 @@ from typing import Any
 
 MESSAGE = "evaluation needs the eval extra: pip install 'evalsvc[eval]'"
 
-WITHOUT_EVALSCOPE = textwrap.dedent("""
+BLOCKER = textwrap.dedent("""
     import sys
 
-    class _NoEvalscope:
+    class _Absent:
         def find_spec(self, name, path=None, target=None):
-            if name == "evalscope" or name.startswith("evalscope."):
-                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            if name.partition(".")[0] in {blocked!r}:
+                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
             return None
 
-    sys.meta_path.insert(0, _NoEvalscope())
+    sys.meta_path.insert(0, _Absent())
 """)
 
 
-def without_evalscope(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    script = WITHOUT_EVALSCOPE + textwrap.dedent(code) + "\nassert 'evalscope' not in sys.modules\n"
-    return subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120, cwd=cwd)
+def without_evalscope(code: str, cwd: Path,
+                      blocked: tuple[str, ...] = ("evalscope",)) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter where the `blocked` packages cannot be imported."""
+    script = (BLOCKER.format(blocked=set(blocked)) + textwrap.dedent(code)
+              + f"\nassert not {set(blocked)!r} & set(sys.modules)\n")
+    return subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
 
 
 def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -107,3 +111,17 @@ def test_service_answers_501_for_eval_and_still_serves_perf(tmp_path: Path) -> N
     path, status, answer = lines[2]
     assert status == 400 and answer["error"]["type"] == "ConfigError"  # perf: validated as usual
     assert lines[3] == ["jobs", 0]  # no failed eval job left behind
+
+
+def test_tokenizer_path_without_transformers_names_the_extra(tmp_path: Path) -> None:
+    (tmp_path / "tok").mkdir()
+    out = without_evalscope(f"""
+        from evalsvc import DatasetError
+        from evalsvc.core.perf.datasets._tokenized import load_tokenizer
+        try:
+            load_tokenizer({str(tmp_path / "tok")!r})
+        except DatasetError as exc:
+            print(exc)
+        """, tmp_path, blocked=("evalscope", "transformers"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "tokenizer_path: needs the tokenizer extra: pip install 'evalsvc[tokenizer]'\n"

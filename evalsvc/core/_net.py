@@ -13,7 +13,7 @@ import ipaddress
 import os
 import urllib.request
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
@@ -102,6 +102,14 @@ def aiohttp_proxy(url: str) -> dict[str, Any]:
     """
     proxy = proxy_for(url)
     return {} if proxy is None else {"proxy": proxy}
+
+
+def without_credentials(url: str) -> str:
+    """`url` without `user:password@`, for messages: a proxy's credentials are never shown."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, parts.fragment))
 
 
 def exempt_if_direct(url: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import stat
 import threading
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from evalsvc import EvalConfig, PerfConfig, run_perf
+from evalsvc import EndpointUnreachable, EvalConfig, PerfConfig, run_perf
 from evalsvc.core._io import AtomicLines, write_atomic, write_json
 from evalsvc.core._net import aiohttp_proxy, exempt_if_direct, is_loopback, proxy_for
 from evalsvc.core._paths import cache_dir
@@ -157,6 +158,18 @@ def test_eval_preflight_goes_through_the_proxy(no_proxy_env: pytest.MonkeyPatch)
     assert body["choices"][0]["message"]["content"] == "OK"
     assert [(m, t) for m, t, _ in seen] == [("POST", "http://model.example.invalid/v1/chat/completions")]
     assert seen[0][2] == "Basic YWxpY2U6cHc="  # alice:pw, sent to the proxy only
+
+
+def test_a_preflight_failure_names_the_proxy_without_its_credentials(no_proxy_env: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the block ends: nothing listens there
+    no_proxy_env.setenv("HTTPS_PROXY", f"http://alice:s3cret-pw@127.0.0.1:{port}")
+    config = EvalConfig(model="m", api_url="https://model.example.invalid/v1", datasets=["gsm8k"], retries=0)
+    with pytest.raises(EndpointUnreachable) as info:
+        asyncio.run(preflight(config))
+    assert f"through the proxy http://127.0.0.1:{port}" in str(info.value)
+    assert "s3cret-pw" not in str(info.value) and "alice" not in str(info.value)
 
 
 def test_eval_preflight_reaches_loopback_directly(no_proxy_env: pytest.MonkeyPatch, mock_server: Any) -> None:

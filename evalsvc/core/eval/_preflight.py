@@ -10,7 +10,7 @@ import asyncio
 import time
 from typing import Any
 
-from .._net import aiohttp_proxy
+from .._net import aiohttp_proxy, without_credentials
 from ..config import EvalConfig
 from ..errors import EndpointStatusError, EndpointTimeout, EndpointUnreachable
 from ._plan import api_base
@@ -56,7 +56,7 @@ async def preflight(config: EvalConfig, *, deadline: float | None = None) -> dic
     }
     headers = {"Authorization": f"Bearer {config.api_key}"}
     proxy = aiohttp_proxy(url)
-    via = f" through the proxy {proxy['proxy']}" if proxy else ""
+    via = f" through the proxy {without_credentials(proxy['proxy'])}" if proxy else ""
     per_request = config.generation_config.get("timeout")
     attempts = config.retries + 1
     last = ""

@@ -122,7 +122,7 @@ def exempt_if_direct(url: str) -> None:
     host = urlsplit(url).hostname
     if not host or proxy_for(url) is not None or not any(os.environ.get(var) for var in _PROXY_VARS):
         return
-    for var in ("no_proxy", "NO_PROXY"):
-        names = [n.strip() for n in os.environ.get(var, "").split(",") if n.strip()]
-        if host not in names:
-            os.environ[var] = ",".join([*names, host])
+    # the list in force (the lower-case spelling wins), plus the host, under both spellings
+    names = [n.strip() for n in urllib.request.getproxies().get("no", "").split(",") if n.strip()]
+    value = ",".join(names if host in names else [*names, host])
+    os.environ["no_proxy"] = os.environ["NO_PROXY"] = value

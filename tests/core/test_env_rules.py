@@ -189,8 +189,9 @@ def test_evalscope_client_is_told_what_the_rule_reaches_directly(no_proxy_env: p
         no_proxy_env.setenv("HTTP_PROXY", proxy)
         no_proxy_env.setenv("NO_PROXY", "other.example")
         exempt_if_direct(mock_server.base_url)
-        assert os.environ["NO_PROXY"] == "other.example,127.0.0.1"
-        assert os.environ["no_proxy"] == "127.0.0.1"
+        # both spellings hold the whole list: a lower-case no_proxy of the host alone would hide NO_PROXY
+        assert os.environ["NO_PROXY"] == os.environ["no_proxy"] == "other.example,127.0.0.1"
+        assert proxy_for("http://other.example/") is None
         with httpx.Client(trust_env=True) as client:
             assert client.get(f"{mock_server.base_url}/models").json().get("via") != "proxy"
         exempt_if_direct("http://api.example.com/v1")  # proxied by the rule: left alone

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import click
 import typer
 
+from .. import __version__
 from ..core.errors import EvalsvcError
 from . import _eval, _mock, _perf, _service
 
@@ -27,16 +29,29 @@ for _module in (_perf, _eval, _service, _mock):
     _module.register(app)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"evalsvc {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print evalsvc's version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
+) -> None:
     # A callback keeps `evalsvc <command>` a group even while only one command is registered.
     return None
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors print one line and exit 2, endpoint failures exit 1, never a traceback."""
+    """Entry point: user errors print one line and exit 2, endpoint failures exit 1, never a traceback.
+
+    Bare `evalsvc` prints the help and exits 0, as `evalsvc --help` does.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        rc = app(args=argv, standalone_mode=False)
+        rc = app(args=args or ["--help"], standalone_mode=False)
     except (click.UsageError, _TyperUsageError) as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         print(f"Error: {exc.format_message()}{hint}", file=sys.stderr)

@@ -1,13 +1,17 @@
-"""Output files: atomic writes, JSON that is always valid, run directories."""
+"""Output files: atomic writes, JSON that is always valid, run directories.
+
+Files are created with mode 0666 less the process umask, as `open()` and evalscope's files beside them
+are (0644 under the usual umask 022); a caller that keeps something private passes `mode=0o600`.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
 import secrets
-import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 
@@ -19,12 +23,25 @@ def dumps(obj: Any, *, indent: bool = True) -> bytes:
     return orjson.dumps(obj, option=_JSON_OPTS if indent else orjson.OPT_NON_STR_KEYS, default=str)
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
-    """Write to a temporary file beside `path`, fsync, then rename: readers see all of it or nothing."""
+def create_beside(path: Path, mode: int) -> tuple[int, str]:
+    """Create a new, empty temporary file next to `path`; the umask applies to `mode` (mkstemp forces 0600)."""
+    while True:
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode), tmp
+        except FileExistsError:
+            continue
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str, *, mode: int = 0o666) -> Path:
+    """Write to a temporary file beside `path`, fsync, then rename: readers see all of it or nothing.
+
+    The file gets `mode` less the umask (0644 under umask 022), like a file written with `open()`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = create_beside(path, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
@@ -40,17 +57,20 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
     return path
 
 
-def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    return write_atomic(path, dumps(obj) + b"\n")
+def write_json(path: str | os.PathLike[str], obj: Any, *, mode: int = 0o666) -> Path:
+    return write_atomic(path, dumps(obj) + b"\n", mode=mode)
 
 
 class AtomicLines:
-    """A JSONL file written in batches to a temporary name and renamed into place by `close()`."""
+    """A JSONL file written in batches to a temporary name and renamed into place by `close()`.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    Its mode is `mode` less the umask, as for `write_atomic`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, mode: int = 0o666) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        fd, self._tmp = create_beside(self.path, mode)
         self._fh = os.fdopen(fd, "wb", buffering=1 << 16)
         self.count = 0
 

@@ -8,6 +8,7 @@
         EndpointTimeout      no answer in time
         EndpointStatusError  answered with an error status
       RunCancelled           the run was stopped before it finished
+      MissingExtra           a feature whose optional dependencies are not installed (CLI exit 2, HTTP 501)
 
 A failed *request* during a load test is never an exception: it is a record with an error kind.
 """
@@ -63,3 +64,16 @@ class EndpointStatusError(EndpointError):
 
 class RunCancelled(EvalsvcError):
     """The run was cancelled before it finished."""
+
+
+class MissingExtra(EvalsvcError):
+    """A feature needs an optional part of evalsvc that is not installed (e.g. evaluation: the `eval` extra).
+
+    `extra` names it; the message says how to install it.
+    """
+
+    exit_code = 2
+
+    def __init__(self, extra: str, message: str) -> None:
+        self.extra = extra
+        super().__init__(message)

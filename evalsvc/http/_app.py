@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .. import __version__
 from ..core._io import dumps, utc_now_iso
 from ..core.errors import ConfigError
+from ..core.eval._extra import require_eval
 from ..core.jobs import (
     ACTIVE_STATES,
     CANCELLED,
@@ -226,8 +227,14 @@ def _routes(service: Service) -> list[Route]:
     async def openapi(request: Request) -> Response:
         return JSONResponse(service.openapi)
 
+    def kind_of(request: Request) -> str:
+        if request.url.path.endswith("/eval"):
+            require_eval()  # 501 before the body is read: this install cannot evaluate
+            return "eval"
+        return "perf"
+
     async def run_blocking(request: Request) -> Response:
-        kind = "eval" if request.url.path.endswith("/eval") else "perf"
+        kind = kind_of(request)
         config = service.policy.config_from_body(kind, await _read_json(request))
         runner = await service.jobs()
         job = runner.submit(kind, config)
@@ -237,7 +244,7 @@ def _routes(service: Service) -> list[Route]:
         return outcome_response(finished)
 
     async def submit_job(request: Request) -> Response:
-        kind = "eval" if request.url.path.endswith("/eval") else "perf"
+        kind = kind_of(request)
         config = service.policy.config_from_body(kind, await _read_json(request))
         runner = await service.jobs()
         job = runner.submit(kind, config)

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core._io import dumps
-from ..core.errors import ConfigError, DatasetError, EndpointError, EvalsvcError
+from ..core.errors import ConfigError, DatasetError, EndpointError, EvalsvcError, MissingExtra
 from ..core.jobs import JobNotFound, JobStateError, QueueFull, RunnerClosed
 
 log = logging.getLogger("evalsvc.service")
@@ -51,7 +51,7 @@ def config_error_response(exc: ConfigError) -> JSONResponse:
 
 
 def exception_handlers(debug: bool, endpoints: list[str]) -> dict[Any, Any]:
-    """Starlette exception handlers: core errors to 400/404/409/413/429/502/503 (CatchAll answers the rest)."""
+    """Starlette exception handlers: core errors to 400/404/409/413/429/501/502/503 (CatchAll answers the rest)."""
 
     async def on_config_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ConfigError)
@@ -85,6 +85,10 @@ def exception_handlers(debug: bool, endpoints: list[str]) -> dict[Any, Any]:
     async def on_too_large(request: Request, exc: Exception) -> Response:
         return error_response(413, str(exc), {"type": "BodyTooLarge"})
 
+    async def on_missing_extra(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, MissingExtra)
+        return error_response(501, str(exc), {"type": "MissingExtra", "extra": exc.extra})
+
     async def on_evalsvc_error(request: Request, exc: Exception) -> Response:
         return error_response(500, str(exc), {"type": type(exc).__name__})
 
@@ -109,6 +113,7 @@ def exception_handlers(debug: bool, endpoints: list[str]) -> dict[Any, Any]:
         JobStateError: on_state,
         RunnerClosed: on_closed,
         BodyTooLarge: on_too_large,
+        MissingExtra: on_missing_extra,
         EvalsvcError: on_evalsvc_error,
         HTTPException: on_http,
     }

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ._extra import require_eval
 
 TEXT_CATEGORY = "llm"
 """evalscope's category for text benchmarks; the others are vlm, agent and aigc."""
@@ -33,7 +34,10 @@ other key, so a typo such as `subsets` would run every subset: evalsvc rejects u
 
 @functools.lru_cache(maxsize=1)
 def _benchmarks_dir() -> Path | None:
-    spec = importlib.util.find_spec("evalscope")
+    try:
+        spec = importlib.util.find_spec("evalscope")
+    except (ImportError, ValueError):  # not importable (see _extra.eval_installed)
+        return None
     if spec is None or not spec.submodule_search_locations:
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / "benchmarks"
@@ -138,7 +142,11 @@ def list_benchmarks(*, include_unsupported: bool = False) -> list[dict[str, Any]
         One dict per benchmark: name, pretty_name, description, tags, subsets, metric, few_shot_num,
         eval_split, train_split, dataset_id, samples, category, requires_local_dataset, supported,
         unsupported_reason.
+
+    Raises:
+        MissingExtra: evalscope is not installed (the `eval` extra).
     """
+    require_eval()
     index = benchmark_index() or {}
     entries = [_entry(name) for name in sorted(index)]
     return entries if include_unsupported else [e for e in entries if e["supported"]]

@@ -252,6 +252,10 @@ def _serve() -> None:
             datasets.config.HF_DATASETS_CACHE = spec["hf_cache"]
         from evalscope import TaskConfig, run_task
 
+        from .._net import exempt_if_direct
+
+        exempt_if_direct(str(task.get("api_url") or ""))  # evalscope's client then proxies as the preflight did
+
         generation = dict(task.pop("generation_config"))
         retry_interval = generation.pop("retry_interval", None)
         cfg = TaskConfig(**task, generation_config=generation)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._paths import cache_dir
 from ..config import EvalConfig
 from ..errors import ConfigError
 from ._catalogue import benchmark_meta
@@ -102,11 +103,11 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
         if args.get("local_path"):
             source = Path(args["local_path"])
             key = _local_key(source)
-            hf_cache = str(cache_root() / "datasets" / f"{name}-{key}")
+            hf_cache = str(cache_dir() / "datasets" / f"{name}-{key}")
             if source.is_dir() and (source / DATASET_INFOS).exists():
                 folder = f"{name}-{hashlib.sha256(str(source).encode()).hexdigest()[:16]}"
-                mirror = LocalMirror(source=source, link=cache_root() / "local" / folder,
-                                     content=cache_root() / "local" / f"{folder}-{key}")
+                mirror = LocalMirror(source=source, link=cache_dir() / "local" / folder,
+                                     content=cache_dir() / "local" / f"{folder}-{key}")
                 args["local_path"] = str(mirror.link)
         plans.append(DatasetPlan(name=name, args=args, notes=notes, hf_cache=hf_cache, mirror=mirror))
     resume_dir = None
@@ -118,14 +119,6 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
             raise ConfigError("use_cache", f"is not an evalsvc evaluation output directory (no {CONFIG_FILE} "
                               f"in {resume_dir})")
     return EvalPlan(config=config, datasets=plans, resume_dir=resume_dir)
-
-
-def cache_root() -> Path:
-    """Where evalsvc keeps caches: $EVALSVC_CACHE, else $XDG_CACHE_HOME/evalsvc, else ~/.cache/evalsvc."""
-    if os.environ.get("EVALSVC_CACHE"):
-        return Path(os.environ["EVALSVC_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return Path(base).expanduser() / "evalsvc"
 
 
 def _local_key(root: Path) -> str:

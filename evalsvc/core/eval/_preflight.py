@@ -10,6 +10,7 @@ import asyncio
 import time
 from typing import Any
 
+from .._net import aiohttp_proxy, without_credentials
 from ..config import EvalConfig
 from ..errors import EndpointStatusError, EndpointTimeout, EndpointUnreachable
 from ._plan import api_base
@@ -32,7 +33,8 @@ async def preflight(config: EvalConfig, *, deadline: float | None = None) -> dic
     endpoint that keeps failing, refuses the connection, times out, rejects the key, does not know
     the path or the model, or does not answer like an OpenAI chat endpoint fails the preflight.
     Each attempt may take `generation_config.timeout` (60 s when unset), connecting at most 10 s of
-    it, and never more than is left before `deadline`. Cancel it by cancelling the task.
+    it, and never more than is left before `deadline`. Cancel it by cancelling the task. The request
+    goes through the proxy evalscope's own requests will use (evalsvc's one rule, `_net.proxy_for`).
 
     Args:
         config: the evaluation's config.
@@ -53,6 +55,8 @@ async def preflight(config: EvalConfig, *, deadline: float | None = None) -> dic
         "stream": False,
     }
     headers = {"Authorization": f"Bearer {config.api_key}"}
+    proxy = aiohttp_proxy(url)
+    via = f" through the proxy {without_credentials(proxy['proxy'])}" if proxy else ""
     per_request = config.generation_config.get("timeout")
     attempts = config.retries + 1
     last = ""
@@ -86,7 +90,7 @@ async def preflight(config: EvalConfig, *, deadline: float | None = None) -> dic
             connect = min(_CONNECT_TIMEOUT_S, limit)
             connected = False
             try:
-                async with session.post(url, json=body, headers=headers,
+                async with session.post(url, json=body, headers=headers, **proxy,
                                         timeout=aiohttp.ClientTimeout(total=limit, connect=connect)) as resp:
                     text = mask(await resp.text(errors="replace"), secrets_of(config.api_key))  # 401s may quote it
                     status = resp.status
@@ -94,14 +98,14 @@ async def preflight(config: EvalConfig, *, deadline: float | None = None) -> dic
                 if not connected:
                     if connect < limit:
                         shown, which = connect, "the preflight's connect limit"
-                    raise EndpointTimeout(f"could not connect to {url} within {shown:g} s ({which}) "
+                    raise EndpointTimeout(f"could not connect to {url}{via} within {shown:g} s ({which}) "
                                           "for the preflight request") from None
                 raise EndpointTimeout(f"{url} accepted the connection but did not answer the preflight request "
                                       f"within {shown:g} s ({which})") from None
             except aiohttp.ClientConnectorError as exc:
-                raise EndpointUnreachable(f"cannot connect to {url}: {exc.os_error or exc}") from None
+                raise EndpointUnreachable(f"cannot connect to {url}{via}: {exc.os_error or exc}") from None
             except aiohttp.ClientError as exc:
-                raise EndpointUnreachable(f"request to {url} failed: {type(exc).__name__}: {exc}") from None
+                raise EndpointUnreachable(f"request to {url}{via} failed: {type(exc).__name__}: {exc}") from None
             if status == 200:
                 return _check_body(url, text)
             last = f"HTTP {status}: {_snippet(text)}"

@@ -23,6 +23,7 @@ from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import EvalConfig
 from ._plan import (CONFIG_FILE, DATASET_INFOS, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPlan, build_mirror,
                     plan_eval, task_kwargs)
+from ._extra import require_eval
 from ._preflight import preflight
 from ._zygote import _KILL_GRACE_S, WorkerHandle, Zygote
 from ._result import DatasetResult, EvalResult, describe_shortfall, read_dataset_result
@@ -378,7 +379,9 @@ async def run_eval_async(config: EvalConfig, *, progress: ProgressCallback | Non
     Raises:
         ConfigError: invalid input (unknown benchmark, missing local copy, ...), before any process starts.
         EndpointError: the endpoint failed the preflight request.
+        MissingExtra: evalscope is not installed (`pip install 'evalsvc[eval]'`).
     """
+    require_eval()
     plan = plan_eval(config)
     return await _Run(plan, progress, cancel).execute()
 
@@ -401,6 +404,7 @@ def run_eval(config: EvalConfig, *, progress: ProgressCallback | None = None) ->
     Raises:
         ConfigError: invalid input, before any process starts.
         EndpointError: the endpoint failed the preflight request.
+        MissingExtra: evalscope is not installed (`pip install 'evalsvc[eval]'`).
     """
     box: dict[str, Any] = {}
     started = threading.Event()

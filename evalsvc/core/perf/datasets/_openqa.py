@@ -2,7 +2,8 @@
 
 Where the file comes from, in order:
 1. `dataset_path`: a local `open_qa.jsonl`, or a directory holding one (the hub's layout);
-2. the cache: `$EVALSVC_CACHE_DIR/perf/HC3-Chinese/open_qa.jsonl` (default `~/.cache/evalsvc`);
+2. the cache: `<cache>/perf/HC3-Chinese/open_qa.jsonl`, `<cache>` being evalsvc's cache folder
+   (`EVALSVC_CACHE_DIR`, else `$XDG_CACHE_HOME/evalsvc`, else `~/.cache/evalsvc`);
 3. the dataset hub evalscope uses, ModelScope dataset `AI-ModelScope/HC3-Chinese`, downloaded once into
    the cache. `MODELSCOPE_ENDPOINT` points at a mirror (default https://www.modelscope.cn).
 With no copy and no hub a `DatasetError` names both ways out, before anything is sent.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -25,7 +25,9 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
+from ..._io import create_beside
 from ..._net import proxy_for
+from ..._paths import cache_dir
 from ...errors import DatasetError
 from . import Prompt
 
@@ -48,20 +50,20 @@ def hub_url(endpoint: str | None = None) -> str:
 
 def cache_path() -> Path:
     """Where the downloaded copy is kept."""
-    root = os.environ.get("EVALSVC_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "evalsvc")
-    return Path(root) / "perf" / "HC3-Chinese" / FILE_NAME
+    return cache_dir() / "perf" / "HC3-Chinese" / FILE_NAME
 
 
 def fetch(url: str, dest: Path) -> None:
-    """Download `url` to `dest` (atomically), through the proxy `_net.proxy_for` names for it.
+    """Download `url` to `dest` (atomically), through the proxy evalsvc's rule gives for it.
 
     Raises:
         OSError / urllib.error.URLError: the hub cannot be reached or answered an error.
     """
-    proxy = proxy_for(url)  # evalsvc's one proxy rule (loopback is always direct)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({urlsplit(url).scheme: proxy} if proxy else {}))
+    proxy = proxy_for(url)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler(
+        {urlsplit(url).scheme: proxy} if proxy else {}))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".download-", dir=dest.parent)
+    fd, tmp = create_beside(dest, 0o666)
     try:
         with os.fdopen(fd, "wb") as out, opener.open(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
             while chunk := resp.read(1 << 20):

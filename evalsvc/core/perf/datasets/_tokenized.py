@@ -36,7 +36,7 @@ def load_tokenizer(path: str) -> Any:
         hf_logging.set_verbosity_error()
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except ImportError:
-        raise DatasetError("tokenizer_path: needs the transformers package (pip install transformers)") from None
+        raise DatasetError("tokenizer_path: needs the tokenizer extra: pip install 'evalsvc[tokenizer]'") from None
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError... for a bad folder
         raise DatasetError(f"tokenizer_path: cannot load a tokenizer from {folder}: "
                            f"{type(exc).__name__}: {str(exc)[:200]}") from None

@@ -8,6 +8,7 @@
         EndpointTimeout      no answer in time
         EndpointStatusError  answered with an error status
       RunCancelled           the run was stopped before it finished
+      ClientStartError       a load-test client process ended before it was ready (CLI exit 1)
 
 A failed *request* during a load test is never an exception: it is a record with an error kind.
 """
@@ -63,3 +64,7 @@ class EndpointStatusError(EndpointError):
 
 class RunCancelled(EvalsvcError):
     """The run was cancelled before it finished."""
+
+
+class ClientStartError(EvalsvcError):
+    """A load-test client process (one shard of `workers` > 1) ended before it was ready to send."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 import threading
@@ -11,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from .._io import dumps, utc_now_iso
-from ._model import ACTIVE_STATES, INTERRUPTED, Job
+from .._io import dumps, utc_now_iso, write_json
+from ._model import ACTIVE_STATES, INTERRUPTED, Job, RunnerLocked
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -128,3 +129,35 @@ def _filters(state: str | None, kind: str | None) -> tuple[str, list[str]]:
             clauses.append(f"{column} = ?")
             args.append(value)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` (and its parents) if needed; the directory itself is readable by this user only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
+def lock_root(path: Path, *, write_pid: bool = True) -> int:
+    """Take the service lock file `path` (its descriptor: held while the service runs).
+
+    Raises:
+        RunnerLocked: another live service holds it.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunnerLocked(f"another evalsvc service already runs jobs from {path.parent.parent}; "
+                           "stop it or give this one another outputs root") from None
+    if write_pid:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def write_job_json(path: Path, data: dict[str, Any]) -> None:
+    """job.json beside a job's outputs (if its directory still exists)."""
+    if path.parent.is_dir():
+        write_json(path, data)

@@ -6,7 +6,7 @@ eval/_child.py) and the service's jobs (jobs/_supervisor.py, jobs/_child.py). Wh
 stays theirs: the zygote forks a warm process per dataset, shards run a fresh interpreter each, a job
 child gets its own session so a cancel reaches everything it started.
 
-Start: `python -P -m MODULE ARGS` with PYTHONPATH led by the directory holding this evalsvc, so a child
+Start: `python -P -m evalsvc.core._entry MODULE:FUNCTION ARGS` with PYTHONPATH led by the directory holding this evalsvc, so a child
 imports the very code that started it (even from a source tree that is not installed), and `-P` keeps the
 working directory (where runs write) off sys.path, so nothing there can shadow a module. A parent that
 hands over its own sys.path (where callers' fakes and plugins live) does it in its first message
@@ -58,9 +58,11 @@ def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def command(module: str, *args: str) -> list[str]:
-    """The argv that runs `module` in a fresh interpreter, the working directory kept off sys.path."""
-    return [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", module, *args]
+def command(target: str, *args: str) -> list[str]:
+    """The argv that calls `target` ("module:function") with `args` in a fresh interpreter (see _entry.py),
+    the working directory kept off sys.path."""
+    return [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", "evalsvc.core._entry",
+            target, *args]
 
 
 def parent_sys_path() -> list[str]:
@@ -73,24 +75,25 @@ def adopt_sys_path(paths: Sequence[str]) -> None:
     sys.path[:] = list(paths) + [p for p in sys.path if p not in paths]
 
 
-def start(module: str, *args: str, pass_fds: Sequence[int] = (), stdout: Any = subprocess.DEVNULL,
+def start(target: str, *args: str, pass_fds: Sequence[int] = (), stdout: Any = subprocess.DEVNULL,
           stderr: Any = None, new_session: bool = False, cwd: str | Path | None = None) -> subprocess.Popen[bytes]:
-    """Start `python -m module args` (see `command` and `child_env`); stdin is /dev/null.
+    """Start a child calling `target` ("module:function") with `args` (see `command` and `child_env`);
+    stdin is /dev/null.
 
     Args:
         pass_fds: descriptors the child inherits (pipe ends named in `args`).
         new_session: lead its own session and process group, so `signal_group(pid, ...)` reaches it and
             everything it starts, and a terminal's Ctrl-C does not.
     """
-    return subprocess.Popen(command(module, *args), pass_fds=tuple(pass_fds), stdin=subprocess.DEVNULL,
+    return subprocess.Popen(command(target, *args), pass_fds=tuple(pass_fds), stdin=subprocess.DEVNULL,
                             stdout=stdout, stderr=stderr, start_new_session=new_session, env=child_env(), cwd=cwd)
 
 
-async def start_async(module: str, *args: str, pass_fds: Sequence[int] = (), stdout: Any = subprocess.DEVNULL,
+async def start_async(target: str, *args: str, pass_fds: Sequence[int] = (), stdout: Any = subprocess.DEVNULL,
                       stderr: Any = None, new_session: bool = False) -> asyncio.subprocess.Process:
     """`start` for asyncio callers: the child's pipes become asyncio streams."""
     return await asyncio.create_subprocess_exec(
-        *command(module, *args), pass_fds=tuple(pass_fds), stdin=subprocess.DEVNULL, stdout=stdout,
+        *command(target, *args), pass_fds=tuple(pass_fds), stdin=subprocess.DEVNULL, stdout=stdout,
         stderr=stderr, start_new_session=new_session, env=child_env())
 
 

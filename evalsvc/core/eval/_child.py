@@ -1,6 +1,6 @@
 """The processes behind run_eval: a zygote that imports evalscope once, and one worker per dataset forked from it.
 
-`python -m evalsvc.core.eval._child CONTROL_FD` starts the zygote (in its own session; see core/_proc.py
+`zygote(CONTROL_FD)`, started as a child by _zygote.py, is the zygote (in its own session; see core/_proc.py
 for how children start and talk). It imports evalscope (~1.5 s of CPU, more on a busy machine) and prints
 {"type": "ready"} on stdout; it then only forks. Each request on the control socket (a Unix socket)
 carries three pipe ends (the worker's stdin, its event stream and its stderr); the zygote forks a worker
@@ -312,6 +312,3 @@ def zygote(control_fd: int) -> None:
         pass  # the parent went away mid-message
     os._exit(0)
 
-
-if __name__ == "__main__":
-    zygote(int(sys.argv[1]))

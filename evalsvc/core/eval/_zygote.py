@@ -124,7 +124,7 @@ class Zygote:
         ours, theirs = socket.socketpair()
         try:
             proc = await _proc.start_async(
-                "evalsvc.core.eval._child", str(theirs.fileno()), pass_fds=[theirs.fileno()],
+                "evalsvc.core.eval._child:zygote", str(theirs.fileno()), pass_fds=[theirs.fileno()],
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, new_session=True)
         except BaseException:
             ours.close()

@@ -1,6 +1,6 @@
 """The body of a job's worker process: run the engine, relay its progress, send back its result.
 
-The service starts `python -m evalsvc.core.jobs._child EVENTS_FD CONTROL_FD` (see core/_proc.py) in a new
+The service starts a child calling `main(EVENTS_FD, CONTROL_FD)` (see core/_proc.py) in a new
 session (its own process group), with stdout and stderr going to the job's log file. A plain subprocess rather
 than multiprocessing's spawn: spawn re-imports the parent's __main__ in the child, which breaks services
 started from scripts without a __main__ guard.
@@ -224,6 +224,3 @@ class _Sender:
         except OSError:
             self._broken = True  # the service is gone; the lifeline watcher stops the run
 
-
-if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))

@@ -192,7 +192,7 @@ class JobRunner:
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="evalsvc-jobstore")
         try:
             self._store = await self._io(JobStore, state_dir / "jobs.sqlite3")
-            recovered = await self._io(self._store.recover)
+            recovered: list[str] = await self._io(self._store.recover)
         except BaseException:
             self._writer.shutdown(wait=False)
             os.close(self._lock_fd)
@@ -263,7 +263,7 @@ class JobRunner:
         active = self._active.get(job_id)
         if active is not None:
             return active.job
-        job = await self._io(self._require_store().get, job_id)
+        job: Job | None = await self._io(self._require_store().get, job_id)
         if job is None:
             raise JobNotFound(job_id)
         return job
@@ -549,7 +549,7 @@ def _launch(log_path: Path, cwd: Path) -> JobChild:
     try:
         # 0600: a log may quote what a run read or was told
         with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log_file:
-            process = _proc.start("evalsvc.core.jobs._child", str(events_w), str(control_r),
+            process = _proc.start("evalsvc.core.jobs._child:main", str(events_w), str(control_r),
                                   pass_fds=(events_w, control_r), stdout=log_file, stderr=log_file,
                                   new_session=True, cwd=cwd)
     except BaseException:

@@ -2,7 +2,7 @@
 machine can offer more load than one Python process can send.
 
 `Shards` is the interface a backend implements (local processes here; Ray actors could sit beside them).
-`LocalShards` starts `python -m evalsvc.core.perf._shards` once per shard with the child-process toolkit
+`LocalShards` starts a child running `main` below once per shard with the child-process toolkit
 (core/_proc.py): a fresh interpreter each, as multiprocessing's spawn gives, but without re-importing the
 caller's __main__ (a script without a `__main__` guard works). The caller's process group is kept, so a
 job's cancel reaches its shards; a shard ignores SIGINT (the parent decides when to stop).
@@ -133,7 +133,7 @@ class _Shard:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         try:
-            self.process = _proc.start("evalsvc.core.perf._shards", str(to_child_r), str(from_child_w), str(index),
+            self.process = _proc.start("evalsvc.core.perf._shards:main", str(to_child_r), str(from_child_w), str(index),
                                        pass_fds=(to_child_r, from_child_w), stdout=subprocess.DEVNULL,
                                        stderr=subprocess.PIPE)
         except BaseException:
@@ -399,9 +399,3 @@ async def _shard_async(job: ShardJob, control: _proc.Channel, events: _proc.Chan
     finally:
         sender.close()
 
-
-if __name__ == "__main__":
-    # run the imported module's main, so the messages it pickles name evalsvc.core.perf._shards, not __main__
-    from evalsvc.core.perf._shards import main as _main
-
-    _main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))

@@ -14,6 +14,7 @@ import orjson
 
 from .._io import dumps, utc_now_iso, write_json
 from ._model import ACTIVE_STATES, INTERRUPTED, Job, RunnerLocked
+from ._outcome import interrupted_error
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -102,8 +103,7 @@ class JobStore:
         them goes away, and a queued job's API key only ever lived in that service's memory.
         """
         now = utc_now_iso()
-        error = dumps({"type": "Interrupted",
-                       "message": "the service stopped while this job was queued or running"}, indent=False).decode()
+        error = dumps(interrupted_error("queued or running"), indent=False).decode()
         marks = ", ".join("?" * len(ACTIVE_STATES))
         with self._lock:
             ids = [r[0] for r in self._db.execute(f"SELECT id FROM jobs WHERE state IN ({marks})", ACTIVE_STATES)]

@@ -425,7 +425,7 @@ class JobRunner:
                 self._persist(active)
         elif kind in ("result", "error", "stopped"):
             active.outcome = message
-            self._spawn(active, self._kill_if_lingering(active))
+            self._track(active, self._kill_if_lingering(active))
         else:
             self._publish(active, "log" if kind == "log" else "event", message)
 
@@ -475,7 +475,7 @@ class JobRunner:
         active.stop_reason = reason
         log.info("job %s: stopping (%s)", active.job.id, reason)
         active.child.signal(signal.SIGINT)
-        self._spawn(active, self._escalate(active, active.child))
+        self._track(active, self._escalate(active, active.child))
 
     async def _escalate(self, active: _Active, child: JobChild) -> None:
         await asyncio.sleep(self.cancel_grace_s)
@@ -493,7 +493,7 @@ class JobRunner:
             log.warning("job %s: worker sent its result but did not exit; killing it", active.job.id)
             active.child.signal(signal.SIGKILL)
 
-    def _spawn(self, active: _Active, coro: Any) -> None:
+    def _track(self, active: _Active, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         active.tasks.add(task)
         task.add_done_callback(active.tasks.discard)

@@ -7,13 +7,12 @@ session, so a cancel reaches everything it started. The runner lives on the serv
 thread per running job turns the child's messages into loop callbacks. Which job runs when is admission's
 (_admission.py); what a finished child means for its job is the outcome's (_outcome.py). Active jobs
 (queued, running) are held in memory, which is authoritative for them; every change is also written to
-SQLite through one writer thread, so reads that go through the same thread see the writes made before them.
+SQLite through the store's one writer thread (_store.py), so reads see the writes made before them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
 import signal
@@ -52,7 +51,7 @@ from ._outcome import (
     secrets_of,
 )
 from ._paths import PathPolicy
-from ._store import JobStore, lock_root, private_dir, write_job_json
+from ._store import StoreThread, private_dir
 
 log = logging.getLogger("evalsvc.jobs")
 
@@ -161,9 +160,7 @@ class JobRunner:
         self._closing = False
         self._started = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._store: JobStore | None = None
-        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
-        self._lock_fd: int | None = None
+        self._store = StoreThread(policy.state_dir, policy.outputs_root)
         self._launching: set[asyncio.Future[None]] = set()
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -186,18 +183,7 @@ class JobRunner:
         if self._closing:
             raise RunnerClosed()
         self._loop = asyncio.get_running_loop()
-        state_dir = self.policy.state_dir
-        private_dir(state_dir)
-        self._lock_fd = lock_root(state_dir / "service.lock")
-        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="evalsvc-jobstore")
-        try:
-            self._store = await self._io(JobStore, state_dir / "jobs.sqlite3")
-            recovered: list[str] = await self._io(self._store.recover)
-        except BaseException:
-            self._writer.shutdown(wait=False)
-            os.close(self._lock_fd)
-            self._lock_fd = None
-            raise
+        recovered = await self._store.open()
         if recovered:
             log.warning("marked %d job(s) interrupted by the previous service process: %s",
                         len(recovered), ", ".join(recovered))
@@ -223,9 +209,7 @@ class JobRunner:
 
     def check_unlocked(self) -> None:
         """Raise RunnerLocked now if another live service holds this outputs root (checked again at start)."""
-        state_dir = self.policy.state_dir
-        private_dir(state_dir)
-        os.close(lock_root(state_dir / "service.lock", write_pid=False))
+        self._store.check_unlocked()
 
     async def close(self) -> None:
         """Stop every job (they keep what they measured and read `interrupted`), flush the store, unlock."""
@@ -238,14 +222,7 @@ class JobRunner:
                 await asyncio.wait_for(asyncio.gather(*pending), self.cancel_grace_s + TERM_GRACE_S + 10)
             except asyncio.TimeoutError:
                 log.error("%d job(s) did not stop; the next start marks them interrupted", len(self._active))
-        assert self._writer is not None and self._store is not None
-        await self._io(lambda: None)  # every write queued before this one is done
-        store, self._store = self._store, None
-        store.close()
-        self._writer.shutdown(wait=True)
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        await self._store.close()
         self._started = False
 
     # ---- queries ---------------------------------------------------------------------------------
@@ -263,7 +240,7 @@ class JobRunner:
         active = self._active.get(job_id)
         if active is not None:
             return active.job
-        job: Job | None = await self._io(self._require_store().get, job_id)
+        job = await self._store.get(job_id)
         if job is None:
             raise JobNotFound(job_id)
         return job
@@ -271,9 +248,7 @@ class JobRunner:
     async def list(self, *, state: str | None = None, kind: str | None = None, limit: int = 50,
                    offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Job summaries newest first, and how many jobs match in all."""
-        store = self._require_store()
-        jobs, total = await self._io(
-            lambda: (store.list(state=state, kind=kind, limit=limit, offset=offset), store.count(state=state, kind=kind)))
+        jobs, total = await self._store.list(state=state, kind=kind, limit=limit, offset=offset)
         out = []
         for job in jobs:
             active = self._active.get(job.id)
@@ -456,7 +431,7 @@ class JobRunner:
         log.info("job %s (%s) %s", job.id, job.kind, state)
         self._persist(active)
         if job.output_dir and job.result is not None:
-            self._write_job_file(job)
+            self._store.write_job_file(job)
 
         def written(_future: asyncio.Future[Any]) -> None:
             # waiters and subscribers hear of the end once the store and job.json say the same
@@ -464,7 +439,7 @@ class JobRunner:
             self._publish(active, "end", job.summary())
             self._active.pop(job.id, None)
 
-        self._io(lambda: None).add_done_callback(written)
+        self._store.run(lambda: None).add_done_callback(written)
         self._schedule()
 
     def _stop(self, active: _Active, reason: str) -> None:
@@ -511,30 +486,7 @@ class JobRunner:
 
     def _persist(self, active: _Active) -> asyncio.Future[None]:
         active.persisted_at = time.monotonic()
-        snapshot = Job(**active.job.to_dict())  # a deep copy: the loop keeps changing the live one
-        future = self._io(self._require_store().put, snapshot)
-        future.add_done_callback(_log_failure)
-        return future
-
-    def _write_job_file(self, job: Job) -> None:
-        path = Path(job.output_dir or "")
-        if not path.is_absolute():
-            return
-        try:
-            inside = path.resolve().is_relative_to(self.policy.outputs_root)
-        except (OSError, ValueError):
-            return
-        if inside:
-            self._io(write_job_json, path / "job.json", job.to_dict()).add_done_callback(_log_failure)
-
-    def _io(self, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        assert self._loop is not None and self._writer is not None
-        return self._loop.run_in_executor(self._writer, func, *args)
-
-    def _require_store(self) -> JobStore:
-        if self._store is None:
-            raise RunnerClosed()
-        return self._store
+        return self._store.put(active.job)
 
 
 def _launch(log_path: Path, cwd: Path) -> JobChild:
@@ -560,8 +512,3 @@ def _launch(log_path: Path, cwd: Path) -> JobChild:
         os.close(events_w)
         os.close(control_r)
     return JobChild(process, _proc.Channel(events_r, "json"), _proc.Channel(control_w, "pickle"))
-
-
-def _log_failure(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("job store write failed", exc_info=future.exception())

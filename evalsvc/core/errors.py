@@ -9,6 +9,7 @@
         EndpointStatusError  answered with an error status
       RunCancelled           the run was stopped before it finished
       MissingExtra           a feature whose optional dependencies are not installed (CLI exit 2, HTTP 501)
+      ClientStartError       a load-test client process ended before it was ready (CLI exit 1)
 
 A failed *request* during a load test is never an exception: it is a record with an error kind.
 """
@@ -77,3 +78,7 @@ class MissingExtra(EvalsvcError):
     def __init__(self, extra: str, message: str) -> None:
         self.extra = extra
         super().__init__(message)
+
+
+class ClientStartError(EvalsvcError):
+    """A load-test client process (one shard of `workers` > 1) ended before it was ready to send."""

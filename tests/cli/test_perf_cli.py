@@ -17,9 +17,9 @@ from evalsvc.core.config import PerfConfig
 from evalsvc.core.perf import PerfResult, RunResult
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "evalsvc", "perf", *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+                          timeout=timeout, stdin=subprocess.DEVNULL, env=env)
 
 
 def test_help_is_fast_and_lists_the_flags() -> None:
@@ -131,7 +131,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_measurements(mock_server: Any, tmp_p
 
 
 def test_several_client_processes_from_the_cli(mock_server: Any, tmp_path: Path) -> None:
-    # spawned client processes import `evalsvc.__main__`: they must not run the CLI a second time
+    # client processes are fresh interpreters: they must not run the CLI a second time
     result = run_cli("--model", "mock-model", "--url", mock_server.chat_url, "--dataset", "random",
                      "--prompt-tokens", "8", "--number", "20", "--parallel", "4", "--workers", "2",
                      "--work-dir", str(tmp_path), "--json")
@@ -139,3 +139,19 @@ def test_several_client_processes_from_the_cli(mock_server: Any, tmp_path: Path)
     metrics = json.loads(result.stdout)["results"]["parallel_4_number_20"]["metrics"]
     assert metrics["requests_succeeded"] == 20
     assert len(list(tmp_path.glob("perf_*"))) == 1  # one run directory: no second CLI run in a child
+
+
+def test_a_client_process_dying_at_start_is_one_line_and_exit_1(mock_server: Any, tmp_path: Path) -> None:
+    import os
+
+    from evalsvc.core.perf._shards import CRASH_HOOK_ENV
+
+    result = run_cli("--model", "mock-model", "--url", mock_server.chat_url, "--dataset", "random",
+                     "--prompt-tokens", "8", "--number", "20", "--parallel", "4", "--workers", "2",
+                     "--work-dir", str(tmp_path), env={**os.environ, CRASH_HOOK_ENV: "0"})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # no traceback
+    assert lines[0].startswith("ClientStartError: client process 1 of 2 (pid ")
+    assert lines[0].endswith(f"ended before it was ready (exit code 70): {CRASH_HOOK_ENV}=0: "
+                             "this client process crashes on purpose")

@@ -32,7 +32,7 @@ from evalsvc.core.jobs import (
     RunnerLocked,
 )
 from evalsvc.core._secrets import scrub as _scrub
-from evalsvc.core.jobs._supervisor import _secrets_of
+from evalsvc.core._secrets import config_secrets as _secrets_of
 
 FAKES = {"perf": "tests._jobfakes:perf", "eval": "tests._jobfakes:eval"}
 URL = "http://127.0.0.1:9/v1/chat/completions"

@@ -261,8 +261,23 @@ def test_stop_during_sharded_warmup_returns_promptly(mock_factory: Any, tmp_path
     assert time.monotonic() - started < 20
 
 
+def shard_pids() -> list[int]:
+    """This process's client processes (perf shards), from /proc."""
+    import os
+
+    pids = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"evalsvc.core.perf._shards" in cmdline:
+                pids.append(int(pid))
+    return pids
+
+
 def test_a_dead_client_process_keeps_what_the_others_measured(mock_factory: Any, tmp_path: Path) -> None:
-    import multiprocessing
     import os
     import signal
 
@@ -271,14 +286,75 @@ def test_a_dead_client_process_keeps_what_the_others_measured(mock_factory: Any,
 
     def progress(event: dict[str, Any]) -> None:
         if event["type"] == "progress" and event["done"] > 20 and not killed:
-            child = multiprocessing.active_children()[0]
-            killed.append(child.pid or 0)
-            os.kill(child.pid or 0, signal.SIGKILL)
+            child = shard_pids()[0]
+            killed.append(child)
+            os.kill(child, signal.SIGKILL)
 
     result = run_perf(cfg(mock.chat_url, tmp_path, number=20_000, parallel=4, workers=2), progress=progress)
     assert killed
     assert result.status == "failed" and "client process" in (result.error or "")
+    assert "exited without reporting (killed by SIGKILL)" in (result.error or "")
     m = only(result)["metrics"]
     assert m["stopped_by"] == "client_failed" and m["requests_succeeded"] > 0
     saved = json.loads((Path(result.output_dir) / "summary.json").read_text())
     assert saved["status"] == "failed" and saved["results"]
+
+
+def test_a_client_process_that_dies_before_it_is_ready_is_one_clear_error(
+        mock_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalsvc.core.errors import ClientStartError, EvalsvcError
+    from evalsvc.core.perf._shards import CRASH_HOOK_ENV
+
+    mock = mock_factory(ttft_ms=1, itl_ms=1, output_tokens=4)
+    monkeypatch.setenv(CRASH_HOOK_ENV, "1")  # the second of two client processes crashes at start
+    with pytest.raises(ClientStartError) as caught:
+        run_perf(cfg(mock.chat_url, tmp_path, number=10, parallel=2, workers=2))
+    message = str(caught.value)
+    assert isinstance(caught.value, EvalsvcError) and "\n" not in message
+    assert message.startswith("client process 2 of 2 (pid ")
+    assert "ended before it was ready (exit code 70)" in message
+    assert f"{CRASH_HOOK_ENV}=1: this client process crashes on purpose" in message  # its stderr
+    assert not shard_pids()  # the healthy one was stopped too
+    (run_dir,) = tmp_path.glob("perf_*")
+    saved = json.loads((run_dir / "summary.json").read_text())
+    assert saved["status"] == "failed" and "ended before it was ready" in saved["error"]
+
+
+def test_client_processes_end_when_their_parent_is_killed(mock_factory: Any, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    mock = mock_factory(ttft_ms=50, itl_ms=5, output_tokens=8)
+    script = (f"from evalsvc.core.perf import run_perf; from evalsvc.core.config import PerfConfig; "
+              f"run_perf(PerfConfig(model='m', url={mock.chat_url!r}, dataset='random', prompt_tokens=8, "
+              f"max_tokens=8, number=100000, parallel=4, workers=2, work_dir={str(tmp_path)!r}))")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def children() -> list[int]:
+        out = []
+        for task in Path(f"/proc/{parent.pid}/task").glob("*/children"):
+            out += [int(p) for p in task.read_text().split()]
+        return out
+
+    try:
+        deadline = time.monotonic() + 60
+        while mock.stats()["requests"] < 50 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        shards = children()
+        assert len(shards) == 2 and mock.stats()["requests"] >= 50
+        os.kill(parent.pid, signal.SIGKILL)  # no goodbye: only the lifeline tells them
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() and b"_shards" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                  for pid in shards) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        alive = [pid for pid in shards if Path(f"/proc/{pid}/cmdline").exists()
+                 and b"_shards" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert not alive, "client processes outlived their parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()

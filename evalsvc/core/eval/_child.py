@@ -1,20 +1,21 @@
 """The processes behind run_eval: a zygote that imports evalscope once, and one worker per dataset forked from it.
 
-`python -m evalsvc.core.eval._child CONTROL_FD` starts the zygote (in its own session). It imports
-evalscope (~1.5 s of CPU, more on a busy machine) and prints {"type": "ready"} on stdout; it then only
-forks. Each request on the control socket (a Unix socket) carries three pipe ends (the worker's stdin,
-its event stream and its stderr); the zygote forks a worker onto them and answers {"pid": N}, and
-later {"exit": N, "code": C} when that worker ends. End of file on the socket ends the zygote.
+`zygote(CONTROL_FD)`, started as a child by _zygote.py, is the zygote (in its own session; see core/_proc.py
+for how children start and talk). It imports evalscope (~1.5 s of CPU, more on a busy machine) and prints
+{"type": "ready"} on stdout; it then only forks. Each request on the control socket (a Unix socket)
+carries three pipe ends (the worker's stdin, its event stream and its stderr); the zygote forks a worker
+onto them and answers with a frame {"pid": N}, and later {"exit": N, "code": C} when that worker ends.
+End of file on the socket ends the zygote.
 Forking a warm process is ~100x cheaper than importing evalscope again, so datasets start at once
 however many run together. The zygote never starts a thread, so forking it is safe.
 
 A worker runs one evalscope `run_task` for one dataset, in its own session:
 
-- its event stream carries JSON lines to the parent: {"type": "ready"}, {"type": "progress", "done",
-  "total"}, {"type": "log", "level", "message"}, and finally {"type": "done"} or {"type": "error"};
-- its stdin carries one JSON line from the parent, {"task": <TaskConfig kwargs>, "log_file",
+- its event stream carries framed JSON messages to the parent: {"type": "ready"}, {"type": "progress",
+  "done", "total"}, {"type": "log", "level", "message"}, and finally {"type": "done"} or {"type": "error"};
+- its stdin carries one framed JSON message from the parent, {"task": <TaskConfig kwargs>, "log_file",
   "hf_cache", "secrets" (masked in its events and in every log record it writes, see _secrets.py)}, then
-  stays open: end of file (the parent went away) ends the worker at once.
+  stays open as its lifeline: end of file (the parent went away) ends the worker at once.
 
 Everything else a worker prints (evalscope's console logs, tqdm bars, library warnings, forked
 scoring children) goes to `log_file`, never to the parent's terminal.
@@ -29,43 +30,32 @@ import select
 import signal
 import socket
 import sys
-import threading
 import time
 import traceback
 from typing import Any
 
+from .._proc import Channel, encode, watch_lifeline
 from ._secrets import mask, mask_event
 
 _MESSAGE_LIMIT = 4000
 
 
 class _Events:
-    """JSON lines on the worker's event pipe, one atomic write each, secrets masked.
+    """The worker's event channel, secrets masked.
 
     evalscope forks to score samples; a forked child must neither inherit a lock another thread held
     at fork time nor talk to the parent, so children drop their events.
     """
 
     def __init__(self, fd: int) -> None:
-        self._fd: int | None = fd
-        self._lock = threading.Lock()
+        self._channel = Channel(fd, "json")
         self.secrets: tuple[str, ...] = ()
-        os.register_at_fork(after_in_child=self._in_child)
-
-    def _in_child(self) -> None:
-        self._lock = threading.Lock()
-        self._fd = None
+        os.register_at_fork(after_in_child=self._channel.reset_after_fork)
 
     def send(self, event: dict[str, Any]) -> None:
-        if self._fd is None:
+        if self._channel.fd < 0:
             return
-        line = json.dumps(mask_event(event, self.secrets), ensure_ascii=False, default=str)
-        data = (line + "\n").encode()
-        with self._lock:
-            view = memoryview(data)
-            while view and self._fd is not None:
-                written = os.write(self._fd, view)
-                view = view[written:]
+        self._channel.send(mask_event(event, self.secrets))
 
 
 _EVENTS: _Events | None = None
@@ -160,27 +150,6 @@ def _warm_up() -> None:
 # --- the worker ----------------------------------------------------------------------------------
 
 
-def _read_line(fd: int) -> bytes:
-    """One line from a raw fd (no Python file object: its lock would be inherited by forks)."""
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = os.read(fd, 1)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def _watch_parent(fd: int) -> None:
-    """End the worker when the parent closes our stdin (it exited, crashed or was killed)."""
-    try:
-        while os.read(fd, 65536):
-            pass
-    except OSError:
-        pass
-    os._exit(3)
-
-
 def _mask_log_records(secrets: tuple[str, ...]) -> None:
     """Mask secrets in every log record this process creates, before any handler sees it.
 
@@ -231,15 +200,16 @@ def _serve() -> None:
     os.close(null)
     _send({"type": "ready", "pid": os.getpid()})
 
-    line = _read_line(control)
-    if not line.strip():
+    try:  # the channel reads the raw fd (no Python file object: its lock would be inherited by forks)
+        spec = Channel(control, "json").recv()
+    except (EOFError, OSError):
         os._exit(0)
-    spec = json.loads(line)
     task: dict[str, Any] = spec["task"]
     secrets = tuple(str(s) for s in spec.get("secrets") or ())
     _EVENTS.secrets = secrets
     _mask_log_records(secrets)
-    threading.Thread(target=_watch_parent, args=(control,), name="evalsvc-parent-watch", daemon=True).start()
+    # the parent closing our stdin (it exited, crashed or was killed) ends the worker at once
+    watch_lifeline(control, lambda: os._exit(3), name="evalsvc-parent-watch")
     _redirect_output(spec["log_file"])
 
     code = 0
@@ -314,7 +284,7 @@ def _reap(sock: socket.socket) -> None:
             return
         if pid == 0:
             return
-        sock.sendall(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}).encode() + b"\n")
+        sock.sendall(encode({"exit": pid, "code": os.waitstatus_to_exitcode(status)}))
 
 
 def zygote(control_fd: int) -> None:
@@ -341,11 +311,8 @@ def zygote(control_fd: int) -> None:
                 if not message:
                     break  # the parent is done (or gone)
                 pid = _fork_worker(list(fds), [sock.fileno(), wake_r, wake_w])
-                sock.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+                sock.sendall(encode({"pid": pid}))
     except OSError:
         pass  # the parent went away mid-message
     os._exit(0)
 
-
-if __name__ == "__main__":
-    zygote(int(sys.argv[1]))

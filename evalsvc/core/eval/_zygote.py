@@ -1,17 +1,20 @@
-"""The parent's side of the worker processes (see _child.py): the zygote and the workers it forks."""
+"""The parent's side of the worker processes (see _child.py): the zygote and the workers it forks.
+
+Started, signalled and talked to with the child-process toolkit (core/_proc.py): framed orjson messages
+on the control socket and on each worker's event pipe, a worker's stdin as its lifeline.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import contextlib
-import json
 import os
 import signal
 import socket
-import sys
-from pathlib import Path
 from typing import Any
+
+from .. import _proc
 
 _STREAM_LIMIT = 1 << 24
 _KILL_GRACE_S = 3.0
@@ -51,21 +54,13 @@ class WorkerHandle:
         self._readers: list[asyncio.Task[None]] = []
 
     async def attach(self, events_fd: int, stderr_fd: int) -> None:
-        self._readers = [asyncio.create_task(self._read_events(await _pipe_reader(events_fd))),
+        self._readers = [asyncio.create_task(self._read_events(events_fd)),
                          asyncio.create_task(_collect(await _pipe_reader(stderr_fd), self.stderr_tail))]
 
-    async def _read_events(self, reader: asyncio.StreamReader) -> None:
+    async def _read_events(self, events_fd: int) -> None:
         try:
-            while True:
-                try:
-                    line = await reader.readline()
-                except ValueError:  # an over-long line: skip it, keep reading
-                    continue
-                if not line.endswith(b"\n"):
-                    break  # end of stream, or a line cut short by termination
-                try:
-                    event = json.loads(line)
-                except ValueError:
+            async for event in _proc.read_frames(events_fd, "json"):
+                if not isinstance(event, dict):
                     continue
                 if event.get("type") == "ready":
                     self.started_ok = True
@@ -76,23 +71,14 @@ class WorkerHandle:
 
     def start(self, spec: dict[str, Any]) -> None:
         """Send the task (a few KB into an empty pipe: the write cannot block)."""
-        data = json.dumps(spec).encode() + b"\n"
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._stdin_fd, view):]
+        _proc.write_all(self._stdin_fd, _proc.encode(spec, "json"))
 
     def terminate(self, sig: int = signal.SIGTERM) -> None:
-        """Signal the worker's whole session (it and the scoring processes it forked)."""
+        """Signal the worker's whole session (it and the scoring processes it forked); one forked a moment
+        ago may not lead its own group yet, and is signalled alone."""
         if self.exited.done():
             return
-        try:
-            os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            # Forked a moment ago, it may not lead its own group yet: signal the process itself.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(self.pid, sig)
-        except PermissionError:
-            pass
+        _proc.signal_group(self.pid, sig)
 
     async def finish(self, grace: float = _KILL_GRACE_S) -> int | None:
         """Wait for the worker to exit, killing it if it lingers; return its exit code (None: unknown)."""
@@ -135,15 +121,11 @@ class Zygote:
         Raises:
             RuntimeError: it could not start (its last stderr line says why).
         """
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[3])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         ours, theirs = socket.socketpair()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "evalsvc.core.eval._child", str(theirs.fileno()),
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                pass_fds=[theirs.fileno()], start_new_session=True, env=env)
+            proc = await _proc.start_async(
+                "evalsvc.core.eval._child:zygote", str(theirs.fileno()), pass_fds=[theirs.fileno()],
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, new_session=True)
         except BaseException:
             ours.close()
             raise
@@ -170,16 +152,13 @@ class Zygote:
 
     async def _read_socket(self) -> None:
         loop = asyncio.get_running_loop()
-        buffer = b""
+        decoder = _proc.FrameDecoder("json")
         try:
             while True:
                 data = await loop.sock_recv(self.sock, 65536)
                 if not data:
                     return
-                buffer += data
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    message = json.loads(line)
+                for message in decoder.feed(data):
                     if "pid" in message:
                         self._replies.put_nowait(int(message["pid"]))
                     elif "exit" in message:
@@ -230,15 +209,13 @@ class Zygote:
         with contextlib.suppress(OSError):
             self.sock.close()
         if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
+            _proc.signal_group(self.proc.pid, signal.SIGTERM)
 
     async def wait_closed(self) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.proc.wait(), _KILL_GRACE_S)
         if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+            _proc.signal_group(self.proc.pid, signal.SIGKILL)
             await self.proc.wait()
         for task in self._tasks:
             task.cancel()

@@ -26,6 +26,7 @@ from ._model import (
     RunnerLocked,
 )
 from ._paths import PathPolicy
+from ._store import JobStore
 from ._supervisor import (
     DEFAULT_CANCEL_GRACE_S,
     DEFAULT_EVAL_CONCURRENCY,
@@ -34,7 +35,6 @@ from ._supervisor import (
     TARGETS,
     JobRunner,
 )
-from ._store import JobStore
 
 __all__ = [
     "ACTIVE_STATES",

@@ -1,39 +1,77 @@
 """The body of a job's worker process: run the engine, relay its progress, send back its result.
 
-The service starts `python -m evalsvc.core.jobs._child EVENTS_FD CONTROL_FD` in a new session (its own
-process group), with stdout and stderr going to the job's log file. A plain subprocess rather than
-multiprocessing's spawn: spawn re-imports the parent's __main__ in the child, which breaks services started
-from scripts without a __main__ guard.
+The service starts a child calling `main(EVENTS_FD, CONTROL_FD)` (see core/_proc.py) in a new
+session (its own process group), with stdout and stderr going to the job's log file. A plain subprocess rather
+than multiprocessing's spawn: spawn re-imports the parent's __main__ in the child, which breaks services
+started from scripts without a __main__ guard.
 
-CONTROL_FD (service -> worker) carries one pickled (target, config, sys_path) message, then nothing: it
-reaches EOF when the service process goes away (even on kill -9), and the worker then stops its run as if
-cancelled, so no load test outlives the service that started it. The API key travels only in that message.
+CONTROL_FD (service -> worker) is a pickle channel carrying one `Init` message, then nothing: it is the
+lifeline, reaching EOF when the service process goes away (even on kill -9), and the worker then stops its
+run as if cancelled, so no load test outlives the service that started it. The API key travels only in Init.
 
-EVENTS_FD (worker -> service) carries orjson messages:
-    {"type": "progress", ...} / {"type": "log", ...}   the engine's own events (progress throttled)
-    {"type": "result", "status", "error", "output_dir", "data": result.to_dict()}
-    {"type": "error", "error": {"type", "message", "category", "field"?, "reason"?, "traceback"?}}
-    {"type": "stopped"}                                  the engine raised KeyboardInterrupt
+EVENTS_FD (worker -> service) is an orjson channel of `Message`s (below).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import pickle
 import signal
 import sys
 import threading
 import time
 import traceback
-from multiprocessing.connection import Connection
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple, TypedDict
 
-import orjson
+from .._proc import Channel, adopt_sys_path, watch_lifeline
 
 PROGRESS_INTERVAL_S = 0.25
 """At most one progress message per key per this interval: a 256-way load test must not flood the pipe."""
 ORPHAN_KILL_AFTER_S = 60.0
+
+
+class Init(NamedTuple):
+    """The one message on the control channel."""
+
+    target: str
+    """"module:function" taking (config, progress=callback)."""
+    config: Any
+    sys_path: list[str]
+
+
+class ErrorInfo(TypedDict, total=False):
+    type: str
+    message: str
+    category: str  # "input" | "endpoint" | "cancelled" | "internal"
+    field: str
+    reason: str
+    status: int
+    traceback: str
+
+
+class ResultMessage(TypedDict):
+    type: Literal["result"]
+    status: str
+    error: str | None
+    output_dir: str | None
+    data: dict[str, Any]
+
+
+class ErrorMessage(TypedDict):
+    type: Literal["error"]
+    error: ErrorInfo
+
+
+class StoppedMessage(TypedDict):
+    """The engine raised KeyboardInterrupt (it was told to stop)."""
+
+    type: Literal["stopped"]
+
+
+Message = dict[str, Any] | ResultMessage | ErrorMessage | StoppedMessage
+"""What the events channel carries: the engine's own events ({"type": "progress" | "log" | ...},
+progress throttled), then one ResultMessage, ErrorMessage or StoppedMessage."""
 
 
 def main(events_fd: int, control_fd: int) -> None:
@@ -43,21 +81,21 @@ def main(events_fd: int, control_fd: int) -> None:
         events_fd: write end of the message pipe to the service.
         control_fd: read end of the control pipe (the init message, then EOF when the service is gone).
     """
-    events = Connection(events_fd, readable=False)
-    control = Connection(control_fd, writable=False)
+    events = Channel(events_fd, "json")
+    control = Channel(control_fd, "pickle")
     # A service started in the background may have SIGINT ignored, and that would be inherited.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     sender = _Sender(events)
     try:
-        target, config, sys_path = pickle.loads(control.recv_bytes())
-    except (EOFError, OSError, pickle.UnpicklingError):
+        target, config, sys_path = control.recv()
+    except (EOFError, OSError):
         return  # the service went away before it told us what to run
     except BaseException as exc:
         sender.send({"type": "error", "error": describe_error(exc)})
         return
-    sys.path[:] = list(sys_path) + [p for p in sys.path if p not in sys_path]
-    threading.Thread(target=_watch_control, args=(control,), name="lifeline", daemon=True).start()
+    adopt_sys_path(sys_path)
+    watch_lifeline(control.fd, _parent_gone)
 
     try:
         func = _load(target)
@@ -79,11 +117,11 @@ def main(events_fd: int, control_fd: int) -> None:
         sys.stderr.flush()
 
 
-def describe_error(exc: BaseException) -> dict[str, Any]:
+def describe_error(exc: BaseException) -> ErrorInfo:
     """A JSON-able description of an exception: type name, message, field/reason for config errors."""
     from ..errors import ConfigError, EvalsvcError
 
-    out: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
+    out: ErrorInfo = {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
     if isinstance(exc, ConfigError):
         out["field"], out["reason"] = exc.field, exc.reason
     if isinstance(exc, EvalsvcError):
@@ -120,12 +158,7 @@ def _load(target: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
-def _watch_control(control: Connection) -> None:
-    try:
-        while True:
-            control.recv_bytes()
-    except (EOFError, OSError):
-        pass
+def _parent_gone() -> None:
     # The service is gone: stop the run the way a cancel does (it keeps what it measured), then make sure.
     try:
         os.killpg(os.getpgrp(), signal.SIGINT)
@@ -141,7 +174,7 @@ def _watch_control(control: Connection) -> None:
 class _Sender:
     """Sends messages to the service; coalesces progress events so the newest one per key wins."""
 
-    def __init__(self, conn: Connection, interval: float = PROGRESS_INTERVAL_S) -> None:
+    def __init__(self, conn: Channel, interval: float = PROGRESS_INTERVAL_S) -> None:
         self._conn = conn
         self._interval = interval
         self._lock = threading.Lock()
@@ -169,7 +202,7 @@ class _Sender:
         with self._lock:
             self._flush_locked()
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: Message) -> None:
         with self._lock:
             self._send_locked(message)
 
@@ -178,20 +211,16 @@ class _Sender:
         for event in pending.values():
             self._send_locked(event)
 
-    def _send_locked(self, message: dict[str, Any]) -> None:
+    def _send_locked(self, message: Message) -> None:
         if self._broken:
             return
         try:
-            data = orjson.dumps(message, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
-        except TypeError as exc:  # e.g. an integer beyond 64 bits: say so rather than lose the message
-            data = orjson.dumps({"type": "error", "error": {
-                "type": "SerializationError", "category": "internal",
-                "message": f"could not encode a {message.get('type')!r} message as JSON: {exc}"}})
-        try:
-            self._conn.send_bytes(data)
-        except (BrokenPipeError, OSError):
+            try:
+                self._conn.send(message)
+            except TypeError as exc:  # e.g. an integer beyond 64 bits: say so rather than lose the message
+                self._conn.send({"type": "error", "error": {
+                    "type": "SerializationError", "category": "internal",
+                    "message": f"could not encode a {message.get('type')!r} message as JSON: {exc}"}})
+        except OSError:
             self._broken = True  # the service is gone; the lifeline watcher stops the run
 
-
-if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))

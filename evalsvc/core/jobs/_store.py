@@ -1,18 +1,28 @@
-"""Jobs persisted in SQLite under the outputs root, so history survives a restart of the service."""
+"""Jobs persisted in SQLite under the outputs root, so history survives a restart of the service.
+
+`JobStore` is the table (blocking calls); `StoreThread` is how the event loop uses it: on one writer
+thread, with the outputs root's service lock held while it is open.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import fcntl
+import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .._io import dumps, utc_now_iso
-from ._model import ACTIVE_STATES, INTERRUPTED, Job
+from .._io import dumps, utc_now_iso, write_json
+from ._model import ACTIVE_STATES, INTERRUPTED, Job, RunnerClosed, RunnerLocked
+from ._outcome import interrupted_error
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -31,6 +41,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 """
+log = logging.getLogger("evalsvc.jobs")
+
 _COLUMNS = ("id", "kind", "state", "created_at", "started_at", "finished_at", "config", "progress",
             "output_dir", "result", "error")
 _JSON_COLUMNS = {"config", "progress", "result", "error"}
@@ -101,8 +113,7 @@ class JobStore:
         them goes away, and a queued job's API key only ever lived in that service's memory.
         """
         now = utc_now_iso()
-        error = dumps({"type": "Interrupted",
-                       "message": "the service stopped while this job was queued or running"}, indent=False).decode()
+        error = dumps(interrupted_error("queued or running"), indent=False).decode()
         marks = ", ".join("?" * len(ACTIVE_STATES))
         with self._lock:
             ids = [r[0] for r in self._db.execute(f"SELECT id FROM jobs WHERE state IN ({marks})", ACTIVE_STATES)]
@@ -110,6 +121,110 @@ class JobStore:
                 f"UPDATE jobs SET state = ?, finished_at = COALESCE(finished_at, ?), error = COALESCE(error, ?) "
                 f"WHERE state IN ({marks})", (INTERRUPTED, now, error, *ACTIVE_STATES))
         return ids
+
+
+class StoreThread:
+    """The job store for an event loop: every call runs on one writer thread, in order, so a read sees
+    the writes queued before it. While open it holds the outputs root's service lock.
+
+    Args:
+        state_dir: the outputs root's `.evalsvc/` (database, lock file).
+        outputs_root: job.json files are written only inside it.
+    """
+
+    def __init__(self, state_dir: Path, outputs_root: Path) -> None:
+        self.state_dir = state_dir
+        self.outputs_root = outputs_root
+        self._store: JobStore | None = None
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock_fd: int | None = None
+
+    def check_unlocked(self) -> None:
+        """Raise RunnerLocked now if another live service holds this outputs root."""
+        private_dir(self.state_dir)
+        os.close(lock_root(self.state_dir / "service.lock", write_pid=False))
+
+    async def open(self) -> list[str]:
+        """Lock the outputs root, open the database, mark jobs a previous process left active interrupted.
+
+        Returns:
+            The ids of the jobs marked interrupted.
+
+        Raises:
+            RunnerLocked: another live service uses the same outputs root.
+        """
+        self._loop = asyncio.get_running_loop()
+        private_dir(self.state_dir)
+        self._lock_fd = lock_root(self.state_dir / "service.lock")
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="evalsvc-jobstore")
+        try:
+            self._store = await self.run(JobStore, self.state_dir / "jobs.sqlite3")
+            recovered: list[str] = await self.run(self._store.recover)
+        except BaseException:
+            self._writer.shutdown(wait=False)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            raise
+        return recovered
+
+    def run(self, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """`func(*args)` on the writer thread, after everything queued before it."""
+        assert self._loop is not None and self._writer is not None
+        return self._loop.run_in_executor(self._writer, func, *args)
+
+    @property
+    def store(self) -> JobStore:
+        if self._store is None:
+            raise RunnerClosed()
+        return self._store
+
+    def put(self, job: Job) -> asyncio.Future[None]:
+        """Write a snapshot of `job` (a deep copy: the caller keeps changing the live one)."""
+        future = self.run(self.store.put, Job(**job.to_dict()))
+        future.add_done_callback(_log_failure)
+        return future
+
+    def write_job_file(self, job: Job) -> None:
+        """job.json in the job's output directory, if that lies inside the outputs root."""
+        path = Path(job.output_dir or "")
+        if not path.is_absolute():
+            return
+        try:
+            inside = path.resolve().is_relative_to(self.outputs_root)
+        except (OSError, ValueError):
+            return
+        if inside:
+            self.run(write_job_json, path / "job.json", job.to_dict()).add_done_callback(_log_failure)
+
+    async def get(self, job_id: str) -> Job | None:
+        job: Job | None = await self.run(self.store.get, job_id)
+        return job
+
+    async def list(self, *, state: str | None, kind: str | None, limit: int,
+                   offset: int) -> tuple[list[Job], int]:
+        """A page of jobs and how many match in all (read together on the writer thread)."""
+        store = self.store
+        page: tuple[list[Job], int] = await self.run(
+            lambda: (store.list(state=state, kind=kind, limit=limit, offset=offset), store.count(state=state, kind=kind)))
+        return page
+
+    async def close(self) -> None:
+        """Finish every queued write, close the database, unlock."""
+        if self._store is None or self._writer is None:
+            return
+        await self.run(lambda: None)
+        store, self._store = self._store, None
+        store.close()
+        self._writer.shutdown(wait=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("job store write failed", exc_info=future.exception())
 
 
 def _job(row: tuple[Any, ...]) -> Job:
@@ -128,3 +243,35 @@ def _filters(state: str | None, kind: str | None) -> tuple[str, list[str]]:
             clauses.append(f"{column} = ?")
             args.append(value)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` (and its parents) if needed; the directory itself is readable by this user only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
+def lock_root(path: Path, *, write_pid: bool = True) -> int:
+    """Take the service lock file `path` (its descriptor: held while the service runs).
+
+    Raises:
+        RunnerLocked: another live service holds it.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunnerLocked(f"another evalsvc service already runs jobs from {path.parent.parent}; "
+                           "stop it or give this one another outputs root") from None
+    if write_pid:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def write_job_json(path: Path, data: dict[str, Any]) -> None:
+    """job.json beside a job's outputs (if its directory still exists)."""
+    if path.parent.is_dir():
+        write_json(path, data)

@@ -1,4 +1,5 @@
-"""Running one sweep point: pacing, concurrency, stopping, records; in one process or sharded over several.
+"""Running one sweep point in this process: pacing, concurrency, stopping, records (_shards.py spreads a
+point over several client processes, each running this).
 
 Closed loop (rate = -1): `parallel` coroutines send back to back. Open loop (rate > 0): a dispatcher
 sleeps until each precomputed absolute deadline, waits for a free slot (so `parallel` caps it) and
@@ -8,12 +9,10 @@ starts the request; the gap between deadline and send is recorded as send lag.
 from __future__ import annotations
 
 import asyncio
-import gc
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any, Callable
+from typing import Any
 
 from .._io import AtomicLines
 from ._metrics import RunStats
@@ -208,182 +207,3 @@ async def _loop_lag(stats: RunStats) -> None:
         t = perf_counter()
         await asyncio.sleep(LOOP_LAG_PERIOD)
         dist.add(max(0.0, (perf_counter() - t - LOOP_LAG_PERIOD) * 1000.0))
-
-
-# -- sharding over processes ------------------------------------------------------------------------
-
-def split(total: int, parts: int) -> list[int]:
-    return [total // parts + (1 if k < total % parts else 0) for k in range(parts)]
-
-
-@dataclass
-class ShardJob:
-    """Everything a client process needs (pickled to it at spawn)."""
-
-    config: Any
-    plan: ShardPlan
-    bodies: list[bytes]
-    prompt_tokens: list[int]
-    records_path: str | None
-
-
-def shard_main(job: ShardJob, conn: Any) -> None:
-    """Entry point of a spawned client process: ready -> wait for t0 -> run -> send stats back."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        pass
-    gc.disable()
-    try:
-        asyncio.run(_shard_async(job, conn))
-    except BaseException as exc:  # report, never hang the parent
-        try:
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
-        except Exception:
-            pass
-    finally:
-        conn.close()
-
-
-async def _shard_async(job: ShardJob, conn: Any) -> None:
-    from ..perf.dialects import get_dialect
-
-    config, plan = job.config, job.plan
-    stop = asyncio.Event()
-    counters = Counters()
-    stats = RunStats(bool(config.stream), config.slo)
-    sender = Sender(get_dialect(config.api), config, job.bodies, job.prompt_tokens)
-    try:
-        if plan.warmup:
-            await _warmup(plan, sender)
-            plan.warmup = 0
-        conn.send(("ready",))
-        loop = asyncio.get_running_loop()
-        msg = await loop.run_in_executor(None, conn.recv)
-        if msg[0] != "start":
-            return
-        t0 = msg[1]
-        sink = RecordSink(job.records_path, t0) if job.records_path else None
-
-        async def relay() -> None:
-            try:
-                while True:
-                    await asyncio.sleep(0.1)
-                    conn.send(("progress", counters.done, counters.failed))
-                    if conn.poll() and conn.recv()[0] == "stop":
-                        stop.set()
-            except (OSError, EOFError):  # the parent is gone: stop sending load
-                stop.set()
-
-        relay_task = loop.create_task(relay())
-        try:
-            reason = await run_shard(plan, sender, stats, t0, stop, counters, sink)
-        finally:
-            relay_task.cancel()
-            path = sink.close() if sink is not None else None
-        conn.send(("done", stats, reason, path))
-    finally:
-        sender.close()
-
-
-async def run_sharded(config: Any, plans: list[ShardPlan], bodies: list[bytes], prompt_tokens: list[int],
-                      records_dir: str | None, stop: asyncio.Event,
-                      on_progress: Callable[[int, int], None]) -> tuple[RunStats, str | None, list[str], list[str]]:
-    """Run one sweep point over `len(plans)` spawned client processes and merge what they measured.
-
-    Returns:
-        (merged stats, why it stopped early or None, record part files, errors of client processes).
-        A client process that dies stops the others; what they measured is still returned.
-    """
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    procs, conns = [], []
-    merged = RunStats(bool(config.stream), config.slo)
-    reasons: list[str] = []
-    parts: list[str] = []
-    errors: list[str] = []
-    for k, plan in enumerate(plans):
-        parent, child = ctx.Pipe()
-        path = os.path.join(records_dir, f".{plan.key}.part{k}.jsonl") if records_dir else None
-        proc = ctx.Process(target=shard_main, args=(ShardJob(config, plan, bodies, prompt_tokens, path), child),
-                           name=f"evalsvc-perf-{k}", daemon=True)
-        proc.start()
-        child.close()
-        procs.append(proc)
-        conns.append(parent)
-    try:
-        for proc, conn in zip(procs, conns):  # all ready (warmed up) before anyone starts
-            while not conn.poll():
-                if not proc.is_alive():
-                    raise RuntimeError(f"client process {proc.name} exited before it was ready "
-                                       f"(exit code {proc.exitcode}); is the caller guarded by "
-                                       "`if __name__ == '__main__':`?")
-                if stop.is_set():
-                    return merged, "interrupted", parts, errors
-                await asyncio.sleep(0.02)
-            try:
-                msg = conn.recv()
-            except EOFError:
-                msg = ("error", "exited without a word")
-            if msg[0] != "ready":
-                raise RuntimeError(f"client process failed to start: {msg[1] if len(msg) > 1 else msg}")
-        t0 = perf_counter() + 0.05
-        for conn in conns:
-            conn.send(("start", t0))
-        progress = [(0, 0)] * len(conns)
-        pending = set(range(len(conns)))
-        stop_sent = False
-        last_report = perf_counter()
-        while pending:
-            await asyncio.sleep(0.05)
-            if (stop.is_set() or errors) and not stop_sent:
-                for k in pending:
-                    _send_quietly(conns[k], ("stop",))
-                stop_sent = True
-            for k in list(pending):
-                while k in pending and conns[k].poll():
-                    try:
-                        msg = conns[k].recv()
-                    except (EOFError, OSError):
-                        msg = ("error", f"exited without reporting (exit code {procs[k].exitcode})")
-                    if msg[0] == "progress":
-                        progress[k] = (msg[1], msg[2])
-                    elif msg[0] == "done":
-                        merged.merge(msg[1])
-                        if msg[2]:
-                            reasons.append(msg[2])
-                        if msg[3]:
-                            parts.append(msg[3])
-                        progress[k] = (msg[1].requests, msg[1].failed)
-                        pending.discard(k)
-                    elif msg[0] == "error":
-                        errors.append(f"client process {procs[k].name}: {msg[1]}")
-                        pending.discard(k)
-            now = perf_counter()
-            if now - last_report >= PROGRESS_PERIOD or not pending:
-                last_report = now
-                on_progress(sum(p[0] for p in progress), sum(p[1] for p in progress))
-        reason = "interrupted" if "interrupted" in reasons else (reasons[0] if reasons else None)
-        return merged, reason, parts, errors
-    finally:
-        for conn in conns:  # a child waiting for "start" or sending progress sees the pipe close and ends
-            _send_quietly(conn, ("stop",))
-            conn.close()
-        for proc in procs:
-            proc.join(timeout=2)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(timeout=2)
-
-
-def _send_quietly(conn: Any, msg: tuple[Any, ...]) -> None:
-    try:
-        conn.send(msg)
-    except (OSError, ValueError):
-        pass

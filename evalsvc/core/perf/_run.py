@@ -16,13 +16,14 @@ from typing import Any, Callable
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import PerfConfig
 from ..errors import ConfigError
-from ._engine import PROGRESS_PERIOD, Counters, RecordSink, ShardPlan, _warmup, run_shard, run_sharded, split
+from ._engine import PROGRESS_PERIOD, Counters, RecordSink, ShardPlan, _warmup, run_shard
 from ._metrics import RunStats
 from ._preflight import preflight
 from ._result import PerfResult, RunResult
 from ._verdict import client_verdict
 from ._schedule import arrival_offsets
 from ._sender import Sender
+from ._shards import run_sharded, split
 from .datasets import load_prompts
 from .dialects import get_dialect
 

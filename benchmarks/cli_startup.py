@@ -1,0 +1,65 @@
+"""Start-up time of the CLI: `evalsvc --help` and `evalsvc perf --help`, next to `python -c pass`.
+
+Each command runs in a fresh interpreter (the way a user starts it), several times; the median wall time
+is printed in milliseconds. The target is under 300 ms for both help commands.
+
+    python benchmarks/cli_startup.py            # 9 runs each
+    python benchmarks/cli_startup.py -n 15 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = {
+    "python -c pass": [sys.executable, "-c", "pass"],
+    "evalsvc --help": [sys.executable, "-c", "from evalsvc.cli import main; main()", "--help"],
+    "evalsvc perf --help": [sys.executable, "-c", "from evalsvc.cli import main; main()", "perf", "--help"],
+    "evalsvc eval --help": [sys.executable, "-c", "from evalsvc.cli import main; main()", "eval", "--help"],
+}
+TARGET_MS = 300.0
+
+
+def measure(cmd: list[str], runs: int) -> list[float]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    subprocess.run(cmd, env=env, capture_output=True, check=True)  # warm the file cache and the .pyc files
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, env=env, capture_output=True, check=True)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--runs", type=int, default=9, help="runs per command (median reported)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    args = parser.parse_args()
+    figures = {}
+    for name, cmd in COMMANDS.items():
+        times = measure(cmd, args.runs)
+        figures[name] = {"median_ms": round(statistics.median(times), 1), "min_ms": round(min(times), 1),
+                         "max_ms": round(max(times), 1), "runs": args.runs}
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for name, f in figures.items():
+            print(f"{name:<22} median {f['median_ms']:7.1f} ms   (min {f['min_ms']:.1f}, max {f['max_ms']:.1f}, "
+                  f"{f['runs']} runs)")
+    slow = [n for n in ("evalsvc --help", "evalsvc perf --help") if figures[n]["median_ms"] > TARGET_MS]
+    if slow:
+        print(f"over {TARGET_MS:.0f} ms: {', '.join(slow)}", file=sys.stderr)
+    return 1 if slow else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

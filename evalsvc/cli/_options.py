@@ -124,13 +124,16 @@ def _parse(d: Declared, raw: Any) -> Any:
         (inner,) = typing.get_args(lists[0])
         values = [_number(d.name, piece.strip(), inner) for chunk in raw for piece in chunk.split(",")
                   if piece.strip()]
-        return values[0] if len(values) == 1 else values
+        scalar_too = len(lists) < len(kinds)  # `X | list[X]`: one value is given as X
+        return values[0] if len(values) == 1 and scalar_too else values
     if len(kinds) > 1 and isinstance(raw, str):  # int | float: a count or a fraction
         return _number(d.name, raw, float)
     return raw
 
 
 def _number(name: str, text: str, cast: Any) -> Any:
+    if cast not in (int, float):
+        return text
     try:
         value = float(text) if cast is float else int(text)
     except ValueError:

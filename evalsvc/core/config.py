@@ -233,6 +233,8 @@ class EvalConfig:
     @classmethod
     def from_dict(cls, data: Any) -> EvalConfig:
         """Build from a JSON-like dict: unknown fields and wrong types raise ConfigError."""
+        if isinstance(data, dict) and isinstance(data.get("datasets"), str):  # the constructor's shortcut is not JSON's
+            raise ConfigError("datasets", f"expected a list of strings, got {data['datasets']!r}")
         return fields.from_dict(cls, data)
 
     def replace(self, **changes: Any) -> EvalConfig:

@@ -260,8 +260,8 @@ def check(name: str, value: Any, tp: Any, spec: Spec) -> Any:
 def _check_node(name: str, value: Any, spec: Spec) -> None:
     if isinstance(value, list):
         if spec.min_items is not None and len(value) < spec.min_items:
-            raise ConfigError(name, "must not be an empty list" if spec.min_items == 1
-                              else f"must have at least {spec.min_items} items")
+            raise ConfigError(name, "must have at least one value, not an empty list" if spec.min_items == 1
+                              else f"must have at least {spec.min_items} values")
         if spec.unique and len(set(map(_hashable, value))) != len(value):
             raise ConfigError(name, "repeats a value")
         for item in value:

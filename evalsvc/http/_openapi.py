@@ -18,8 +18,9 @@ _CROSS_FIELD = {
                   "the enum lists them when the catalogue is installed), and dataset_args names only requested "
                   "datasets with options that benchmark accepts.",
 }
+_JSON_LIMIT = "Integers anywhere in the body, free-form objects included, must fit in 64 bits."
 _FILE_DATASETS = {"if": {"properties": {"dataset": {"enum": list(FILE_DATASETS)}}, "required": ["dataset"]},
-                  "then": {"required": ["dataset_path"]}}
+                  "then": {"required": ["dataset_path"], "properties": {"dataset_path": {"type": "string"}}}}
 
 
 EXAMPLES = {
@@ -169,7 +170,7 @@ def config_schema(cls: type) -> dict[str, Any]:
             properties["datasets"]["items"]["enum"] = names
     if cls is PerfConfig:
         out["allOf"] = [_FILE_DATASETS]
-    out["description"] = f"{(cls.__doc__ or '').strip()} {_CROSS_FIELD[cls.__name__]}"
+    out["description"] = f"{(cls.__doc__ or '').strip()} {_CROSS_FIELD[cls.__name__]} {_JSON_LIMIT}"
     return out
 
 

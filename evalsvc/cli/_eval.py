@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -42,7 +42,7 @@ def eval_command(names: list[str] | None = None, json_output: bool = False, quie
 # --temperature / --max-tokens), generated from their declarations (evalsvc/cli/_options.py), then --json, -q.
 eval_command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
     inspect.Parameter("names", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-        Optional[list[str]], typer.Argument(metavar="[DATASETS]...", show_default=False,
+        list[str] | None, typer.Argument(metavar="[DATASETS]...", show_default=False,
                                             help="Benchmarks to evaluate (same as --datasets).")]),
     *config_parameters(EvalConfig),
     inspect.Parameter("json_output", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
@@ -98,7 +98,13 @@ class _ProgressView:
     _MAX_ERRORS_SHOWN = 3
 
     def __init__(self, console: Any, datasets: list[str], *, debug: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.console = console
         self.debug = debug

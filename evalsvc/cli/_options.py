@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -49,7 +49,7 @@ def _parameter(name: str, d: Declared, *, help_prefix: str = "", shortcut: bool 
             help_text += f" {_LIST_HELP}"
         if default not in (None, {}) and cli.parse != "json":
             help_text += f" (default {_shown(default)})"
-        annotation = Optional[list[str]] if repeated else Optional[str]
+        annotation = list[str] | None if repeated else str | None
         metavar = {"json": "JSON", "header": "'NAME: VALUE'", "names": "NAME"}.get(cli.parse or "", "VALUE[,VALUE...]")
         option = typer.Option(*decls, help=help_text, show_default=False, envvar=cli.envvar, metavar=metavar)
         return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
@@ -62,7 +62,7 @@ def _parameter(name: str, d: Declared, *, help_prefix: str = "", shortcut: bool 
     option = typer.Option(*decls, help=help_text, show_default=default is not None, envvar=cli.envvar,
                           show_envvar=cli.envvar is not None, metavar="NUMBER" if scalar is str else None)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                             annotation=Annotated[Optional[scalar], option])
+                             annotation=Annotated[scalar | None, option])
 
 
 def config_parameters(cls: type) -> list[inspect.Parameter]:

@@ -48,7 +48,13 @@ def _run(config: Any, *, quiet: bool) -> Any:
     if quiet or not sys.stderr.isatty():
         return run_perf(config, progress=_plain_progress(config) if not quiet else None)
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     console = Console(stderr=True)
     bars: dict[str, Any] = {}

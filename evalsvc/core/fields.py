@@ -193,9 +193,13 @@ class Declared:
         return dataclasses.MISSING
 
 
-@functools.cache
 def declared(cls: type) -> dict[str, Declared]:
     """The declared fields of a config class, in declaration order."""
+    return _declared(cls)
+
+
+@functools.cache
+def _declared(cls: Any) -> dict[str, Declared]:
     hints = typing.get_type_hints(cls)
     out = {}
     for f in dataclasses.fields(cls):
@@ -206,8 +210,12 @@ def declared(cls: type) -> dict[str, Declared]:
     return out
 
 
-@functools.cache
 def _rules(cls: type) -> tuple[tuple[tuple[str, ...], str], ...]:
+    return _find_rules(cls)
+
+
+@functools.cache
+def _find_rules(cls: Any) -> tuple[tuple[tuple[str, ...], str], ...]:
     found = []
     for attr in dir(cls):
         names = getattr(getattr(cls, attr, None), "__evalsvc_rule__", None)

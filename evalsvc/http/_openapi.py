@@ -54,7 +54,7 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
     Returns:
         The document as a JSON-able dict.
     """
-    secured = {"security": [{"bearerAuth": []}]} if auth else {}
+    secured: dict[str, Any] = {"security": [{"bearerAuth": []}]} if auth else {}
     api_errors = {"400": _ref_response("Error", "invalid parameters: which field, why"),
                   **({"401": _ref_response("Error", "missing or wrong bearer token")} if auth else {})}
     job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}

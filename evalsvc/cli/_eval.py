@@ -28,10 +28,7 @@ def eval_command(names: list[str] | None = None, json_output: bool = False, quie
         options["datasets"] = [*(options.get("datasets") or []), *(names or [])]
         if not options["datasets"]:
             raise ConfigError("datasets", "name at least one benchmark (--datasets gsm8k ...; see `evalsvc benchmarks`)")
-        values = config_values(EvalConfig, options)
-        if not isinstance(values.get("generation_config", {}), dict):
-            raise ConfigError("generation_config", "must be a JSON object")
-        config = EvalConfig(**values)
+        config = EvalConfig(**config_values(EvalConfig, options))
         result = _run(config, show_progress=not quiet, debug=config.debug)
     except EvalsvcError as exc:
         fail(exc)

@@ -17,6 +17,7 @@ import typer
 
 from ..core.errors import ConfigError
 from ..core.fields import Declared, declared, members
+from ._common import parse_json_option
 
 _LIST_HELP = "One value, or several (comma-separated or repeated) to sweep."
 
@@ -113,7 +114,7 @@ def config_values(cls: type, options: dict[str, Any]) -> dict[str, Any]:
 def _parse(d: Declared, raw: Any) -> Any:
     parse = d.spec.cli.parse
     if parse == "json":
-        return _json(d.name, raw)
+        return parse_json_option(d.name, raw)
     if parse == "header":
         return _headers(raw)
     if parse == "names":
@@ -141,15 +142,6 @@ def _number(name: str, text: str, cast: Any) -> Any:
     if isinstance(value, float) and value.is_integer() and cast is float and "." not in text and "e" not in text:
         return int(value)
     return value
-
-
-def _json(name: str, text: str) -> Any:
-    import json
-
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(name, f"is not valid JSON ({exc.msg} at column {exc.colno})") from None
 
 
 def _headers(raw: list[str]) -> dict[str, str]:

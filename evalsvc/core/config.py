@@ -76,7 +76,7 @@ class PerfConfig:
     headers: dict[str, str] | None = field(None, help="Extra HTTP headers for every request (CLI: --header "
                                            "'Name: value', repeatable).", key_pattern=HEADER_NAME,
                                            key_reason="invalid header name", pattern=HEADER_VALUE,
-                                           pattern_reason="header values must be latin-1 text without line breaks",
+                                           pattern_reason="header {key!r} must be latin-1 text without line breaks",
                                            redact=_redact_headers, cli=Cli(flag="header", parse="header"))
     extra_body: dict[str, Any] | None = field(None, help="Extra fields merged into every request body (a JSON "
                                               "object).", json=True, redact=redact_keys, cli=Cli(parse="json"))
@@ -180,7 +180,8 @@ class EvalConfig:
 
     model: str = field(help="Model name sent in each request.", text=True)
     api_url: str = field(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.", url="base",
-                         pattern_reason="must be an http(s) URL with a host and a valid port (the base URL, e.g. http://host:8000/v1)",
+                         pattern_reason="must be an http(s) URL with a host and a valid port (the base URL, "
+                         "e.g. http://host:8000/v1)",
                          redact=redact_url)
     datasets: list[str] = field(help="Benchmark names from the catalogue (`evalsvc benchmarks`).", min_items=1,
                                 unique=True, text=True, cli=Cli(short="d", parse="names"))

@@ -129,7 +129,7 @@ class Spec:
     pattern: str | None = None
     """Every string in the value must match this regular expression (searched, as JSON Schema does)."""
     pattern_reason: str | None = None
-    """What the error says when `pattern` does not match (default: the pattern)."""
+    """What the error says when `pattern` does not match (default: the pattern); `{key}` is the dict key."""
     key_pattern: str | None = None
     key_reason: str | None = None
     min_items: int | None = None
@@ -265,7 +265,7 @@ def check(name: str, value: Any, tp: Any, spec: Spec) -> Any:
     return value
 
 
-def _check_node(name: str, value: Any, spec: Spec) -> None:
+def _check_node(name: str, value: Any, spec: Spec, key: Any = None) -> None:
     if isinstance(value, list):
         if spec.min_items is not None and len(value) < spec.min_items:
             raise ConfigError(name, "must have at least one value, not an empty list" if spec.min_items == 1
@@ -281,7 +281,7 @@ def _check_node(name: str, value: Any, spec: Spec) -> None:
             if spec.key_pattern is not None and not re.search(spec.key_pattern, key):
                 raise ConfigError(name, f"{spec.key_reason or 'invalid key'} {key!r}")
             if spec.keys is not None or spec.ranges or spec.pattern or spec.choices:
-                _check_node(f"{name}.{key}" if spec.keys is not None else name, item, spec)
+                _check_node(f"{name}.{key}" if spec.keys is not None else name, item, spec, key)
     elif isinstance(value, bool):
         return
     elif isinstance(value, (int, float)):
@@ -295,7 +295,8 @@ def _check_node(name: str, value: Any, spec: Spec) -> None:
         if spec.choices is not None and value not in spec.choices:
             raise ConfigError(name, f"must be one of {', '.join(spec.choices)}; got {value!r}")
         if spec.pattern is not None and not re.search(spec.pattern, value):
-            raise ConfigError(name, f"{spec.pattern_reason or 'must match ' + spec.pattern}, got {_show(value)}")
+            reason = spec.pattern_reason.format(key=key) if spec.pattern_reason else f"must match {spec.pattern}"
+            raise ConfigError(name, f"{reason}, got {_show(value)}")
 
 
 def _hashable(value: Any) -> Any:

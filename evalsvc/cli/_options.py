@@ -38,6 +38,8 @@ def _parameter(name: str, d: Declared, *, help_prefix: str = "", shortcut: bool 
     decls = [flag] + ([f"-{cli.short}"] if cli.short else [])
     help_text = help_prefix + spec.help
     default = None if d.required else d.default()
+    if d.required:
+        help_text += " (required)"
     kinds = members(d.type)
     option: Any
     if d.type is bool:

@@ -25,7 +25,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar, Union
 
 from ._validate import check_type
@@ -224,11 +224,6 @@ def _find_rules(cls: Any) -> tuple[tuple[tuple[str, ...], str], ...]:
     return tuple(found)
 
 
-def rules(cls: type) -> dict[str, tuple[str, ...]]:
-    """The cross-field rules of a config class: method name -> the fields it reads."""
-    return {attr: names for names, attr in _rules(cls)}
-
-
 def nullable(tp: Any) -> bool:
     return typing.get_origin(tp) in (Union, types.UnionType) and _NONE in typing.get_args(tp)
 
@@ -275,13 +270,13 @@ def _check_node(name: str, value: Any, spec: Spec, key: Any = None) -> None:
         for item in value:
             _check_node(name, item, spec)
     elif isinstance(value, dict):
-        for key, item in value.items():
-            if spec.keys is not None and key not in spec.keys:
-                raise ConfigError(name, f"unknown key {key!r} (accepted: {', '.join(spec.keys)})")
-            if spec.key_pattern is not None and not re.search(spec.key_pattern, key):
-                raise ConfigError(name, f"{spec.key_reason or 'invalid key'} {key!r}")
+        for item_key, item in value.items():
+            if spec.keys is not None and item_key not in spec.keys:
+                raise ConfigError(name, f"unknown key {item_key!r} (accepted: {', '.join(spec.keys)})")
+            if spec.key_pattern is not None and not re.search(spec.key_pattern, item_key):
+                raise ConfigError(name, f"{spec.key_reason or 'invalid key'} {item_key!r}")
             if spec.keys is not None or spec.ranges or spec.pattern or spec.choices:
-                _check_node(f"{name}.{key}" if spec.keys is not None else name, item, spec, key)
+                _check_node(f"{name}.{item_key}" if spec.keys is not None else name, item, spec, item_key)
     elif isinstance(value, bool):
         return
     elif isinstance(value, (int, float)):
@@ -381,10 +376,6 @@ def to_dict(obj: Any, *, redact: bool) -> dict[str, Any]:
             elif d.spec.secret:
                 data[name] = "***"
     return data
-
-
-def iter_declared(cls: type) -> Iterator[Declared]:
-    yield from declared(cls).values()
 
 
 # --- URLs ------------------------------------------------------------------------------------------------

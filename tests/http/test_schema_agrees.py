@@ -9,6 +9,7 @@ Generation is derandomized: the same bodies every run.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from typing import Any
@@ -26,7 +27,7 @@ from evalsvc.core.jobs import Job, JobRunner
 from evalsvc.http import create_app
 from evalsvc.http._openapi import build_openapi
 
-EXAMPLES = 100
+EXAMPLES = 75
 CONFIGS = {"perf": PerfConfig, "eval": EvalConfig}
 PATH_FIELDS = {"work_dir", "dataset_path", "tokenizer_path", "dataset_dir", "use_cache"}
 
@@ -62,9 +63,13 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Any:
     patch.undo()
 
 
+@functools.cache
+def _schema() -> Any:
+    return schemathesis.openapi.from_dict(build_openapi(auth=False))
+
+
 def _operation(kind: str) -> Any:
-    schema = schemathesis.openapi.from_dict(build_openapi(auth=False))
-    return schema[f"/api/v1/jobs/{kind}"]["POST"]
+    return _schema()[f"/api/v1/jobs/{kind}"]["POST"]
 
 
 def _run(client: Any, kind: str, mode: GenerationMode) -> tuple[Counter[str], list[str]]:

@@ -63,7 +63,7 @@ def _parameter(name: str, d: Declared, *, help_prefix: str = "", shortcut: bool 
     if spec.secret or shortcut:  # a secret's default is never shown
         default = None
     option = typer.Option(*decls, help=help_text, show_default=default is not None, envvar=cli.envvar,
-                          show_envvar=cli.envvar is not None, metavar="NUMBER" if scalar is str else None)
+                          show_envvar=cli.envvar is not None, metavar="NUMBER" if len(kinds) > 1 else None)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                              annotation=Annotated[scalar | None, option])
 

@@ -4,7 +4,9 @@ Positive bodies (the schema accepts them) must be accepted by the service (202),
 schema's description names as checked beyond it (cross-field rules) and the service's path confinement
 (documented on work_dir); negative bodies (the schema refuses them) must get a 400 naming a field, never a 2xx
 and never a 5xx. The job runner's `submit` is stubbed: this tests validation, not the engines, so it is fast.
-Generation is derandomized: the same bodies every run.
+Generation is derandomized: the same bodies every run. A second, exhaustive check sets every field and every
+generation_config option of a valid body to each of a fixed list of edge values (in and out of range, wrong
+types, null) and compares the schema's verdict (jsonschema) with validation's.
 """
 
 from __future__ import annotations
@@ -139,3 +141,50 @@ def test_the_schema_says_what_it_cannot_check() -> None:
     assert "min_tokens <= max_tokens" in schemas["PerfRequest"]["description"]
     assert "dataset_args" in schemas["EvalRequest"]["description"]
     assert all("64 bits" in schemas[name]["description"] for name in ("PerfRequest", "EvalRequest"))
+
+
+PROBES: list[Any] = [None, True, False, "", " ", "x", "gsm8k", "http://h/v1", "http://[::1]:1/v1", "ftp://h",
+                     0, -1, 1, 2, 3, 5, 0.5, 1.5, -0.5, 100, 257, 1025, 7200, 86401, 10**9 + 1, 2**63,
+                     [], [1], [1, 1], [1, 2], [-1, 2], [0.5], ["x"], ["gsm8k", "gsm8k"], {}, {"a": 1}, {"ttft_ms": 0},
+                     {"ttft_ms": 5}, {"X-A": "b"}, {"bad name": "v"}, {"X": "a\nb"}]
+BASES = {"perf": {"model": "m", "url": "http://127.0.0.1:9/v1/chat/completions"},
+         "eval": {"model": "m", "api_url": "http://127.0.0.1:9/v1", "datasets": ["gsm8k"]}}
+
+
+def _probe_bodies(kind: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """A valid base body with one field (or one generation_config option) set to each probe value."""
+    base = BASES[kind]
+    bodies = [{**base, name: value} for name in schema["properties"] for value in PROBES]
+    if kind == "eval":
+        options = schema["properties"]["generation_config"]["properties"]
+        bodies += [{**base, "generation_config": {name: value}} for name in options for value in PROBES]
+    return bodies
+
+
+@pytest.mark.parametrize("kind", ["perf", "eval"])
+def test_boundary_values_get_the_same_verdict_from_schema_and_validation(kind: str) -> None:
+    """Every field and generation_config option at typical edges: in-range, out of range, wrong type, null."""
+    from jsonschema import Draft202012Validator
+
+    schema = build_openapi(auth=False)["components"]["schemas"]["PerfRequest" if kind == "perf" else "EvalRequest"]
+    validator = Draft202012Validator(schema)
+    disagreements, checked = [], Counter[str]()
+    for body in _probe_bodies(kind, schema):
+        schema_ok = validator.is_valid(body)
+        try:
+            CONFIGS[kind].from_dict(body)
+            error = None
+        except ConfigError as exc:
+            error = exc
+        if error is not None and schema_ok and _cross_field(kind, {"field": error.field, "reason": error.reason}):
+            checked["cross_field"] += 1
+            continue
+        checked["agree_valid" if schema_ok and error is None else "agree_invalid" if not schema_ok and error
+                else "disagree"] += 1
+        if schema_ok != (error is None):
+            changed = {k: v for k, v in body.items() if BASES[kind].get(k, object()) != v}
+            disagreements.append(f"schema {'accepts' if schema_ok else 'refuses'}, validation "
+                                 f"{'refuses (' + str(error) + ')' if error else 'accepts'}: {changed}")
+    print(kind, dict(checked))
+    assert not disagreements, "\n".join(disagreements[:20])
+    assert checked["agree_valid"] > 50 and checked["agree_invalid"] > 200, checked

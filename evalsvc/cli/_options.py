@@ -38,8 +38,7 @@ def _parameter(name: str, d: Declared, *, help_prefix: str = "", shortcut: bool 
     decls = [flag] + ([f"-{cli.short}"] if cli.short else [])
     help_text = help_prefix + spec.help
     default = None if d.required else d.default()
-    if d.required:
-        help_text += " (required)"
+    required = " (required)" if d.required else ""
     kinds = members(d.type)
     option: Any
     if d.type is bool:
@@ -50,11 +49,14 @@ def _parameter(name: str, d: Declared, *, help_prefix: str = "", shortcut: bool 
         repeated = cli.parse in ("header", "names") or cli.parse is None
         if cli.parse is None:
             help_text += f" {_LIST_HELP}"
+        elif cli.parse == "names":
+            help_text += " Repeat the flag or separate names with commas: `-d gsm8k,iquiz`."
         if default not in (None, {}) and cli.parse != "json":
             help_text += f" (default {_shown(default)})"
         annotation = list[str] | None if repeated else str | None
         metavar = {"json": "JSON", "header": "'NAME: VALUE'", "names": "NAME"}.get(cli.parse or "", "VALUE[,VALUE...]")
-        option = typer.Option(*decls, help=help_text, show_default=False, envvar=cli.envvar, metavar=metavar)
+        option = typer.Option(*decls, help=help_text + required, show_default=False, envvar=cli.envvar,
+                              metavar=metavar)
         return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                  annotation=Annotated[annotation, option])
     scalar = kinds[0] if len(kinds) == 1 else str  # int | float (a count or a fraction): parsed below
@@ -62,7 +64,7 @@ def _parameter(name: str, d: Declared, *, help_prefix: str = "", shortcut: bool 
         help_text += f" (default {_shown(default)})"
     if spec.secret or shortcut:  # a secret's default is never shown
         default = None
-    option = typer.Option(*decls, help=help_text, show_default=default is not None, envvar=cli.envvar,
+    option = typer.Option(*decls, help=help_text + required, show_default=default is not None, envvar=cli.envvar,
                           show_envvar=cli.envvar is not None, metavar="NUMBER" if len(kinds) > 1 else None)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                              annotation=Annotated[scalar | None, option])

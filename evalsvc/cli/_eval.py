@@ -2,111 +2,51 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Annotated, Any
 
 import typer
 
-from ._common import fail, parse_json_option
+from ..core.config import EvalConfig
+from ._common import fail
+from ._options import config_parameters, config_values
 
 _EXIT_CANCELLED = 130
 
 
-def _split_names(values: list[str] | None) -> list[str]:
-    names: list[str] = []
-    for value in values or []:
-        names += [v for v in value.replace(",", " ").split() if v]
-    return names
-
-
-def _parse_limit(text: str | None) -> int | float | None:
-    from ..core.errors import ConfigError
-
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError("limit", f"must be a positive integer or a fraction in (0, 1), got {text!r}") from None
-    return int(value) if value.is_integer() else value
-
-
-def eval_command(
-    names: Annotated[list[str] | None, typer.Argument(
-        metavar="[DATASETS]...", help="Benchmarks to evaluate (same as --datasets).", show_default=False)] = None,
-    model: Annotated[str | None, typer.Option(help="Model name sent in each request.", show_default=False)] = None,
-    api_url: Annotated[str | None, typer.Option(
-        help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.", show_default=False)] = None,
-    datasets: Annotated[list[str] | None, typer.Option(
-        "--datasets", "-d", help="Benchmarks: `--datasets gsm8k iquiz`, `-d gsm8k -d iquiz` or `gsm8k,iquiz` "
-        "(see `evalsvc benchmarks`).", show_default=False)] = None,
-    api_key: Annotated[str, typer.Option(envvar="EVALSVC_API_KEY", show_default=False,
-                                         help="API key (or set EVALSVC_API_KEY). Never written or printed.")] = "EMPTY",
-    limit: Annotated[str | None, typer.Option(
-        help="Samples per dataset subset: a count, or a fraction in (0, 1).", show_default=False)] = None,
-    eval_batch_size: Annotated[int, typer.Option(help="Concurrent requests per dataset.")] = 1,
-    generation_config: Annotated[str | None, typer.Option(
-        help='JSON: {"temperature": 0.0, "max_tokens": 2048, "top_p": ..., "top_k": ..., "timeout": ...}.',
-        show_default=False)] = None,
-    temperature: Annotated[float | None, typer.Option(
-        help="Shortcut for generation_config.temperature (default 0.0).", show_default=False)] = None,
-    max_tokens: Annotated[int | None, typer.Option(
-        help="Shortcut for generation_config.max_tokens (default 2048).", show_default=False)] = None,
-    work_dir: Annotated[str, typer.Option(help="Each run writes a timestamped directory under it.")] = "outputs",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
-    debug: Annotated[bool, typer.Option("--debug", help="Verbose evalscope logs, shown live.")] = False,
-    dataset_args: Annotated[str | None, typer.Option(
-        help='JSON per dataset: {"ceval": {"subset_list": ["logic"], "few_shot_num": 0}}.', show_default=False)] = None,
-    dataset_dir: Annotated[str | None, typer.Option(
-        help="Folder of local dataset copies, one sub-folder per benchmark (offline machines).",
-        show_default=False)] = None,
-    max_workers: Annotated[int, typer.Option(help="Datasets evaluated at once, one worker process each.")] = 4,
-    timeout: Annotated[float | None, typer.Option(
-        help="Overall time limit in seconds; the run is stopped (and resumable) when it is reached.",
-        show_default=False)] = None,
-    retries: Annotated[int, typer.Option(help="Retries per request on 429 / 5xx / timeouts.")] = 2,
-    retry_interval: Annotated[float, typer.Option(help="Seconds between retries.")] = 1.0,
-    use_cache: Annotated[str | None, typer.Option(
-        help="Output directory of an earlier, interrupted run: resume it.", show_default=False)] = None,
-    preflight: Annotated[bool, typer.Option(help="Check the endpoint answers before starting.")] = True,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-) -> None:
+def eval_command(names: list[str] | None = None, json_output: bool = False, quiet: bool = False,
+                 **options: Any) -> None:
     """Evaluate a served model's accuracy on benchmarks (gsm8k, iquiz, ceval, mmlu, ...).
 
     Each dataset runs in its own worker process, several at once; Ctrl-C stops the run and keeps
     what was done, and --use-cache resumes it.
     """
-    from ..core.config import EvalConfig
     from ..core.errors import ConfigError, EvalsvcError
 
     try:
-        selected = _split_names(datasets) + _split_names(names)
-        if not model:
-            raise ConfigError("model", "is required (--model)")
-        if not api_url:
-            raise ConfigError("api_url", "is required (--api-url http://host:port/v1)")
-        if not selected:
+        options["datasets"] = [*(options.get("datasets") or []), *(names or [])]
+        if not options["datasets"]:
             raise ConfigError("datasets", "name at least one benchmark (--datasets gsm8k ...; see `evalsvc benchmarks`)")
-        gen = parse_json_option("generation_config", generation_config) or {}
-        if not isinstance(gen, dict):
-            raise ConfigError("generation_config", "must be a JSON object")
-        if temperature is not None:
-            gen["temperature"] = temperature
-        if max_tokens is not None:
-            gen["max_tokens"] = max_tokens
-        ds_args = parse_json_option("dataset_args", dataset_args) or {}
-        config = EvalConfig.from_dict({
-            "model": model, "api_url": api_url, "datasets": selected, "api_key": api_key,
-            "limit": _parse_limit(limit), "eval_batch_size": eval_batch_size, "generation_config": gen,
-            "work_dir": work_dir, "seed": seed, "debug": debug, "dataset_args": ds_args,
-            "dataset_dir": dataset_dir, "max_workers": max_workers, "timeout": timeout, "retries": retries,
-            "retry_interval": retry_interval, "use_cache": use_cache, "preflight": preflight,
-        })
-        result = _run(config, show_progress=not quiet, debug=debug)
+        config = EvalConfig(**config_values(EvalConfig, options))
+        result = _run(config, show_progress=not quiet, debug=config.debug)
     except EvalsvcError as exc:
         fail(exc)
     _report(result, json_output)
+
+
+# The positional benchmark names, one option per EvalConfig field (and the generation_config shortcuts
+# --temperature / --max-tokens), generated from their declarations (evalsvc/cli/_options.py), then --json, -q.
+eval_command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+    inspect.Parameter("names", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        list[str] | None, typer.Argument(metavar="[DATASETS]...", show_default=False,
+                                            help="Benchmarks to evaluate (same as --datasets).")]),
+    *config_parameters(EvalConfig),
+    inspect.Parameter("json_output", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON on stdout.")]),
+    inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars.")]),
+])
 
 
 def _run(config: Any, *, show_progress: bool, debug: bool) -> Any:
@@ -155,7 +95,13 @@ class _ProgressView:
     _MAX_ERRORS_SHOWN = 3
 
     def __init__(self, console: Any, datasets: list[str], *, debug: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.console = console
         self.debug = debug

@@ -1,149 +1,114 @@
-"""Run configurations. Validation happens once, here, before any work starts.
+"""Run configurations, each field declared once (evalsvc.core.fields): type, default, range, choices, help.
 
-Every field is accepted with the same name by the library, the CLI (as --kebab-case) and the HTTP body.
+Validation happens once, in `__post_init__`, before any work starts; every field is accepted with the same
+name by the library, the CLI (as --kebab-case) and the HTTP body, and the CLI options and /openapi.json are
+generated from these declarations. Rules across fields are the `@rule` methods.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-import orjson
-
-from ._validate import (
-    check_fields,
-    check_type,
-    from_mapping,
-    redact_secret,
-    require_choice,
-    require_headers,
-    require_http_url,
-    require_range,
-    require_text,
-)
+from . import fields
 from ._secrets import redact_keys, redact_url, secret_name
+from ._validate import HEADER_NAME, HEADER_VALUE, redact_secret
 from .errors import ConfigError
+from .fields import Cli, Range, field, rule
 
 PERF_APIS = ("openai", "dashscope", "anthropic", "gemini")
 PERF_DATASETS = ("openqa", "random", "line_by_line", "custom")
+FILE_DATASETS = ("line_by_line", "custom")
 ARRIVALS = ("poisson", "constant")
 SLO_METRICS = ("ttft_ms", "tpot_ms", "latency_ms")
+API_KEY_ENV = "EVALSVC_API_KEY"
+
+_AT_LEAST_1 = (Range(low=1),)
+_AT_LEAST_0 = (Range(low=0),)
+_POSITIVE = (Range(low=0, low_open=True),)
+_MAX_LIMIT = 10**9
+
+
+def _redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k: ("***" if secret_name(k) else v) for k, v in headers.items()}
 
 
 @dataclass(frozen=True, kw_only=True)
 class PerfConfig:
     """A load test of one endpoint. `number`, `parallel` and `rate` may be lists: the run sweeps them."""
 
-    model: str
-    """Model name sent in each request."""
-    url: str
-    """The complete endpoint URL, e.g. http://127.0.0.1:8000/v1/chat/completions."""
-    api: str = "openai"
-    """Wire dialect: openai | dashscope | anthropic | gemini."""
-    api_key: str | None = None
-    """Sent as a bearer token (or the dialect's key header). Never logged or written."""
-    number: int | list[int] = 1000
-    """Measured requests per run (warmup requests come on top)."""
-    parallel: int | list[int] = 1
-    """Maximum requests in flight."""
-    rate: float | list[float] = -1
-    """Arrivals per second; -1 sends as fast as `parallel` allows."""
-    arrival: str = "poisson"
-    """How arrivals are spaced when `rate` > 0: poisson | constant."""
-    dataset: str = "openqa"
-    """Prompt source: openqa | random | line_by_line | custom."""
-    dataset_path: str | None = None
-    """Local file for line_by_line / custom, or a local copy of openqa."""
-    prompt_tokens: int = 1024
-    """Prompt length for the random dataset, in tokens."""
-    tokenizer_path: str | None = None
-    """Local tokenizer directory: random prompts then have exact token lengths."""
-    max_tokens: int = 2048
-    """Output tokens requested per request."""
-    min_tokens: int | None = None
-    """Ask the server for at least this many output tokens (vLLM/SGLang `min_tokens`)."""
-    temperature: float = 0.0
-    stream: bool = True
-    """Stream the response (needed for TTFT / ITL)."""
-    warmup: int = 0
-    """Requests sent before each run and excluded from its metrics."""
-    duration: float | None = None
-    """Stop each run after this many seconds; unsent requests are not counted."""
-    timeout: float = 600.0
-    """Per-request timeout in seconds."""
-    connect_timeout: float = 30.0
-    """Seconds to wait for a connection."""
-    workers: int = 1
-    """Client processes sharing the load; raise it when the summary says the run was client-bound."""
-    slo: dict[str, float] | None = None
-    """Thresholds in ms on ttft_ms / tpot_ms / latency_ms; the summary reports goodput against them."""
-    headers: dict[str, str] | None = None
-    """Extra HTTP headers for every request."""
-    extra_body: dict[str, Any] | None = None
-    """Extra fields merged into every request body."""
-    preflight: bool = True
-    """Send one test request first; stop with the server's answer if it does not succeed."""
-    seed: int = 42
-    """Seeds prompt sampling and Poisson arrivals."""
-    record_requests: bool = True
-    """Write one JSONL record per request."""
-    debug: bool = False
-    work_dir: str = "outputs"
-    """Each run writes a timestamped directory under it."""
+    model: str = field(help="Model name sent in each request.", text=True)
+    url: str = field(help="The complete endpoint URL, e.g. http://127.0.0.1:8000/v1/chat/completions.", url="http",
+                     pattern_reason="must be an http(s) URL with a host and a valid port", redact=redact_url)
+    api: str = field("openai", help="Wire dialect: openai | dashscope | anthropic | gemini.", choices=PERF_APIS)
+    api_key: str | None = field(None, help="Sent as a bearer token (or the dialect's key header). Never logged or "
+                                "written.", secret=True, redact=redact_secret, cli=Cli(envvar=API_KEY_ENV))
+    number: int | list[int] = field(1000, help="Measured requests per run (warmup requests come on top).",
+                                    ranges=_AT_LEAST_1, min_items=1)
+    parallel: int | list[int] = field(1, help="Maximum requests in flight.", ranges=_AT_LEAST_1, min_items=1)
+    rate: float | list[float] = field(-1.0, help="Arrivals per second; -1 sends as fast as `parallel` allows.",
+                                      ranges=(*_POSITIVE, Range(const=-1)), min_items=1)
+    arrival: str = field("poisson", help="How arrivals are spaced when `rate` > 0: poisson | constant.",
+                         choices=ARRIVALS)
+    dataset: str = field("openqa", help="Prompt source: openqa | random | line_by_line | custom.",
+                         choices=PERF_DATASETS)
+    dataset_path: str | None = field(None, help="Local file for line_by_line / custom, or a local copy of openqa.",
+                                     text=True)
+    prompt_tokens: int = field(1024, help="Prompt length for the random dataset, in tokens.", ranges=_AT_LEAST_1)
+    tokenizer_path: str | None = field(None, help="Local tokenizer directory: random prompts then have exact token "
+                                       "lengths.", text=True)
+    max_tokens: int = field(2048, help="Output tokens requested per request.", ranges=_AT_LEAST_1)
+    min_tokens: int | None = field(None, help="Ask the server for at least this many output tokens (vLLM/SGLang "
+                                   "`min_tokens`); at most max_tokens.", ranges=_AT_LEAST_0)
+    temperature: float = field(0.0, help="Sampling temperature sent in each request.", ranges=_AT_LEAST_0)
+    stream: bool = field(True, help="Stream the response (needed for TTFT / ITL).")
+    warmup: int = field(0, help="Requests sent before each run and excluded from its metrics.", ranges=_AT_LEAST_0)
+    duration: float | None = field(None, help="Stop each run after this many seconds; unsent requests are not "
+                                   "counted.", ranges=_POSITIVE)
+    timeout: float = field(600.0, help="Per-request timeout in seconds.", ranges=_POSITIVE)
+    connect_timeout: float = field(30.0, help="Seconds to wait for a connection.", ranges=_POSITIVE)
+    workers: int = field(1, help="Client processes sharing the load; raise it when the summary says the run was "
+                         "client-bound.", ranges=(Range(low=1, high=256),))
+    slo: dict[str, float] | None = field(None, help='Thresholds in ms on ttft_ms / tpot_ms / latency_ms, e.g. '
+                                         '{"ttft_ms": 500, "tpot_ms": 50}; the summary reports goodput against them.',
+                                         keys=SLO_METRICS, ranges=_POSITIVE, cli=Cli(parse="json"))
+    headers: dict[str, str] | None = field(None, help="Extra HTTP headers for every request (CLI: --header "
+                                           "'Name: value', repeatable).", key_pattern=HEADER_NAME,
+                                           key_reason="invalid header name", pattern=HEADER_VALUE,
+                                           pattern_reason="header {key!r} must be latin-1 text without line breaks",
+                                           redact=_redact_headers, cli=Cli(flag="header", parse="header"))
+    extra_body: dict[str, Any] | None = field(None, help="Extra fields merged into every request body (a JSON "
+                                              "object).", json=True, redact=redact_keys, cli=Cli(parse="json"))
+    preflight: bool = field(True, help="Send one test request first; stop with the server's answer if it does not "
+                            "succeed.")
+    seed: int = field(42, help="Seeds prompt sampling and Poisson arrivals.")
+    record_requests: bool = field(True, help="Write one JSONL record per request.")
+    debug: bool = field(False, help="More detail in errors and outputs.")
+    work_dir: str = field("outputs", help="Each run writes a timestamped directory under it.", text=True)
 
     def __post_init__(self) -> None:
-        check_fields(self)
-        require_text("model", self.model)
-        require_http_url("url", self.url)
-        require_choice("api", self.api, PERF_APIS)
-        if self.api_key is not None and not isinstance(self.api_key, str):
-            raise ConfigError("api_key", "must be a string")
-        for name in ("number", "parallel"):
-            for v in _as_list(name, getattr(self, name), int):
-                require_range(name, v, low=1)
-        rates = _as_list("rate", self.rate, float)
-        for r in rates:
-            if r != -1:
-                require_range("rate", r, low=0, low_open=True)
-        require_choice("arrival", self.arrival, ARRIVALS)
-        require_choice("dataset", self.dataset, PERF_DATASETS)
-        if self.dataset in ("line_by_line", "custom") and not self.dataset_path:
+        fields.validate(self)
+
+    @rule("dataset", "dataset_path")
+    def _dataset_file(self) -> None:
+        if self.dataset in FILE_DATASETS and not self.dataset_path:
             raise ConfigError("dataset_path", f"is required for dataset {self.dataset!r}")
-        require_range("prompt_tokens", self.prompt_tokens, low=1)
-        require_range("max_tokens", self.max_tokens, low=1)
-        require_range("min_tokens", self.min_tokens, low=0, allow_none=True)
+
+    @rule("min_tokens", "max_tokens")
+    def _min_tokens(self) -> None:
         if self.min_tokens is not None and self.min_tokens > self.max_tokens:
             raise ConfigError("min_tokens", f"must be <= max_tokens ({self.max_tokens}), got {self.min_tokens}")
-        require_range("temperature", self.temperature, low=0)
-        require_range("warmup", self.warmup, low=0)
-        require_range("duration", self.duration, low=0, low_open=True, allow_none=True)
-        require_range("timeout", self.timeout, low=0, low_open=True)
-        require_range("connect_timeout", self.connect_timeout, low=0, low_open=True)
-        require_range("workers", self.workers, low=1, high=256)
-        if self.slo is not None:
-            check_type("slo", self.slo, dict)
-            for key, value in self.slo.items():
-                require_choice("slo", key, SLO_METRICS)
-                require_range(f"slo.{key}", value, low=0, low_open=True)
-        require_headers("headers", self.headers)
-        if self.extra_body is not None:
-            try:
-                orjson.dumps(self.extra_body)
-            except TypeError as exc:
-                raise ConfigError("extra_body", f"must be JSON-serialisable ({exc})") from None
-        require_text("work_dir", self.work_dir)
+
+    @rule("number", "parallel", "rate")
+    def _sweep(self) -> None:
         self.runs()  # the sweep must pair up
 
     def runs(self) -> list[tuple[str, int, int, float]]:
         """The sweep as (key, number, parallel, rate) tuples, in order."""
-        numbers = _as_list("number", self.number, int)
-        parallels = _as_list("parallel", self.parallel, int)
-        rates = _as_list("rate", self.rate, float)
+        numbers, parallels, rates = _as_list(self.number), _as_list(self.parallel), _as_list(self.rate)
         by_rate = any(r > 0 for r in rates)
-        axis_name, axis = ("rate", rates) if by_rate else ("parallel", parallels)
+        axis_name = "rate" if by_rate else "parallel"
         length = max(len(numbers), len(parallels), len(rates))
         for name, values in (("number", numbers), ("parallel", parallels), ("rate", rates)):
             if len(values) not in (1, length):
@@ -158,7 +123,7 @@ class PerfConfig:
         out = []
         for i in range(length):
             n, p, r = pick(numbers, i), pick(parallels, i), pick(rates, i)
-            head = f"rate_{_num(r)}" if by_rate else f"parallel_{p}"
+            head = f"rate_{r:g}" if by_rate else f"parallel_{p}"
             out.append((f"{head}_number_{n}", n, p, r))
         keys = [k for k, *_ in out]
         if len(set(keys)) != len(keys):
@@ -168,201 +133,117 @@ class PerfConfig:
     @classmethod
     def from_dict(cls, data: Any) -> PerfConfig:
         """Build from a JSON-like dict: unknown fields and wrong types raise ConfigError."""
-        return from_mapping(cls, data)
+        return fields.from_dict(cls, data)
 
     def replace(self, **changes: Any) -> PerfConfig:
-        return dataclasses.replace(self, **changes)
+        """A copy with `changes`; only the changed fields (and the rules reading them) are checked again."""
+        return fields.replace(self, changes)
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        if redact:
-            data["api_key"] = redact_secret(self.api_key)
-            data["url"] = redact_url(self.url)
-            if self.headers:
-                data["headers"] = {k: ("***" if secret_name(k) else v) for k, v in self.headers.items()}
-            if self.extra_body:
-                data["extra_body"] = redact_keys(self.extra_body)
-        return data
+        return fields.to_dict(self, redact=redact)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
         return f"PerfConfig({shown})"
 
 
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _num(value: float) -> str:
-    return f"{value:g}"
+@dataclass(frozen=True, kw_only=True)
+class GenerationOptions:
+    """The options of EvalConfig.generation_config (a dict): each one declared here, checked and documented."""
+
+    temperature: float = field(0.0, help="Sampling temperature.", ranges=(Range(low=0, high=2),),
+                               cli=Cli(shortcut=True))
+    max_tokens: int = field(2048, help="Output tokens per answer.", ranges=_AT_LEAST_1, cli=Cli(shortcut=True))
+    top_p: float | None = field(None, help="Nucleus sampling mass.", ranges=(Range(low=0, high=1),))
+    top_k: int | None = field(None, help="Top-k sampling (-1: off).", ranges=(Range(low=-1),))
+    timeout: float | None = field(None, help="Per-request timeout in seconds.",
+                                  ranges=(Range(low=0, low_open=True, high=86400),))
+    seed: int | None = field(None, help="Sampling seed sent to the server.")
+    stop: str | list[str] | None = field(None, help="Stop sequence(s).")
+    presence_penalty: float | None = field(None, help="Presence penalty.", ranges=(Range(low=-2, high=2),))
+    frequency_penalty: float | None = field(None, help="Frequency penalty.", ranges=(Range(low=-2, high=2),))
+    extra_body: dict[str, Any] | None = field(None, help="Extra fields merged into each request body.", json=True)
 
 
-def _as_list(name: str, value: Any, tp: type) -> list[Any]:
-    values = value if isinstance(value, (list, tuple)) else [value]
-    if not values:
-        raise ConfigError(name, "must not be an empty list")
-    return [check_type(name, v, tp) for v in values]
-
-
-DEFAULT_GENERATION_CONFIG: dict[str, Any] = {"temperature": 0.0, "max_tokens": 2048}
-GENERATION_KEYS = ("temperature", "max_tokens", "top_p", "top_k", "timeout", "seed", "stop",
-                   "presence_penalty", "frequency_penalty", "extra_body")
-_GENERATION_TYPES: dict[str, Any] = {
-    "temperature": float, "max_tokens": int, "top_p": float, "top_k": int, "timeout": float, "seed": int,
-    "stop": str | list[str], "presence_penalty": float, "frequency_penalty": float, "extra_body": dict,
-}
-_GENERATION_RANGES: dict[str, dict[str, Any]] = {
-    "temperature": {"low": 0, "high": 2}, "max_tokens": {"low": 1}, "top_p": {"low": 0, "high": 1},
-    "top_k": {"low": -1}, "timeout": {"low": 0, "low_open": True, "high": 86400},
-    "presence_penalty": {"low": -2, "high": 2}, "frequency_penalty": {"low": -2, "high": 2},
-}
-_MAX_LIMIT = 10**9
-
-
-def _require_finite(field: str, value: Any) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(field, f"must be a finite number, got {value!r}")
-
-
-def _require_base_url(field: str, url: str) -> None:
-    """Refuse credentials and a query in an OpenAI base URL, without echoing them.
-
-    Credentials in the URL turn into Basic auth that replaces the bearer key (and break the preflight
-    client); a query ends up before the path the OpenAI client appends (.../v1/?q=1chat/completions).
-    """
-    try:
-        netloc = urlsplit(url).netloc
-    except ValueError:
-        return  # require_http_url says what is wrong
-    if "@" in netloc:
-        raise ConfigError(field, "must not carry credentials (user:password@host); pass the key as api_key, "
-                          "it is sent as a bearer token and never written")
-    if "?" in url or "#" in url:
-        raise ConfigError(field, "must be the base URL without a query or fragment (e.g. http://host:8000/v1): "
-                          "/chat/completions is appended to it; pass a key as api_key")
-
-
-def _check_generation(value: Any) -> dict[str, Any]:
-    """generation_config with the defaults filled in, each option type- and range-checked (None: unset).
-
-    Every option reaches every worker's requests, so a wrong type must fail here, not in each worker.
-    """
-    gen = check_type("generation_config", value, dict)
-    unknown = sorted(set(gen) - set(GENERATION_KEYS), key=str)
-    if unknown:
-        raise ConfigError(f"generation_config.{unknown[0]}",
-                          f"unknown option (accepted: {', '.join(GENERATION_KEYS)})")
-    merged = {**DEFAULT_GENERATION_CONFIG, **gen}
-    for key, option in merged.items():
-        name = f"generation_config.{key}"
-        if option is None:
-            if key in DEFAULT_GENERATION_CONFIG:
-                raise ConfigError(name, "is required")
-            continue
-        option = check_type(name, option, _GENERATION_TYPES[key])
-        _require_finite(name, option)
-        if key in _GENERATION_RANGES:
-            require_range(name, option, **_GENERATION_RANGES[key])
-        if key == "extra_body":
-            try:
-                orjson.dumps(option)
-            except TypeError as exc:
-                raise ConfigError(name, f"must be JSON-serialisable ({exc})") from None
-        merged[key] = option
-    return merged
+GENERATION_KEYS = tuple(f.name for f in dataclasses.fields(GenerationOptions))
+DEFAULT_GENERATION_CONFIG: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(GenerationOptions) if f.default is not None}
 
 
 @dataclass(frozen=True, kw_only=True)
 class EvalConfig:
     """An accuracy evaluation of a served model on one or more benchmarks."""
 
-    model: str
-    """Model name sent in each request."""
-    api_url: str
-    """OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1."""
-    datasets: list[str]
-    """Benchmark names from the catalogue (`evalsvc benchmarks`)."""
-    api_key: str = "EMPTY"
-    """Never logged or written."""
-    limit: int | float | None = None
-    """Samples per dataset subset: an integer count, or a fraction in (0, 1)."""
-    eval_batch_size: int = 1
-    """Concurrent requests per dataset."""
-    generation_config: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_GENERATION_CONFIG))
-    """temperature (0.0), max_tokens (2048), top_p, top_k, timeout (s), ..."""
-    work_dir: str = "outputs"
-    seed: int = 42
-    debug: bool = False
-    dataset_args: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Per-dataset options: subset_list, few_shot_num, local_path, ..."""
-    dataset_dir: str | None = None
-    """Folder holding local copies of datasets, one sub-folder per benchmark."""
-    max_workers: int = 4
-    """Datasets evaluated at once, one worker process each."""
-    timeout: float | None = None
-    """Overall time limit in seconds; the run is cancelled when it is reached."""
-    retries: int = 2
-    """Retries per request on 429 / 5xx / timeouts."""
-    retry_interval: float = 1.0
-    """Seconds between retries."""
-    use_cache: str | None = None
-    """Output directory of an earlier, interrupted run to resume."""
-    preflight: bool = True
-    """Check the endpoint answers before starting."""
+    model: str = field(help="Model name sent in each request.", text=True)
+    api_url: str = field(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.", url="base",
+                         pattern_reason="must be an http(s) URL with a host and a valid port (the base URL, "
+                         "e.g. http://host:8000/v1)",
+                         redact=redact_url)
+    datasets: list[str] = field(help="Benchmark names from the catalogue (`evalsvc benchmarks`).", min_items=1,
+                                unique=True, text=True, cli=Cli(short="d", parse="names"))
+    api_key: str = field("EMPTY", help="Sent as a bearer token. Never logged or written.", secret=True,
+                         redact=redact_secret, cli=Cli(envvar=API_KEY_ENV))
+    limit: int | float | None = field(None, help="Samples per dataset subset: an integer count, or a fraction "
+                                      "in (0, 1).",
+                                      ranges=(Range(low=1, high=_MAX_LIMIT, integer=True),
+                                              Range(low=0, high=1, low_open=True, high_open=True)))
+    eval_batch_size: int = field(1, help="Concurrent requests per dataset.", ranges=(Range(low=1, high=1024),))
+    generation_config: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_GENERATION_CONFIG),
+                                              help="Sampling options (a JSON object): "
+                                              + ", ".join(GENERATION_KEYS) + ".",
+                                              options=GenerationOptions, cli=Cli(parse="json"))
+    work_dir: str = field("outputs", help="Each run writes a timestamped directory under it.", text=True)
+    seed: int = field(42, help="Random seed.")
+    debug: bool = field(False, help="Verbose evalscope logs, shown live.")
+    dataset_args: dict[str, dict[str, Any]] = field(default_factory=dict, help="Per-dataset options, e.g. "
+                                                    '{"ceval": {"subset_list": ["logic"], "few_shot_num": 0}}: '
+                                                    "subset_list, few_shot_num, local_path, ...",
+                                                    json=True, cli=Cli(parse="json"))
+    dataset_dir: str | None = field(None, help="Folder holding local copies of datasets, one sub-folder per "
+                                    "benchmark.", text=True)
+    max_workers: int = field(4, help="Datasets evaluated at once, one worker process each.",
+                             ranges=(Range(low=1, high=64),))
+    timeout: float | None = field(None, help="Overall time limit in seconds; the run is cancelled (and resumable) "
+                                  "when it is reached.", ranges=_POSITIVE)
+    retries: int = field(2, help="Retries per request on 429 / 5xx / timeouts.", ranges=(Range(low=0, high=100),))
+    retry_interval: float = field(1.0, help="Seconds between retries.", ranges=(Range(low=0, high=3600),))
+    use_cache: str | None = field(None, help="Output directory of an earlier, interrupted run to resume.", text=True)
+    preflight: bool = field(True, help="Check the endpoint answers before starting.")
 
     def __post_init__(self) -> None:
-        if isinstance(self.datasets, str):
+        if isinstance(self.datasets, str):  # a library convenience: EvalConfig(datasets="gsm8k")
             object.__setattr__(self, "datasets", [self.datasets])
-        check_fields(self)  # library callers skip from_dict: every field's type is checked here too
-        require_text("model", self.model)
-        _require_base_url("api_url", self.api_url)
-        require_http_url("api_url", self.api_url)
-        datasets = list(self.datasets)  # a copy: the caller's list may change later
-        object.__setattr__(self, "datasets", datasets)
-        if not datasets:
-            raise ConfigError("datasets", "must name at least one benchmark")
-        if len(set(datasets)) != len(datasets):
-            raise ConfigError("datasets", "names a benchmark twice")
-        if self.limit is not None:
-            if isinstance(self.limit, float) and not self.limit.is_integer():
-                if not 0 < self.limit < 1:
-                    raise ConfigError("limit", f"a fraction must be in (0, 1), got {self.limit!r}")
-            else:
-                object.__setattr__(self, "limit", int(self.limit))
-                require_range("limit", self.limit, low=1, high=_MAX_LIMIT)
-        require_range("eval_batch_size", self.eval_batch_size, low=1, high=1024)
-        object.__setattr__(self, "generation_config", _check_generation(self.generation_config))
-        require_text("work_dir", self.work_dir)
+        fields.validate(self)
+
+    @rule("datasets", "dataset_args")
+    def _catalogue(self) -> None:
         # evalscope's catalogue, read from its index files (no evalscope import): unknown names get a
         # suggestion, benchmarks evalsvc cannot run and per-dataset options evalscope would ignore are refused.
         from .eval._catalogue import check_benchmark, check_dataset_args
 
-        metas = {name: check_benchmark(name) for name in datasets}
+        metas = {name: check_benchmark(name) for name in self.datasets}
         for name, value in self.dataset_args.items():
-            if name not in datasets:
+            if name not in metas:
                 raise ConfigError(f"dataset_args.{name}", "is not one of the requested datasets")
             check_dataset_args(name, value, metas[name])
-        if self.dataset_dir is not None:
-            require_text("dataset_dir", self.dataset_dir)
-        require_range("max_workers", self.max_workers, low=1, high=64)
-        _require_finite("timeout", self.timeout)
-        require_range("timeout", self.timeout, low=0, low_open=True, allow_none=True)
-        require_range("retries", self.retries, low=0, high=100)
-        _require_finite("retry_interval", self.retry_interval)
-        require_range("retry_interval", self.retry_interval, low=0, high=3600)
 
     @classmethod
     def from_dict(cls, data: Any) -> EvalConfig:
         """Build from a JSON-like dict: unknown fields and wrong types raise ConfigError."""
-        return from_mapping(cls, data)
+        if isinstance(data, dict) and isinstance(data.get("datasets"), str):  # the constructor's shortcut is not JSON's
+            raise ConfigError("datasets", f"expected a list of strings, got {data['datasets']!r}")
+        return fields.from_dict(cls, data)
 
     def replace(self, **changes: Any) -> EvalConfig:
-        return dataclasses.replace(self, **changes)
+        """A copy with `changes`; only the changed fields (and the rules reading them) are checked again."""
+        return fields.replace(self, changes)
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        if redact:
-            data["api_key"] = redact_secret(self.api_key)
-            data["api_url"] = redact_url(self.api_url)
-        return data
+        return fields.to_dict(self, redact=redact)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())

@@ -1,86 +1,26 @@
-"""The OpenAPI 3.1 document served at /openapi.json, built from the config dataclasses so it cannot drift."""
+"""The OpenAPI 3.1 document served at /openapi.json; request bodies derive from the config field declarations."""
 
 from __future__ import annotations
 
-import ast
-import dataclasses
-import inspect
-import types
-import typing
-from typing import Any, Union
+from typing import Any
 
 from .. import __version__
-from ..core import config as _config
-from ..core.config import ARRIVALS, GENERATION_KEYS, PERF_APIS, PERF_DATASETS, SLO_METRICS, EvalConfig, PerfConfig
+from ..core.config import FILE_DATASETS, EvalConfig, PerfConfig
+from ..core.fields import json_schema
 from ..core.jobs import KINDS, STATES
 
-_NONE = type(None)
-
-# What the validators in core enforce and a schema can say, so clients and fuzzers see the real contract.
-# Numeric keys apply to every number in the field (list items too), string keys to every string.
-_POSITIVE = {"exclusiveMinimum": 0}
-_TEXT = {"minLength": 1, "pattern": r"\S"}
-_PATH = {"minLength": 1, "pattern": r"\S"}
-_CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
-    "PerfConfig": {
-        "model": _TEXT, "url": {**_TEXT, "pattern": "^https?://[^/?#@:]+"},
-        "api": {"enum": list(PERF_APIS)}, "dataset": {"enum": list(PERF_DATASETS)},
-        "arrival": {"enum": list(ARRIVALS)},
-        "number": {"minimum": 1, "minItems": 1}, "parallel": {"minimum": 1, "minItems": 1},
-        "rate": {"minItems": 1},
-        "prompt_tokens": {"minimum": 1}, "max_tokens": {"minimum": 1}, "min_tokens": {"minimum": 0},
-        "temperature": {"minimum": 0}, "warmup": {"minimum": 0}, "duration": _POSITIVE, "timeout": _POSITIVE,
-        "connect_timeout": _POSITIVE, "workers": {"minimum": 1, "maximum": 256},
-        "slo": {"propertyNames": {"enum": list(SLO_METRICS)}, "exclusiveMinimum": 0},
-        "dataset_path": _PATH, "tokenizer_path": _PATH, "work_dir": _PATH,
-    },
-    "EvalConfig": {
-        "model": _TEXT, "api_url": {**_TEXT, "pattern": "^https?://[^/?#@:]+"},
-        "datasets": {"minItems": 1, "uniqueItems": True, "minLength": 1},
-        "eval_batch_size": {"minimum": 1, "maximum": 1024}, "max_workers": {"minimum": 1, "maximum": 64},
-        "timeout": _POSITIVE, "retries": {"minimum": 0, "maximum": 100}, "retry_interval": {"minimum": 0},
-        "dataset_dir": _PATH, "use_cache": _PATH, "work_dir": _PATH,
-    },
+# The cross-field rules JSON Schema cannot say; validation (evalsvc.core.config) enforces them with a 400.
+_CROSS_FIELD = {
+    "PerfConfig": "Also checked, beyond this schema: min_tokens <= max_tokens; the sweep lists (number, parallel, "
+                  "rate) have one value or the same length, pair up into distinct runs, and do not mix -1 with "
+                  "positive rates.",
+    "EvalConfig": "Also checked, beyond this schema: evalsvc can run every named benchmark (evalscope's catalogue; "
+                  "the enum lists them when the catalogue is installed), and dataset_args names only requested "
+                  "datasets with options that benchmark accepts.",
 }
-_NUMERIC_KEYS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
-_ARRAY_KEYS = {"minItems", "uniqueItems"}
-_OBJECT_KEYS = {"propertyNames"}
-
-_GENERATION_CONFIG = {
-    "type": "object", "additionalProperties": False,
-    "properties": {
-        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-        "max_tokens": {"type": "integer", "minimum": 1},
-        "top_p": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-        "top_k": {"type": ["number", "null"], "minimum": -1},
-        "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0},
-        **{k: {} for k in GENERATION_KEYS if k not in ("temperature", "max_tokens", "top_p", "top_k", "timeout")},
-    }}
-_LIMIT = {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-                    {"type": "null"}]}
-_RATE = {"type": "number", "anyOf": [{"const": -1}, {"exclusiveMinimum": 0}],
-         "description": "arrivals per second, or -1: as fast as `parallel` allows"}
-_FILE_DATASETS = {"if": {"properties": {"dataset": {"enum": ["line_by_line", "custom"]}}, "required": ["dataset"]},
-                  "then": {"required": ["dataset_path"],
-                           "properties": {"dataset_path": {"type": "string"}}}}
-
-
-def _constrain(schema: dict[str, Any], rules: dict[str, Any]) -> None:
-    """Apply `rules` to the matching nodes of a field's schema (numbers, strings, arrays, objects)."""
-    for option in schema.get("anyOf", []):
-        _constrain(option, rules)
-    kind = schema.get("type")
-    if kind in ("integer", "number"):
-        schema.update({k: v for k, v in rules.items() if k in _NUMERIC_KEYS})
-    elif kind == "string":
-        schema.update({k: v for k, v in rules.items() if k not in _NUMERIC_KEYS | _ARRAY_KEYS | _OBJECT_KEYS})
-    elif kind == "array":
-        schema.update({k: v for k, v in rules.items() if k in _ARRAY_KEYS})
-        _constrain(schema["items"], rules)
-    elif kind == "object":
-        schema.update({k: v for k, v in rules.items() if k in _OBJECT_KEYS})
-        if isinstance(schema.get("additionalProperties"), dict):
-            _constrain(schema["additionalProperties"], rules)
+_JSON_LIMIT = "Integers anywhere in the body, free-form objects included, must fit in 64 bits."
+_FILE_DATASETS = {"if": {"properties": {"dataset": {"enum": list(FILE_DATASETS)}}, "required": ["dataset"]},
+                  "then": {"required": ["dataset_path"], "properties": {"dataset_path": {"type": "string"}}}}
 
 
 EXAMPLES = {
@@ -114,7 +54,7 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
     Returns:
         The document as a JSON-able dict.
     """
-    secured = {"security": [{"bearerAuth": []}]} if auth else {}
+    secured: dict[str, Any] = {"security": [{"bearerAuth": []}]} if auth else {}
     api_errors = {"400": _ref_response("Error", "invalid parameters: which field, why"),
                   **({"401": _ref_response("Error", "missing or wrong bearer token")} if auth else {})}
     job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
@@ -218,44 +158,19 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
 
 
 def config_schema(cls: type) -> dict[str, Any]:
-    """JSON Schema of a config dataclass: its fields, types, required ones, no other properties."""
-    hints = typing.get_type_hints(cls)
-    docs = _field_docs(cls)
-    constraints = _CONSTRAINTS.get(cls.__name__, {})
-    properties: dict[str, Any] = {}
-    required = []
-    for f in dataclasses.fields(cls):
-        schema = _type_schema(hints[f.name])
-        _constrain(schema, constraints.get(f.name, {}))
-        if cls is EvalConfig and f.name == "generation_config":
-            schema = dict(_GENERATION_CONFIG)
-        if cls is EvalConfig and f.name == "limit":
-            schema = dict(_LIMIT)
-        if cls is PerfConfig and f.name == "rate":
-            schema = {"anyOf": [_RATE, {"type": "array", "items": _RATE, "minItems": 1}]}
-        if f.default is not dataclasses.MISSING:
-            schema["default"] = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            schema["default"] = f.default_factory()
-        else:
-            required.append(f.name)
-        if f.name in docs:
-            schema["description"] = docs[f.name]
-        if f.name == "api_key":
-            schema["writeOnly"] = True
-            schema["description"] = "Sent to the endpoint under test; never stored, logged or returned."
-        if f.name == "work_dir":
-            schema["description"] = ("Directory for the run's outputs, relative to the service's outputs root "
-                                     "(absolute paths and '..' are refused). Default: the outputs root.")
-        properties[f.name] = schema
+    """JSON Schema of a config dataclass, derived from its field declarations (evalsvc.core.fields)."""
+    out = json_schema(cls)
+    properties = out["properties"]
+    properties["api_key"]["description"] = "Sent to the endpoint under test; never stored, logged or returned."
+    properties["work_dir"]["description"] = ("Directory for the run's outputs, relative to the service's outputs "
+                                             "root (absolute paths and '..' are refused). Default: the outputs root.")
     if cls is EvalConfig:
         names = _benchmark_names()
         if names:
             properties["datasets"]["items"]["enum"] = names
-    out = {"type": "object", "properties": properties, "required": required, "additionalProperties": False,
-           "description": (cls.__doc__ or "").strip()}
     if cls is PerfConfig:
         out["allOf"] = [_FILE_DATASETS]
+    out["description"] = f"{(cls.__doc__ or '').strip()} {_CROSS_FIELD[cls.__name__]} {_JSON_LIMIT}"
     return out
 
 
@@ -267,46 +182,6 @@ def _benchmark_names() -> list[str]:
         return sorted(b["name"] for b in list_benchmarks())
     except Exception:  # no catalogue: the document simply lists no names
         return []
-
-
-def _type_schema(tp: Any) -> dict[str, Any]:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not _NONE]
-        options = [_type_schema(a) for a in args]
-        if _NONE in typing.get_args(tp):
-            options.append({"type": "null"})
-        return options[0] if len(options) == 1 else {"anyOf": options}
-    if origin is list:
-        (inner,) = typing.get_args(tp) or (Any,)
-        return {"type": "array", "items": _type_schema(inner)}
-    if origin is dict or tp is dict:
-        args = typing.get_args(tp)
-        schema: dict[str, Any] = {"type": "object"}
-        if len(args) == 2 and args[1] is not Any:
-            schema["additionalProperties"] = _type_schema(args[1])
-        return schema
-    return {int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"},
-            bool: {"type": "boolean"}}.get(tp, {})
-
-
-def _field_docs(cls: type) -> dict[str, str]:
-    """The string literal under each field in the class body (the attribute docstrings of config.py)."""
-    try:
-        tree = ast.parse(inspect.getsource(_config))
-    except (OSError, TypeError, SyntaxError):
-        return {}
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
-            docs = {}
-            body = node.body
-            for prev, nxt in zip(body, body[1:]):
-                if (isinstance(prev, ast.AnnAssign) and isinstance(prev.target, ast.Name)
-                        and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
-                        and isinstance(nxt.value.value, str)):
-                    docs[prev.target.id] = " ".join(nxt.value.value.split())
-            return docs
-    return {}
 
 
 def _body(kind: str) -> dict[str, Any]:

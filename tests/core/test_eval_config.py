@@ -192,7 +192,7 @@ def test_evalscope_gets_every_setting_explicitly(tmp_path: Path) -> None:
     ({"retries": "2"}, "retries", "an integer"),
     ({"retry_interval": float("inf")}, "retry_interval", "finite"),
     ({"timeout": float("inf")}, "timeout", "finite"),
-    ({"limit": 10**10}, "limit", "<= 1e+09"),
+    ({"limit": 10**10}, "limit", "<= 1000000000"),
     ({"limit": True}, "limit", "got True"),
     ({"work_dir": 3}, "work_dir", "a string"),
 ])

@@ -20,7 +20,6 @@ from .core.errors import (
     EndpointTimeout,
     EndpointUnreachable,
     EvalsvcError,
-    RunCancelled,
 )
 
 __version__ = "0.1.0"
@@ -55,7 +54,6 @@ __all__ = [
     "MockConfig",
     "PerfConfig",
     "PerfResult",
-    "RunCancelled",
     "RunResult",
     "__version__",
     "create_app",

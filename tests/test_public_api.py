@@ -10,7 +10,7 @@ import evalsvc
 EXPECTED = {
     "ConfigError", "DatasetError", "DatasetResult", "EndpointError", "EndpointStatusError", "EndpointTimeout",
     "EndpointUnreachable", "EvalConfig", "EvalResult", "EvalsvcError", "MockConfig", "PerfConfig", "PerfResult",
-    "RunCancelled", "RunResult", "__version__", "create_app", "list_benchmarks", "run_eval", "run_eval_async",
+    "RunResult", "__version__", "create_app", "list_benchmarks", "run_eval", "run_eval_async",
     "run_mock", "run_perf", "run_perf_async", "run_service",
 }
 

@@ -9,8 +9,6 @@ import typer
 
 from ._common import fail, parse_json_option
 
-_EXIT_CANCELLED = 130
-
 
 def _split_names(values: list[str] | None) -> list[str]:
     names: list[str] = []
@@ -111,42 +109,24 @@ def eval_command(
 
 def _run(config: Any, *, show_progress: bool, debug: bool) -> Any:
     import asyncio
-    import signal
 
     from rich.console import Console
 
+    from ..core._aio import run_blocking
     from ..core.eval import run_eval_async
 
     console = Console(stderr=True)
     view = _ProgressView(console, config.datasets, debug=debug) if show_progress else None
 
-    async def main() -> Any:
-        cancel = asyncio.Event()
-        loop = asyncio.get_running_loop()
+    def on_interrupt() -> None:
+        console.print("[yellow]Cancelling: stopping the workers (Ctrl-C again to force)...[/]")
 
-        def on_sigint() -> None:
-            if cancel.is_set():  # a second Ctrl-C: stop waiting for a clean finish
-                loop.remove_signal_handler(signal.SIGINT)
-                raise KeyboardInterrupt
-            console.print("[yellow]Cancelling: stopping the workers (Ctrl-C again to force)...[/]")
-            cancel.set()
-
-        try:
-            loop.add_signal_handler(signal.SIGINT, on_sigint)
-        except (NotImplementedError, RuntimeError):
-            pass
-        try:
-            return await run_eval_async(config, progress=view.handle if view else None, cancel=cancel)
-        finally:
-            try:
-                loop.remove_signal_handler(signal.SIGINT)
-            except (NotImplementedError, RuntimeError):
-                pass
-
+    cancel = asyncio.Event()
+    run = run_eval_async(config, progress=view.handle if view else None, cancel=cancel)
     if view is None:
-        return asyncio.run(main())
+        return run_blocking(run, stop=cancel, on_interrupt=on_interrupt, name="evalsvc-eval")
     with view:
-        return asyncio.run(main())
+        return run_blocking(run, stop=cancel, on_interrupt=on_interrupt, name="evalsvc-eval")
 
 
 class _ProgressView:
@@ -230,17 +210,19 @@ def _report(result: Any, json_output: bool) -> None:
                 out.print(_subset_table(d))
         if result.output_dir:
             out.print(f"Output: {result.output_dir}", soft_wrap=True)
-    if result.status in ("cancelled", "timeout") and result.output_dir:
+    from ..core.status import STOPPED, RunStatus
+
+    if result.status in STOPPED and result.output_dir:
         err.print(f"[yellow]{result.status.capitalize()}: the predictions made so far are kept. Resume with the same "
                   f"options plus:[/] --use-cache {escape(result.output_dir)}", soft_wrap=True)
-    elif result.status in ("incomplete", "failed"):
+    elif result.status in (RunStatus.INCOMPLETE, RunStatus.FAILED):
         # One line a CI log shows: which datasets fell short and how many samples errored.
-        style = "yellow" if result.status == "incomplete" else "red"
+        style = "yellow" if result.status == RunStatus.INCOMPLETE else "red"
         err.print(f"[{style}]{result.status.capitalize()}: {escape(result.error or result.status)}[/]", soft_wrap=True)
     # Only a complete run exits 0: a pipeline gating on the exit code must not pass a run with errored samples.
-    code = {"completed": 0, "cancelled": _EXIT_CANCELLED}.get(result.status, 1)
-    if code:
-        raise typer.Exit(code=code)
+    # The one table (evalsvc.core.status.EXIT_CODE), shared with `evalsvc perf`.
+    if result.exit_code:
+        raise typer.Exit(code=result.exit_code)
 
 
 def _subset_table(d: Any) -> Any:

@@ -89,8 +89,8 @@ def perf(
         from ._render import print_perf
 
         print_perf(result)
-    if result.status == "interrupted":
-        raise typer.Exit(code=130)
+    if result.exit_code:  # the one table (evalsvc.core.status.EXIT_CODE), shared with `evalsvc eval`
+        raise typer.Exit(code=result.exit_code)
 
 
 def _headers(raw: list[str] | None) -> dict[str, str] | None:

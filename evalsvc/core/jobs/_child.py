@@ -98,14 +98,12 @@ def describe_error(exc: BaseException) -> dict[str, Any]:
 
 
 def _category(exc: BaseException) -> str:
-    from ..errors import ConfigError, DatasetError, EndpointError, RunCancelled
+    from ..errors import ConfigError, DatasetError, EndpointError
 
     if isinstance(exc, (ConfigError, DatasetError)):
         return "input"
     if isinstance(exc, EndpointError):
         return "endpoint"
-    if isinstance(exc, RunCancelled):
-        return "cancelled"
     return "internal"
 
 

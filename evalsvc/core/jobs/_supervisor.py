@@ -30,6 +30,7 @@ import orjson
 from .._io import utc_now_iso, write_json
 from .._secrets import scrub, secret_name, secret_values, url_secrets
 from ..config import EvalConfig, PerfConfig
+from ..status import RunStatus
 from . import _child
 from ._model import (
     CANCELLED,
@@ -455,13 +456,13 @@ class JobRunner:
             status = message.get("status")
             data = message.get("data") if isinstance(message.get("data"), dict) else None
             output_dir = message.get("output_dir") or (data or {}).get("output_dir")
-            if status in ("completed", "incomplete"):
+            if status in (RunStatus.COMPLETED, RunStatus.INCOMPLETE):
                 # "incomplete": the evaluation ran to its end but some samples errored; the job is done and
                 # its result says so per dataset (`incomplete`, `errored`) rather than failing the whole job
                 return COMPLETED, data, None, output_dir
-            if status in ("cancelled", "interrupted"):
+            if status in (RunStatus.CANCELLED, RunStatus.INTERRUPTED):
                 return stopped_state, data, stopped_error, output_dir
-            if status == "timeout":
+            if status == RunStatus.TIMEOUT:
                 return FAILED, data, {"type": "Timeout", "category": "timeout",
                                       "message": message.get("error") or "the run reached its time limit"}, output_dir
             return FAILED, data, {"type": "RunFailed", "category": "run",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests._evaldata import small_suite
 
@@ -34,16 +37,40 @@ def test_eval_example(mock_factory: Any, tmp_path: Path) -> None:
     assert "accuracy=0.8" in result.stdout and "accuracy=0.6" in result.stdout
 
 
-def test_notebook_cells_run_in_order(tmp_path: Path, monkeypatch: Any) -> None:
-    import json
+def test_quickstart_notebook_runs_in_a_real_jupyter_kernel(tmp_path: Path) -> None:
+    """Every cell of examples/quickstart.ipynb in an ipykernel, as Jupyter runs it: inside a running event loop.
 
-    monkeypatch.chdir(tmp_path)
-    notebook = json.loads((EXAMPLES / "quickstart.ipynb").read_text())
-    scope: dict[str, Any] = {}
-    for cell in notebook["cells"]:
-        if cell["cell_type"] == "code":
-            exec(compile("".join(cell["source"]), "quickstart.ipynb", "exec"), scope)  # noqa: S102
-    result = scope["result"]
-    assert result.status == "completed"
-    assert result.results["parallel_8_number_32"].metrics["requests_succeeded"] == 32
-    assert "<table>" in result._repr_html_()
+    run_perf used to fail there ("Cannot run the event loop while another loop is running"); exec-ing the
+    cells in a plain interpreter cannot see that.
+    """
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+
+    notebook = nbformat.read(str(EXAMPLES / "quickstart.ipynb"), as_version=4)
+    # One extra cell, before the mock is stopped, reports what the notebook computed.
+    check = nbformat.v4.new_code_cell(
+        "import json, asyncio\n"
+        "print('CHECK ' + json.dumps({'loop_running': asyncio.get_event_loop().is_running(),\n"
+        "    'perf_status': result.status, 'perf_ok': run.metrics['requests_succeeded'],\n"
+        "    'eval_status': evaluation.status, 'eval_score': evaluation['gsm8k'].score,\n"
+        "    'eval_scored': evaluation['gsm8k'].scored, 'outputs': [result.output_dir, evaluation.output_dir]}))")
+    notebook.cells.insert(len(notebook.cells) - 1, check)
+    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()  # raises CellExecutionError, with the cell's traceback, if any cell fails
+
+    outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("CHECK ")]
+    seen = json.loads(line[len("CHECK "):])
+    assert seen["loop_running"]  # the cells really ran under a running loop
+    assert (seen["perf_status"], seen["perf_ok"]) == ("completed", 32)
+    assert (seen["eval_status"], seen["eval_scored"]) == ("completed", 3)
+    assert seen["eval_score"] == pytest.approx(2 / 3, abs=1e-4)
+    for out_dir in seen["outputs"]:
+        assert Path(out_dir, "summary.json").is_file() and Path(out_dir).is_relative_to(tmp_path)
+    html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert any("parallel_8_number_32" in h for h in html)  # the perf result's tables
+    assert any("gsm8k" in h and "0.6667" in h for h in html)  # the eval result's score table

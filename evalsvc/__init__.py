@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .core.config import EvalConfig, PerfConfig
 from .core.errors import (
+    ClientProcessError,
     ConfigError,
     DatasetError,
     EndpointError,
@@ -21,6 +22,7 @@ from .core.errors import (
     EndpointUnreachable,
     EvalsvcError,
 )
+from .core.status import RunStatus
 
 __version__ = "0.1.0"
 
@@ -41,6 +43,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "ClientProcessError",
     "ConfigError",
     "DatasetError",
     "DatasetResult",
@@ -55,6 +58,7 @@ __all__ = [
     "PerfConfig",
     "PerfResult",
     "RunResult",
+    "RunStatus",
     "__version__",
     "create_app",
     "list_benchmarks",

@@ -155,23 +155,26 @@ class _ProgressView:
         if self.started:
             self.progress.stop()
 
-    def handle(self, event: dict[str, Any]) -> None:
+    def handle(self, event: Any) -> None:
+        from ..core.status import Phase, RunStatus
+
         kind = event.get("type")
         if kind == "status" and not self.started:  # bars appear once work starts, not before a config error
             self.started = True
             self.progress.start()
-        name = event.get("dataset")
+        name = event.get("part")
         task = self.tasks.get(name) if name else None
         if kind == "progress" and task is not None:
             self.progress.update(task, total=event.get("total") or None, completed=event.get("done", 0),
                                  state="running")
         elif kind == "status" and task is not None:
             status = event.get("status")
-            if status == "starting":
+            if status == Phase.STARTING:
                 self.progress.start_task(task)
                 self.progress.update(task, state="resuming" if event.get("resume") else "starting")
             else:
-                mark = {"completed": "[green]done[/]", "failed": "[red]failed[/]"}.get(status, f"[yellow]{status}[/]")
+                mark = {RunStatus.COMPLETED: "[green]done[/]", RunStatus.FAILED: "[red]failed[/]"}.get(
+                    status, f"[yellow]{status}[/]")
                 self.progress.update(task, state=mark)
                 self.progress.stop_task(task)
         elif kind == "log":

@@ -121,7 +121,7 @@ def _run(config: Any, *, quiet: bool) -> Any:
         def progress(event: dict[str, Any]) -> None:
             if event.get("type") != "progress":
                 return
-            key = event["run"]
+            key = event["part"]
             if key not in bars:
                 bars[key] = bar.add_task(key, total=event["total"], rps=0.0, failed=0)
             bar.update(bars[key], completed=event["done"], rps=event["rps"], failed=event["failed"])
@@ -139,7 +139,7 @@ def _plain_progress(config: Any) -> Any:
         now = time.monotonic()
         if event.get("type") == "progress" and now - last[0] >= 5.0:
             last[0] = now
-            print(f"[{event['run']}] {event['done']}/{event['total']} done, {event['failed']} failed, "
+            print(f"[{event['part']}] {event['done']}/{event['total']} done, {event['failed']} failed, "
                   f"{event['rps']:.1f} req/s", file=sys.stderr, flush=True)
 
     return progress

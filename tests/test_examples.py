@@ -17,7 +17,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True,
-                          timeout=240, stdin=subprocess.DEVNULL)
+                          timeout=240, stdin=subprocess.DEVNULL, check=False)
 
 
 def test_perf_sweep_example(mock_server: Any, tmp_path: Path) -> None:

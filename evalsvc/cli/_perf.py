@@ -118,7 +118,7 @@ def _run(config: Any, *, quiet: bool) -> Any:
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rps]:>8.1f} req/s"), TextColumn("failed {task.fields[failed]}"),
                   TimeElapsedColumn(), console=console, transient=False) as bar:
-        def progress(event: dict[str, Any]) -> None:
+        def progress(event: Any) -> None:
             if event.get("type") != "progress":
                 return
             key = event["part"]
@@ -135,7 +135,7 @@ def _plain_progress(config: Any) -> Any:
 
     last = [0.0]
 
-    def progress(event: dict[str, Any]) -> None:
+    def progress(event: Any) -> None:
         now = time.monotonic()
         if event.get("type") == "progress" and now - last[0] >= 5.0:
             last[0] = now

@@ -36,7 +36,7 @@ def new_event_loop(*, fast: bool = False) -> asyncio.AbstractEventLoop:
         except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
             pass
         else:
-            return uvloop.new_event_loop()  # type: ignore[no-any-return]
+            return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 
 

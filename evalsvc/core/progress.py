@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any, Literal, TypedDict, Union
+from typing import Any, Literal, TypedDict
 
 if sys.version_info >= (3, 11):
     from typing import NotRequired
@@ -71,7 +71,7 @@ class EvalLog(TypedDict):
     message: str
 
 
-ProgressEvent = Union[PerfProgress, PerfRunDone, EvalProgress, EvalStatus, EvalLog]
+ProgressEvent = PerfProgress | PerfRunDone | EvalProgress | EvalStatus | EvalLog
 ProgressCallback = Callable[[ProgressEvent], None]
 
 

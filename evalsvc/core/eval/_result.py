@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass, field
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 

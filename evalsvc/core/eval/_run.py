@@ -26,9 +26,9 @@ from ..status import Phase, RunStatus
 from ._plan import (CONFIG_FILE, DATASET_INFOS, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPlan, build_mirror,
                     plan_eval, task_kwargs)
 from ._preflight import preflight
-from ._zygote import _KILL_GRACE_S, WorkerHandle, Zygote
 from ._result import DatasetResult, EvalResult, describe_shortfall, read_dataset_result
 from ._secrets import mask, mask_event, secrets_of
+from ._zygote import _KILL_GRACE_S, WorkerHandle, Zygote
 
 log = logging.getLogger("evalsvc.eval")
 
@@ -326,6 +326,7 @@ class _Run:
                 name, self.root / name, status=status, error=run.error, total=run.total or None,
                 sample_errors=run.sample_errors, duration_s=duration)
         shortfall = describe_shortfall(datasets.values())
+        error: str | None
         if self.stop_reason is not None:
             status = self.stop_reason
             error = (str(status) if status == RunStatus.CANCELLED else f"timed out after {self.config.timeout:g} s")

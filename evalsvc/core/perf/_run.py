@@ -8,9 +8,10 @@ import os
 import socket
 import traceback
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from time import perf_counter
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from .._aio import run_blocking
@@ -22,9 +23,9 @@ from ..status import RunStatus
 from ._engine import PROGRESS_PERIOD, Counters, RecordSink, ShardPlan, _warmup, run_shard, run_sharded, split
 from ._metrics import RunStats
 from ._result import PerfResult, RunResult
-from ._verdict import client_verdict
 from ._schedule import arrival_offsets
 from ._sender import Sender
+from ._verdict import client_verdict
 from .datasets import load_prompts
 from .dialects import get_dialect
 

@@ -153,7 +153,7 @@ class _Sender:
             return
         with self._lock:
             if event.get("type", "progress") == "progress":
-                key = str(event.get("run") or event.get("dataset") or "")
+                key = str(event.get("part") or "")
                 self._pending[key] = event
                 now = time.monotonic()
                 if now - self._last >= self._interval:

@@ -168,12 +168,20 @@ def run_blocking(coro: Coroutine[Any, Any, T], *, stop: asyncio.Event | None = N
     return run.result  # type: ignore[no-any-return]
 
 
+def _is_asyncio_runner_handler(handler: Any) -> bool:
+    """asyncio.run's SIGINT handler: functools.partial(Runner._on_sigint bound method, main_task=...)."""
+    runner = getattr(asyncio, "Runner", None)  # Python >= 3.11
+    method = getattr(handler, "func", handler)
+    return runner is not None and getattr(method, "__func__", None) is getattr(runner, "_on_sigint", None)
+
+
 class _Interrupts:
     """While a run is waited for in the main thread, SIGINT and SIGTERM are counted instead of raising.
 
     The first one is acted on by the waiting loop (which knows whether the run's loop exists yet); the
     second cancels the run and raises KeyboardInterrupt at once. A signal whose handler the application
-    set itself (anything but Python's defaults) is left alone.
+    set itself is left alone; Python's defaults and asyncio.run's own SIGINT handler are replaced while
+    we wait (the latter would only cancel the caller's task, which cannot run while we block it).
     """
 
     def __init__(self, run: _Run) -> None:
@@ -188,7 +196,7 @@ class _Interrupts:
         for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
             try:
                 current = signal.getsignal(sig)
-                if current is default:
+                if current is default or _is_asyncio_runner_handler(current):
                     signal.signal(sig, self._on_signal)
                     self._previous[sig] = current
             except (AttributeError, ValueError, OSError):  # pragma: no cover - platform without the signal

@@ -169,3 +169,22 @@ def test_the_signal_handlers_are_put_back() -> None:
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     run_blocking(noop())
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_run_mock_works_under_a_running_loop_and_stops_on_ctrl_c() -> None:
+    import os
+
+    from evalsvc import MockConfig, run_mock
+
+    urls: list[str] = []
+
+    def ready(url: str) -> None:  # called once the port is bound: Ctrl-C it, as a user would
+        urls.append(url)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    async def cell() -> dict[str, Any]:
+        return run_mock(MockConfig(port=0), on_ready=ready)
+
+    final = asyncio.run(cell())
+    assert urls and urls[0].startswith("http://127.0.0.1:")
+    assert final["requests"] == 0  # the graceful path: the final counters come back

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,49 @@ def test_quickstart_notebook_runs_in_a_real_jupyter_kernel(tmp_path: Path) -> No
     html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
     assert any("parallel_8_number_32" in h for h in html)  # the perf result's tables
     assert any("gsm8k" in h and "0.6667" in h for h in html)  # the eval result's score table
+
+
+def test_interrupting_the_kernel_stops_run_perf_gracefully(mock_server: Any, tmp_path: Path) -> None:
+    """The kernel's interrupt button (SIGINT) once: the run stops, writes its outputs and the cell gets the result."""
+    jupyter_client = pytest.importorskip("jupyter_client")
+    pytest.importorskip("ipykernel")
+
+    started = tmp_path / "started"
+    code = (
+        "from pathlib import Path\n"
+        "from evalsvc import PerfConfig, run_perf\n"
+        "def progress(event):\n"
+        "    if event['type'] == 'progress' and event['done'] >= 20:\n"
+        f"        Path({str(started)!r}).touch()\n"
+        f"result = run_perf(PerfConfig(model='mock-model', url={mock_server.chat_url!r}, dataset='random',\n"
+        "    prompt_tokens=8, max_tokens=4, number=10_000_000, parallel=2, work_dir=" f"{str(tmp_path)!r}),"
+        " progress=progress)\n"
+        "m = result['parallel_2_number_10000000'].metrics\n"
+        "print('RESULT', result.status, m['stopped_by'], m['requests_succeeded'] >= 20, flush=True)\n"
+    )
+    km, kc = jupyter_client.manager.start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    try:
+        msg_id = kc.execute(code)
+        deadline = time.monotonic() + 120
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started.exists(), "the load test did not start"
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=120)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = kc.get_shell_msg(timeout=120)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        printed = ""
+        while True:
+            msg = kc.get_iopub_msg(timeout=30)
+            if msg["msg_type"] == "stream":
+                printed += msg["content"]["text"]
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle" \
+                    and msg["parent_header"].get("msg_id") == msg_id:
+                break
+        assert "RESULT interrupted interrupted True" in printed, printed
+        (summary,) = tmp_path.glob("perf_*/summary.json")
+        assert json.loads(summary.read_text())["status"] == "interrupted"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .core.config import EvalConfig, PerfConfig
 from .core.errors import (
+    ClientProcessError,
     ConfigError,
     DatasetError,
     EndpointError,
@@ -20,8 +21,8 @@ from .core.errors import (
     EndpointTimeout,
     EndpointUnreachable,
     EvalsvcError,
-    RunCancelled,
 )
+from .core.status import RunStatus
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "ClientProcessError",
     "ConfigError",
     "DatasetError",
     "DatasetResult",
@@ -55,8 +57,8 @@ __all__ = [
     "MockConfig",
     "PerfConfig",
     "PerfResult",
-    "RunCancelled",
     "RunResult",
+    "RunStatus",
     "__version__",
     "create_app",
     "list_benchmarks",

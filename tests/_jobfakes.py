@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from evalsvc.core._io import new_run_dir, write_json
 from evalsvc.core.errors import ConfigError, EndpointUnreachable
+from evalsvc.core.progress import eval_log, eval_progress, perf_progress
 
 
 @dataclass
@@ -50,7 +51,7 @@ def _common(config: Any, progress: Callable[[dict[str, Any]], None] | None = Non
         os._exit(3)
     if model == "fake-fragile":
         if progress is not None:
-            progress({"type": "progress", "run": "fragile", "dataset": "fragile", "done": 0, "total": 1})
+            progress(eval_progress("fragile", 0, 1))
         try:
             time.sleep(3600)
         except KeyboardInterrupt:
@@ -77,8 +78,7 @@ def perf(config: Any, *, progress: Callable[[dict[str, Any]], None] | None = Non
             while done < number or config.model == "fake-slow":
                 time.sleep(0.05 if config.model == "fake-slow" else min(config.duration or 0.2, 0.5) / 20)
                 done = min(number, done + max(1, number // 20))
-                emit({"type": "progress", "run": key, "done": done, "total": number, "failed": 0,
-                      "rps": 100.0, "elapsed_s": 0.1})
+                emit(perf_progress(key, done, number, 0, 100.0, 0.1))
             results[key] = {"metrics": {"requests_total": number, "requests_succeeded": number,
                                         "requests_failed": 0, "parallel": parallel},
                             "percentiles": {"ttft_ms": {"p50": 1.0, "p99": 2.0}}}
@@ -113,10 +113,10 @@ def eval(config: Any, *, progress: Callable[[dict[str, Any]], None] | None = Non
             total = min(int(config.limit or 5), 20)
             for done in range(1, total + 1):
                 time.sleep(0.01 if config.model != "fake-slow" else 0.2)
-                emit({"type": "progress", "dataset": name, "done": done, "total": total})
+                emit(eval_progress(name, done, total))
                 if config.model == "fake-slow" and done == total:
                     time.sleep(3600)
-            emit({"type": "log", "dataset": name, "message": f"{name} done"})
+            emit(eval_log(name, "INFO", f"{name} done"))
             result[name] = {"score": 0.8, "metric": "accuracy", "requested": total, "scored": total, "errored": 0}
     except KeyboardInterrupt:
         status = "cancelled"

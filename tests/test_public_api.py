@@ -8,9 +8,9 @@ import sys
 import evalsvc
 
 EXPECTED = {
-    "ConfigError", "DatasetError", "DatasetResult", "EndpointError", "EndpointStatusError", "EndpointTimeout",
+    "ClientProcessError", "ConfigError", "DatasetError", "DatasetResult", "EndpointError", "EndpointStatusError", "EndpointTimeout",
     "EndpointUnreachable", "EvalConfig", "EvalResult", "EvalsvcError", "MockConfig", "PerfConfig", "PerfResult",
-    "RunCancelled", "RunResult", "__version__", "create_app", "list_benchmarks", "run_eval", "run_eval_async",
+    "RunResult", "RunStatus", "__version__", "create_app", "list_benchmarks", "run_eval", "run_eval_async",
     "run_mock", "run_perf", "run_perf_async", "run_service",
 }
 

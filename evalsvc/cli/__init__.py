@@ -10,6 +10,7 @@ import typer
 
 from .. import __version__
 from ..core.errors import EvalsvcError
+from ..core.status import ExitCode
 from . import _eval, _mock, _perf, _service
 
 try:  # typer >= 0.26 vendors its own click: its exceptions are not the click package's
@@ -47,6 +48,9 @@ def _root(
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one line and exit 2, endpoint failures exit 1, never a traceback.
 
+    The exit codes are evalsvc.core.status's table: a run's status decides it (see EXIT_CODE), an error
+    carries its own (`exit_code`, see errors.py), usage errors exit 2 and Ctrl-C 130.
+
     Bare `evalsvc` prints the help and exits 0, as `evalsvc --help` does.
     """
     args = sys.argv[1:] if argv is None else list(argv)
@@ -55,14 +59,14 @@ def main(argv: list[str] | None = None) -> None:
     except (click.UsageError, _TyperUsageError) as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         print(f"Error: {exc.format_message()}{hint}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(ExitCode.USAGE)
     except (click.ClickException, _TyperClickException) as exc:
         print(f"Error: {exc.format_message()}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, typer.Abort):
         print("Aborted.", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except EvalsvcError as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    sys.exit(rc if isinstance(rc, int) else 0)
+    sys.exit(rc if isinstance(rc, int) else ExitCode.OK)

@@ -12,8 +12,6 @@ from ..core.config import EvalConfig
 from ._common import fail
 from ._options import config_parameters, config_values
 
-_EXIT_CANCELLED = 130
-
 
 def eval_command(names: list[str] | None = None, json_output: bool = False, quiet: bool = False,
                  **options: Any) -> None:
@@ -51,42 +49,24 @@ eval_command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
 
 def _run(config: Any, *, show_progress: bool, debug: bool) -> Any:
     import asyncio
-    import signal
 
     from rich.console import Console
 
+    from ..core._aio import run_blocking
     from ..core.eval import run_eval_async
 
     console = Console(stderr=True)
     view = _ProgressView(console, config.datasets, debug=debug) if show_progress else None
 
-    async def main() -> Any:
-        cancel = asyncio.Event()
-        loop = asyncio.get_running_loop()
+    def on_interrupt() -> None:
+        console.print("[yellow]Cancelling: stopping the workers (Ctrl-C again to force)...[/]")
 
-        def on_sigint() -> None:
-            if cancel.is_set():  # a second Ctrl-C: stop waiting for a clean finish
-                loop.remove_signal_handler(signal.SIGINT)
-                raise KeyboardInterrupt
-            console.print("[yellow]Cancelling: stopping the workers (Ctrl-C again to force)...[/]")
-            cancel.set()
-
-        try:
-            loop.add_signal_handler(signal.SIGINT, on_sigint)
-        except (NotImplementedError, RuntimeError):
-            pass
-        try:
-            return await run_eval_async(config, progress=view.handle if view else None, cancel=cancel)
-        finally:
-            try:
-                loop.remove_signal_handler(signal.SIGINT)
-            except (NotImplementedError, RuntimeError):
-                pass
-
+    cancel = asyncio.Event()
+    run = run_eval_async(config, progress=view.handle if view else None, cancel=cancel)
     if view is None:
-        return asyncio.run(main())
+        return run_blocking(run, stop=cancel, on_interrupt=on_interrupt, name="evalsvc-eval")
     with view:
-        return asyncio.run(main())
+        return run_blocking(run, stop=cancel, on_interrupt=on_interrupt, name="evalsvc-eval")
 
 
 class _ProgressView:
@@ -121,23 +101,26 @@ class _ProgressView:
         if self.started:
             self.progress.stop()
 
-    def handle(self, event: dict[str, Any]) -> None:
+    def handle(self, event: Any) -> None:
+        from ..core.status import Phase, RunStatus
+
         kind = event.get("type")
         if kind == "status" and not self.started:  # bars appear once work starts, not before a config error
             self.started = True
             self.progress.start()
-        name = event.get("dataset")
+        name = event.get("part")
         task = self.tasks.get(name) if name else None
         if kind == "progress" and task is not None:
             self.progress.update(task, total=event.get("total") or None, completed=event.get("done", 0),
                                  state="running")
         elif kind == "status" and task is not None:
             status = event.get("status")
-            if status == "starting":
+            if status == Phase.STARTING:
                 self.progress.start_task(task)
                 self.progress.update(task, state="resuming" if event.get("resume") else "starting")
             else:
-                mark = {"completed": "[green]done[/]", "failed": "[red]failed[/]"}.get(status, f"[yellow]{status}[/]")
+                mark = {RunStatus.COMPLETED: "[green]done[/]", RunStatus.FAILED: "[red]failed[/]"}.get(
+                    status, f"[yellow]{status}[/]")
                 self.progress.update(task, state=mark)
                 self.progress.stop_task(task)
         elif kind == "log":
@@ -176,17 +159,19 @@ def _report(result: Any, json_output: bool) -> None:
                 out.print(_subset_table(d))
         if result.output_dir:
             out.print(f"Output: {result.output_dir}", soft_wrap=True)
-    if result.status in ("cancelled", "timeout") and result.output_dir:
+    from ..core.status import STOPPED, RunStatus
+
+    if result.status in STOPPED and result.output_dir:
         err.print(f"[yellow]{result.status.capitalize()}: the predictions made so far are kept. Resume with the same "
                   f"options plus:[/] --use-cache {escape(result.output_dir)}", soft_wrap=True)
-    elif result.status in ("incomplete", "failed"):
+    elif result.status in (RunStatus.INCOMPLETE, RunStatus.FAILED):
         # One line a CI log shows: which datasets fell short and how many samples errored.
-        style = "yellow" if result.status == "incomplete" else "red"
+        style = "yellow" if result.status == RunStatus.INCOMPLETE else "red"
         err.print(f"[{style}]{result.status.capitalize()}: {escape(result.error or result.status)}[/]", soft_wrap=True)
     # Only a complete run exits 0: a pipeline gating on the exit code must not pass a run with errored samples.
-    code = {"completed": 0, "cancelled": _EXIT_CANCELLED}.get(result.status, 1)
-    if code:
-        raise typer.Exit(code=code)
+    # The one table (evalsvc.core.status.EXIT_CODE), shared with `evalsvc perf`.
+    if result.exit_code:
+        raise typer.Exit(code=result.exit_code)
 
 
 def _subset_table(d: Any) -> Any:

@@ -10,6 +10,7 @@ import typer
 
 from ..core.config import PerfConfig
 from ..core.errors import EvalsvcError
+from ..core.status import RunStatus
 from ._common import fail
 from ._options import config_parameters, config_values
 
@@ -30,11 +31,10 @@ def perf(**options: Any) -> None:
         from ._render import print_perf
 
         print_perf(result)
-    if result.status == "interrupted":
-        raise typer.Exit(code=130)
-    if result.status == "failed":
-        print(f"evalsvc perf: failed: {result.error}", file=sys.stderr)
-        raise typer.Exit(code=1)
+    if result.exit_code:  # the one table (evalsvc.core.status.EXIT_CODE), shared with `evalsvc eval`
+        if result.error and result.status == RunStatus.FAILED:
+            print(f"evalsvc perf: failed: {result.error}", file=sys.stderr)
+        raise typer.Exit(code=result.exit_code)
 
 
 # One option per PerfConfig field, generated from its declaration (evalsvc/cli/_options.py), then --json.
@@ -64,10 +64,10 @@ def _run(config: Any, *, quiet: bool) -> Any:
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rps]:>8.1f} req/s"), TextColumn("failed {task.fields[failed]}"),
                   TimeElapsedColumn(), console=console, transient=False) as bar:
-        def progress(event: dict[str, Any]) -> None:
+        def progress(event: Any) -> None:
             if event.get("type") != "progress":
                 return
-            key = event["run"]
+            key = event["part"]
             if key not in bars:
                 bars[key] = bar.add_task(key, total=event["total"], rps=0.0, failed=0)
             bar.update(bars[key], completed=event["done"], rps=event["rps"], failed=event["failed"])
@@ -81,11 +81,11 @@ def _plain_progress(config: Any) -> Any:
 
     last = [0.0]
 
-    def progress(event: dict[str, Any]) -> None:
+    def progress(event: Any) -> None:
         now = time.monotonic()
         if event.get("type") == "progress" and now - last[0] >= 5.0:
             last[0] = now
-            print(f"[{event['run']}] {event['done']}/{event['total']} done, {event['failed']} failed, "
+            print(f"[{event['part']}] {event['done']}/{event['total']} done, {event['failed']} failed, "
                   f"{event['rps']:.1f} req/s", file=sys.stderr, flush=True)
 
     return progress

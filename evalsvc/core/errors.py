@@ -1,32 +1,44 @@
-"""Every error evalsvc raises on purpose.
+"""Every error evalsvc raises on purpose, with the CLI exit code and the HTTP status each one means.
 
-    EvalsvcError
-      ConfigError            bad input: a field and what is wrong with it (CLI exit 2, HTTP 400)
-      DatasetError           a dataset cannot be found or read (CLI exit 2, HTTP 400)
-      EndpointError          the endpoint under test failed us as a whole (CLI exit 1, HTTP 502)
-        EndpointUnreachable  connection refused, DNS failure, ...
-        EndpointTimeout      no answer in time
-        EndpointStatusError  answered with an error status
-      RunCancelled           the run was stopped before it finished
-      MissingExtra           a feature whose optional dependencies are not installed (CLI exit 2, HTTP 501)
-      ClientStartError       a load-test client process ended before it was ready (CLI exit 1)
+    EvalsvcError              base class                                            exit 1
+      ConfigError             bad input: a field and what is wrong with it           exit 2, HTTP 400
+      DatasetError            a dataset cannot be found or read                      exit 2, HTTP 400
+      EndpointError           the endpoint under test failed us as a whole           exit 1, HTTP 502
+        EndpointUnreachable   connection refused, DNS failure, ...
+        EndpointTimeout       no answer in time
+        EndpointStatusError   answered with an error status (`status` holds it)
+      ClientProcessError      a perf client process died (`stats`: what the others measured)   exit 1
+        ClientStartError      ... before it was ready to send                        exit 1
+      MissingExtra            an optional part of evalsvc is not installed           exit 2, HTTP 501
+      BodyTooLarge            an HTTP request body over the service's limit          HTTP 413
+      QueueFull               the service's job queue is full                        HTTP 429
+      JobNotFound             no job has this id                                     HTTP 404
+      JobStateError           the operation does not apply to the job's state        HTTP 409
+      RunnerClosed            the service is shutting down                           HTTP 503
+      RunnerLocked            another service runs jobs from the same outputs root   exit 1
 
-A failed *request* during a load test is never an exception: it is a record with an error kind.
+A run that is stopped (Ctrl-C, a stop/cancel event, its time limit) is not an exception: it returns its
+result with status interrupted, cancelled or timeout (see status.py, which also holds the exit-code table).
+A failed *request* during a load test is never an exception either: it is a record with an error kind.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from .status import ExitCode
 
 
 class EvalsvcError(Exception):
     """Base class of every error evalsvc raises on purpose."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.FAILED
 
 
 class ConfigError(EvalsvcError, ValueError):
     """A config field is invalid. `field` names it, `reason` says why."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
     def __init__(self, field: str, reason: str) -> None:
         self.field = field
@@ -40,7 +52,7 @@ class ConfigError(EvalsvcError, ValueError):
 class DatasetError(EvalsvcError):
     """A dataset could not be located, downloaded or parsed."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class EndpointError(EvalsvcError):
@@ -63,8 +75,16 @@ class EndpointStatusError(EndpointError):
         super().__init__(message)
 
 
-class RunCancelled(EvalsvcError):
-    """The run was cancelled before it finished."""
+class ClientProcessError(EvalsvcError):
+    """A client process of a sharded load test died; `stats` holds what the others measured (or None)."""
+
+    def __init__(self, message: str, stats: Any = None) -> None:
+        super().__init__(message)
+        self.stats = stats
+
+
+class ClientStartError(ClientProcessError):
+    """A load-test client process (one shard of `workers` > 1) ended before it was ready to send."""
 
 
 class MissingExtra(EvalsvcError):
@@ -80,5 +100,42 @@ class MissingExtra(EvalsvcError):
         super().__init__(message)
 
 
-class ClientStartError(EvalsvcError):
-    """A load-test client process (one shard of `workers` > 1) ended before it was ready to send."""
+class BodyTooLarge(EvalsvcError):
+    """The request body exceeds the service's limit (HTTP 413)."""
+
+
+class QueueFull(EvalsvcError):
+    """The runner's queue is full; the client should retry later (HTTP 429)."""
+
+    def __init__(self, queued: int, limit: int) -> None:
+        self.queued = queued
+        self.limit = limit
+        super().__init__(f"the job queue is full ({queued} jobs waiting, limit {limit}); retry later")
+
+
+class JobNotFound(EvalsvcError, LookupError):
+    """No job has this id (HTTP 404)."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job with id {job_id!r}")
+
+
+class JobStateError(EvalsvcError):
+    """The operation does not apply to the job in its current state (HTTP 409)."""
+
+    def __init__(self, job_id: str, state: str, message: str) -> None:
+        self.job_id = job_id
+        self.state = state
+        super().__init__(message)
+
+
+class RunnerClosed(EvalsvcError):
+    """The service is shutting down and takes no new jobs (HTTP 503)."""
+
+    def __init__(self) -> None:
+        super().__init__("the service is shutting down and accepts no new jobs")
+
+
+class RunnerLocked(EvalsvcError):
+    """Another service process already runs jobs from this outputs root."""

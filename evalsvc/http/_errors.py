@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core._io import dumps
-from ..core.errors import ConfigError, DatasetError, EndpointError, EvalsvcError, MissingExtra
+from ..core.errors import BodyTooLarge, ConfigError, DatasetError, EndpointError, EvalsvcError, MissingExtra
 from ..core.jobs import JobNotFound, JobStateError, QueueFull, RunnerClosed
 
 log = logging.getLogger("evalsvc.service")
@@ -31,10 +31,6 @@ class JSONResponse(Response):
             return dumps(content, indent=False)
         except TypeError:  # orjson refuses e.g. integers beyond 64 bits; the stdlib writes them
             return json.dumps(content, default=str, allow_nan=False).encode()
-
-
-class BodyTooLarge(EvalsvcError):
-    """The request body exceeds the service's limit (HTTP 413)."""
 
 
 def error_response(status: int, message: str, error: dict[str, Any] | None = None,

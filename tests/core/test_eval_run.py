@@ -122,10 +122,11 @@ def test_progress_reaches_the_total_of_each_dataset(full_run: tuple[EvalResult, 
         assert progress, name
         done = [e["done"] for e in progress]
         assert done == sorted(done)
-        assert progress[-1] == {"type": "progress", "dataset": name, "done": suite.count(name),
+        assert progress[-1] == {"type": "progress", "part": name, "dataset": name, "done": suite.count(name),
                                 "total": suite.count(name)}
         statuses = [e["status"] for e in events if e["type"] == "status" and e["dataset"] == name]
         assert statuses == ["starting", "completed"]
+    assert all(e["part"] == e["dataset"] for e in events)  # one key for what is running, the old one kept
     (run_status,) = [e for e in events if e["type"] == "status" and e["dataset"] is None]
     assert run_status["output_dir"] == full_run[0].output_dir
     notes = [e for e in events if e["type"] == "log" and e["dataset"] == "ceval" and e["level"] == "WARNING"]

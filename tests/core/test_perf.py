@@ -219,10 +219,14 @@ def test_unreachable_endpoint_fails_fast(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())  # nothing written for a run that never started
 
 
-def test_result_is_dict_like(mock_server: Any, tmp_path: Path) -> None:
+def test_result_is_a_mapping_of_its_sweep_points(mock_server: Any, tmp_path: Path) -> None:
     result = run_perf(cfg(mock_server.chat_url, tmp_path, number=2))
-    assert result["output_dir"] == result.output_dir
-    assert set(result["results"]["parallel_4_number_2"]) == {"metrics", "percentiles"}
+    assert list(result) == ["parallel_4_number_2"] and len(result) == 1 and "parallel_4_number_2" in result
+    assert result["parallel_4_number_2"] is result.results["parallel_4_number_2"]
+    assert set(result["parallel_4_number_2"]) == {"metrics", "percentiles"}
+    assert result.exit_code == 0
+    with pytest.warns(DeprecationWarning, match=r"use result.output_dir"):
+        assert result["output_dir"] == result.output_dir  # the old field access still answers, with a warning
     assert "parallel_4_number_2" in result._repr_html_()
     assert "PerfResult(status='completed'" in repr(result)
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass, field
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RUN_STATUSES = ("completed", "incomplete", "failed", "cancelled", "timeout")
+from .._result import ResultBase
+from ..status import RunStatus
+
+RUN_STATUSES = (RunStatus.COMPLETED, RunStatus.INCOMPLETE, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMEOUT)
 """Every status an EvalResult can have (see EvalResult.status)."""
 
 _EXAMPLE_LIMIT = 160
@@ -26,8 +29,8 @@ class DatasetResult:
     """The outcome of one benchmark."""
 
     name: str
-    status: str = "completed"
-    """completed | failed | cancelled | timeout | pending (never started)."""
+    status: str = RunStatus.COMPLETED
+    """A RunStatus: completed | failed | cancelled | timeout."""
     error: str | None = None
     score: float | None = None
     """The benchmark's primary metric over the scored samples (None when nothing was scored)."""
@@ -57,7 +60,7 @@ class DatasetResult:
     @property
     def incomplete(self) -> bool:
         """True unless every requested sample was scored in a run that completed."""
-        return (self.status != "completed" or self.errored > 0 or self.requested is None
+        return (self.status != RunStatus.COMPLETED or self.errored > 0 or self.requested is None
                 or self.scored < self.requested)
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,7 +72,7 @@ class DatasetResult:
             "errored": self.errored,
             "predicted": self.predicted,
             "incomplete": self.incomplete,
-            "status": self.status,
+            "status": str(self.status),
             "error": self.error,
             "subsets": self.subsets,
             "categories": self.categories,
@@ -87,25 +90,29 @@ class DatasetResult:
     def __repr__(self) -> str:
         parts = [f"{self.name}: {_fmt_score(self.score)} {self.metric or ''}".rstrip(),
                  f"scored {self.scored}/{_fmt_int(self.requested)}"]
-        if self.status != "completed" and self.predicted:
+        if self.status != RunStatus.COMPLETED and self.predicted:
             parts.append(f"predicted {self.predicted}")
         if self.errored:
             parts.append(f"errored {self.errored}")
-        if self.status != "completed":
+        if self.status != RunStatus.COMPLETED:
             parts.append(self.status + (f" ({self.error})" if self.error else ""))
         elif self.incomplete:
-            parts.append("incomplete")
+            parts.append(RunStatus.INCOMPLETE)
         return f"<DatasetResult {', '.join(parts)}>"
 
 
 @dataclass
-class EvalResult:
-    """The outcome of an evaluation: status, output directory and one DatasetResult per benchmark."""
+class EvalResult(ResultBase[DatasetResult]):
+    """The outcome of an evaluation: status, output directory and one DatasetResult per benchmark.
+
+    `result["gsm8k"]` is a dataset's DatasetResult (as `result.datasets["gsm8k"]`); iterating gives the
+    dataset names; `to_dict()` is the JSON shape of summary.json.
+    """
 
     status: str
     """completed: every dataset finished and every sample was scored (the only clean outcome);
     incomplete: every dataset finished, but samples errored and the scores exclude them;
-    failed: a dataset failed or scored nothing; cancelled; timeout (see RUN_STATUSES).
+    failed: a dataset failed or scored nothing; cancelled; timeout (a RunStatus, see RUN_STATUSES).
     `error` says which datasets fell short and how many samples errored."""
     output_dir: str | None
     datasets: dict[str, DatasetResult] = field(default_factory=dict)
@@ -115,9 +122,12 @@ class EvalResult:
     finished_at: str | None = None
     duration_s: float | None = None
 
+    def _parts(self) -> dict[str, DatasetResult]:
+        return self.datasets
+
     @property
     def incomplete(self) -> bool:
-        return self.status != "completed" or any(d.incomplete for d in self.datasets.values())
+        return self.status != RunStatus.COMPLETED or any(d.incomplete for d in self.datasets.values())
 
     @property
     def headline(self) -> str:
@@ -130,14 +140,11 @@ class EvalResult:
         """Primary score per benchmark."""
         return {name: d.score for name, d in self.datasets.items()}
 
-    def __getitem__(self, name: str) -> DatasetResult:
-        return self.datasets[name]
-
     def to_dict(self) -> dict[str, Any]:
         """The SPEC §3 shape: {"output_dir", "result": {name: {...}}, "status", ...}."""
         return {
             "output_dir": self.output_dir,
-            "status": self.status,
+            "status": str(self.status),
             "error": self.error,
             "incomplete": self.incomplete,
             "model": self.model,
@@ -148,7 +155,7 @@ class EvalResult:
         }
 
     def __repr__(self) -> str:
-        lines = [f"EvalResult(status={self.status!r}, model={self.model!r}, output_dir={self.output_dir!r}"
+        lines = [f"EvalResult(status={str(self.status)!r}, model={self.model!r}, output_dir={self.output_dir!r}"
                  + (f", error={self.error!r}" if self.error else "") + ")"]
         lines += [f"  {d!r}" for d in self.datasets.values()]
         return "\n".join(lines)
@@ -212,9 +219,9 @@ def describe_shortfall(datasets: Iterable[DatasetResult]) -> str | None:
     parts: list[str] = []
     excluded = False
     for d in datasets:
-        if d.status == "failed":
+        if d.status == RunStatus.FAILED:
             parts.append(f"{d.name}: {d.error or 'failed'}")
-        elif d.status != "completed" or not d.incomplete:
+        elif d.status != RunStatus.COMPLETED or not d.incomplete:
             continue
         elif d.errored:
             excluded = True
@@ -229,8 +236,8 @@ def describe_shortfall(datasets: Iterable[DatasetResult]) -> str | None:
 
 
 def _row(d: DatasetResult) -> list[str]:
-    status = d.status if d.status != "completed" or not d.incomplete else "incomplete"
-    if d.status != "completed" and d.predicted:
+    status = str(d.status if d.status != RunStatus.COMPLETED or not d.incomplete else RunStatus.INCOMPLETE)
+    if d.status != RunStatus.COMPLETED and d.predicted:
         status += f" ({d.predicted} answers kept)"
     return [d.name, d.metric or "", _fmt_score(d.score), f"{d.scored}/{_fmt_int(d.requested)}", str(d.errored), status]
 
@@ -245,7 +252,7 @@ def results_table(result: EvalResult) -> Any:
         table.add_column(col, justify="right" if col in ("score", "scored", "errored") else "left")
     for d in result.datasets.values():
         cells = _row(d)
-        style = "red" if d.status in ("failed",) else "yellow" if d.incomplete else None
+        style = "red" if d.status == RunStatus.FAILED else "yellow" if d.incomplete else None
         table.add_row(*cells, style=style)
     return table
 
@@ -290,23 +297,23 @@ def read_dataset_result(name: str, out_dir: Path, *, status: str, error: str | N
     result.log_path = str(log) if log.exists() else None
     reports = sorted(out_dir.glob(f"reports/*/{name}.json"))
     report = None
-    if reports and status == "completed":
+    if reports and status == RunStatus.COMPLETED:
         result.report_path = str(reports[0])
         try:
             report = json.loads(reports[0].read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            result.status, result.error = "failed", f"unreadable report {reports[0]}: {exc}"
+            result.status, result.error = RunStatus.FAILED, f"unreadable report {reports[0]}: {exc}"
     if report is None:
         # No report (cancelled, failed): nothing was scored; the predictions on disk are kept for a resume.
         result.subsets = {_subset_of(p, name): {"score": None, "scored": 0, "predicted": _count_lines(p)}
                           for p in predictions}
-        if status == "completed" and result.error is None:
-            result.status, result.error = "failed", "evalscope wrote no report"
+        if status == RunStatus.COMPLETED and result.error is None:
+            result.status, result.error = RunStatus.FAILED, "evalscope wrote no report"
         return result
     _fill_from_report(result, report)
-    if result.status == "completed" and result.scored == 0:
+    if result.status == RunStatus.COMPLETED and result.scored == 0:
         # A score over no sample is no score: evalscope reports one anyway when every request failed.
-        result.status, result.score = "failed", None
+        result.status, result.score = RunStatus.FAILED, None
         if result.errored and result.errored == (result.requested or result.errored):
             result.error = f"all {result.errored} samples errored{_example(result)}"
         elif result.requested == 0:

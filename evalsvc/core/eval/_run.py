@@ -13,23 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from .._aio import run_blocking
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import EvalConfig
+from ..progress import ProgressCallback, eval_log, eval_progress, eval_status
+from ..status import Phase, RunStatus
 from ._plan import (CONFIG_FILE, DATASET_INFOS, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPlan, build_mirror,
                     plan_eval, task_kwargs)
 from ._extra import require_eval
 from ._preflight import preflight
-from ._zygote import _KILL_GRACE_S, WorkerHandle, Zygote
 from ._result import DatasetResult, EvalResult, describe_shortfall, read_dataset_result
 from ._secrets import mask, mask_event, secrets_of
-
-ProgressCallback = Callable[[dict[str, Any]], None]
+from ._zygote import _KILL_GRACE_S, WorkerHandle, Zygote
 
 log = logging.getLogger("evalsvc.eval")
 
@@ -46,7 +46,7 @@ class _Sink:
         self._callback = callback
         self._secrets = secrets
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Any) -> None:
         if self._callback is None:
             return
         mask_event(event, self._secrets)
@@ -59,7 +59,8 @@ class _Sink:
 @dataclass
 class _DatasetRun:
     plan: DatasetPlan
-    status: str = "pending"
+    status: str = Phase.PENDING
+    """A Phase while it runs, then a RunStatus."""
     error: str | None = None
     total: int | None = None
     sample_errors: list[str] = field(default_factory=list)
@@ -110,20 +111,19 @@ class _Run:
         tasks: list[asyncio.Task[None]] = []
         try:
             if config.preflight:
-                self.emit({"type": "log", "dataset": None, "level": "INFO",
-                           "message": f"preflight: {config.api_url}"})
+                self.emit(eval_log(None, "INFO", f"preflight: {config.api_url}"))
                 if not await self._preflight(deadline):
-                    self.stop("cancelled")  # before anything was written: no output directory
+                    self.stop(RunStatus.CANCELLED)  # before anything was written: no output directory
                     return self._result(started_at, t0)
             self.root = self.plan.resume_dir or new_run_dir(config.work_dir, prefix="eval_")
             self._write_config()
-            self.emit({"type": "status", "dataset": None, "status": "running", "output_dir": str(self.root)})
+            self.emit(eval_status(None, Phase.RUNNING, output_dir=str(self.root)))
             tasks = [asyncio.create_task(self._run_dataset(d)) for d in self.plan.datasets]
             await self._wait(tasks, deadline)
         except BaseException:
             # The caller was cancelled (or interrupted): stop the workers and let every dataset settle
             # (shielded, bounded) so that the outputs say what happened and no worker outlives the call.
-            self.stop("cancelled")
+            self.stop(RunStatus.CANCELLED)
             if tasks:
                 with contextlib.suppress(BaseException):  # a second cancel: write what is known, then go
                     await asyncio.shield(self._wind_down(tasks))
@@ -152,10 +152,10 @@ class _Run:
                 if not pending:
                     break
                 if stopped is not None and stopped in done:
-                    self.stop("cancelled")
+                    self.stop(RunStatus.CANCELLED)
                     break
                 if deadline is not None and time.monotonic() >= deadline:
-                    self.stop("timeout")
+                    self.stop(RunStatus.TIMEOUT)
                     break
         finally:
             if stopped is not None:
@@ -212,25 +212,25 @@ class _Run:
             out_dir = self.root / dataset.name
             resume = self.plan.resume_dir is not None and (out_dir / "configs" / "task_config.yaml").is_file()
             run.started = time.monotonic()
-            self.emit({"type": "status", "dataset": dataset.name, "status": "starting", "resume": resume})
+            self.emit(eval_status(dataset.name, Phase.STARTING, resume=resume))
             for note in dataset.notes:
-                self.emit({"type": "log", "dataset": dataset.name, "level": "WARNING", "message": note})
+                self.emit(eval_log(dataset.name, "WARNING", note))
             try:
                 if dataset.mirror is not None:
                     try:
                         await asyncio.to_thread(build_mirror, dataset.mirror)
                     except OSError as exc:
-                        run.status = "failed"
+                        run.status = RunStatus.FAILED
                         run.error = (f"cannot link a copy of {dataset.mirror.source} without its {DATASET_INFOS} "
                                      f"(evalscope deletes that file from the folder it loads): {exc}")
                         return
                 await self._run_worker(run, out_dir, resume)
             except Exception as exc:  # a bug here must not take the other datasets down
                 log.exception("evaluating %s failed", dataset.name)
-                run.status, run.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
+                run.status, run.error = RunStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}"
             finally:
                 run.ended = time.monotonic()
-                self.emit({"type": "status", "dataset": dataset.name, "status": run.status, "error": run.error})
+                self.emit(eval_status(dataset.name, run.status, error=run.error))
 
     async def _run_worker(self, run: _DatasetRun, out_dir: Path, resume: bool) -> None:
         assert self.zygote is not None
@@ -241,7 +241,7 @@ class _Run:
                 return
             worker = await zygote.fork()
         except Exception as exc:
-            run.status, run.error = "failed", str(exc)
+            run.status, run.error = RunStatus.FAILED, str(exc)
             return
         self.workers.add(worker)
         if self.stop_reason is not None:
@@ -259,7 +259,7 @@ class _Run:
 
     async def _drive(self, worker: WorkerHandle, run: _DatasetRun, out_dir: Path, resume: bool) -> str | None:
         """Start the worker's task and relay its events until its event stream ends; return how it ended
-        ("completed", "failed", or None when it stopped without saying)."""
+        (RunStatus.COMPLETED, RunStatus.FAILED, or None when it stopped without saying)."""
         name = run.plan.name
         spec = {"task": task_kwargs(self.plan, run.plan, out_dir, resume=resume), "secrets": list(self.secrets),
                 "log_file": str(out_dir / "logs" / "worker.log"), "hf_cache": run.plan.hf_cache}
@@ -267,7 +267,7 @@ class _Run:
             worker.start(spec)
         except OSError:
             pass  # it died; the loop below sees the end of its output
-        run.status = "running"
+        run.status = Phase.RUNNING
         outcome: str | None = None
         while True:
             event = await worker.events.get()
@@ -276,7 +276,7 @@ class _Run:
             kind = event.get("type")
             if kind == "progress":
                 done, run.total = int(event.get("done") or 0), int(event.get("total") or 0)
-                self.emit({"type": "progress", "dataset": name, "done": done, "total": run.total})
+                self.emit(eval_progress(name, done, run.total))
             elif kind == "log":
                 message = str(event.get("message", ""))
                 level = str(event.get("level", "INFO"))
@@ -284,28 +284,28 @@ class _Run:
                     reason = message.split("failed: ", 1)[-1].strip()
                     if reason not in run.sample_errors and len(run.sample_errors) < _MAX_SAMPLE_ERRORS:
                         run.sample_errors.append(mask(reason, self.secrets))
-                self.emit({"type": "log", "dataset": name, "level": level, "message": message})
+                self.emit(eval_log(name, level, message))
             elif kind == "done":
-                outcome = "completed"
+                outcome = RunStatus.COMPLETED
             elif kind == "error":
-                outcome = "failed"
+                outcome = RunStatus.FAILED
                 run.error = mask(str(event.get("error") or "evaluation failed"), self.secrets)
         return outcome
 
     def _settle(self, run: _DatasetRun, worker: WorkerHandle, out_dir: Path, outcome: str | None,
                 code: int | None) -> None:
         """Set the dataset's status from how its worker ended."""
-        if outcome != "completed":
+        if outcome != RunStatus.COMPLETED:
             # evalscope scores into a temporary file it publishes at the end; a stopped run leaves it behind.
             for stale in out_dir.glob("reviews/*/*.rerun-*"):
                 stale.unlink(missing_ok=True)
-        if outcome == "completed":
-            run.status = "completed"
+        if outcome == RunStatus.COMPLETED:
+            run.status = RunStatus.COMPLETED
         elif self.stop_reason is not None:
             run.status = self.stop_reason
             run.error = None
         else:
-            run.status = "failed"
+            run.status = RunStatus.FAILED
             if run.error is None:
                 how = "ended" if code is None else f"exited with code {code}"
                 run.error = mask(f"the worker {how} without a result: {worker.crash_reason()}".rstrip(": "),
@@ -317,7 +317,7 @@ class _Run:
         datasets: dict[str, DatasetResult] = {}
         for name, run in self.runs.items():
             status = run.status
-            if self.stop_reason is not None and status in ("pending", "running"):
+            if self.stop_reason is not None and status in (Phase.PENDING, Phase.RUNNING):
                 status = self.stop_reason  # never started, or caught mid-run by a stop
             duration = None if run.started is None else round((run.ended or time.monotonic()) - run.started, 3)
             if self.root is None or run.started is None:
@@ -327,15 +327,16 @@ class _Run:
                 name, self.root / name, status=status, error=run.error, total=run.total or None,
                 sample_errors=run.sample_errors, duration_s=duration)
         shortfall = describe_shortfall(datasets.values())
+        error: str | None
         if self.stop_reason is not None:
             status = self.stop_reason
-            error = ("cancelled" if status == "cancelled" else f"timed out after {self.config.timeout:g} s")
-        elif any(d.status == "failed" for d in datasets.values()):
-            status, error = "failed", shortfall
+            error = (str(status) if status == RunStatus.CANCELLED else f"timed out after {self.config.timeout:g} s")
+        elif any(d.status == RunStatus.FAILED for d in datasets.values()):
+            status, error = RunStatus.FAILED, shortfall
         elif any(d.incomplete for d in datasets.values()):
-            status, error = "incomplete", shortfall  # finished, but the scores leave samples out
+            status, error = RunStatus.INCOMPLETE, shortfall  # finished, but the scores leave samples out
         else:
-            status, error = "completed", None
+            status, error = RunStatus.COMPLETED, None
         return EvalResult(status=status, error=error, output_dir=str(self.root) if self.root else None,
                           datasets=datasets, model=self.config.model, started_at=started_at,
                           finished_at=utc_now_iso(), duration_s=round(time.monotonic() - t0, 3))
@@ -364,10 +365,11 @@ async def run_eval_async(config: EvalConfig, *, progress: ProgressCallback | Non
 
     Args:
         config: what to evaluate.
-        progress: called (on the event loop) with events: {"type": "progress", "dataset", "done",
-            "total"}, {"type": "log", "dataset", "level", "message"} and {"type": "status",
-            "dataset", "status", ...} when a dataset starts or ends (dataset None, with "output_dir",
-            once the run directory exists).
+        progress: called (on the event loop) with events: {"type": "progress", "part", "dataset", "done",
+            "total"}, {"type": "log", "part", "dataset", "level", "message"} and {"type": "status", "part",
+            "dataset", "status", ...} when a dataset starts or ends (part and dataset None, with
+            "output_dir", once the run directory exists); "part" and "dataset" both name the dataset
+            (see evalsvc.core.progress).
         cancel: set it to stop the run: workers are terminated, predictions made so far stay on
             disk and `use_cache=<output_dir>` resumes them.
 
@@ -389,9 +391,10 @@ async def run_eval_async(config: EvalConfig, *, progress: ProgressCallback | Non
 def run_eval(config: EvalConfig, *, progress: ProgressCallback | None = None) -> EvalResult:
     """Evaluate a served model on benchmarks (blocking); works in scripts and in Jupyter.
 
-    The evaluation runs on an event loop in a helper thread, so it also works where a loop is
-    already running. Ctrl-C (KeyboardInterrupt) cancels it cleanly and returns the cancelled result,
-    whose `output_dir` resumes it with `use_cache`.
+    The evaluation runs on a fresh event loop in a helper thread, so it also works where a loop is
+    already running. In the main thread, Ctrl-C (or SIGTERM, or a Jupyter interrupt) cancels it cleanly
+    and returns the cancelled result, whose `output_dir` resumes it with `use_cache`; a second one
+    aborts at once (KeyboardInterrupt).
 
     Args:
         config: what to evaluate.
@@ -406,38 +409,5 @@ def run_eval(config: EvalConfig, *, progress: ProgressCallback | None = None) ->
         EndpointError: the endpoint failed the preflight request.
         MissingExtra: evalscope is not installed (`pip install 'evalsvc[eval]'`).
     """
-    box: dict[str, Any] = {}
-    started = threading.Event()
-    done = threading.Event()
-
-    async def main() -> EvalResult:
-        box["loop"] = asyncio.get_running_loop()
-        box["cancel"] = asyncio.Event()
-        started.set()
-        return await run_eval_async(config, progress=progress, cancel=box["cancel"])
-
-    def target() -> None:
-        try:
-            box["result"] = asyncio.run(main())
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            box["error"] = exc
-        finally:
-            started.set()
-            done.set()
-
-    # Waiting on our own Event, not Thread.join: on CPython 3.11 a KeyboardInterrupt that lands inside
-    # join(timeout) marks the thread stopped while it still runs (bpo-45274), and a later join() returns at once.
-    threading.Thread(target=target, name="evalsvc-eval", daemon=True).start()
-    try:
-        while not done.wait(0.2):
-            pass
-    except KeyboardInterrupt:
-        started.wait()
-        loop, cancel = box.get("loop"), box.get("cancel")
-        if loop is not None and cancel is not None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(cancel.set)
-        done.wait()  # the run stops its workers and returns the cancelled result
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    cancel = asyncio.Event()
+    return run_blocking(run_eval_async(config, progress=progress, cancel=cancel), stop=cancel, name="evalsvc-eval")

@@ -136,14 +136,12 @@ def describe_error(exc: BaseException) -> ErrorInfo:
 
 
 def _category(exc: BaseException) -> str:
-    from ..errors import ConfigError, DatasetError, EndpointError, RunCancelled
+    from ..errors import ConfigError, DatasetError, EndpointError
 
     if isinstance(exc, (ConfigError, DatasetError)):
         return "input"
     if isinstance(exc, EndpointError):
         return "endpoint"
-    if isinstance(exc, RunCancelled):
-        return "cancelled"
     return "internal"
 
 
@@ -188,7 +186,7 @@ class _Sender:
             return
         with self._lock:
             if event.get("type", "progress") == "progress":
-                key = str(event.get("run") or event.get("dataset") or "")
+                key = str(event.get("part") or "")
                 self._pending[key] = event
                 now = time.monotonic()
                 if now - self._last >= self._interval:

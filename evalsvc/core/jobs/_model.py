@@ -8,59 +8,27 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import EvalsvcError
+from ..errors import JobNotFound, JobStateError, QueueFull, RunnerClosed, RunnerLocked
+from ..status import JobState
 
 KINDS = ("eval", "perf")
 
-QUEUED = "queued"
-RUNNING = "running"
-COMPLETED = "completed"
-FAILED = "failed"
-CANCELLED = "cancelled"
-INTERRUPTED = "interrupted"
+QUEUED = JobState.QUEUED
+RUNNING = JobState.RUNNING
+COMPLETED = JobState.COMPLETED
+FAILED = JobState.FAILED
+CANCELLED = JobState.CANCELLED
+INTERRUPTED = JobState.INTERRUPTED
 
-STATES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, INTERRUPTED)
+STATES = tuple(JobState)
 ACTIVE_STATES = (QUEUED, RUNNING)
 FINAL_STATES = (COMPLETED, FAILED, CANCELLED, INTERRUPTED)
 """completed: the run finished. failed: it could not run or crashed. cancelled: a client stopped it.
 interrupted: the service stopped (or died) while the job was queued or running."""
 
-
-class QueueFull(EvalsvcError):
-    """The runner's queue is full; the client should retry later (HTTP 429)."""
-
-    def __init__(self, queued: int, limit: int) -> None:
-        self.queued = queued
-        self.limit = limit
-        super().__init__(f"the job queue is full ({queued} jobs waiting, limit {limit}); retry later")
-
-
-class JobNotFound(EvalsvcError, LookupError):
-    """No job has this id (HTTP 404)."""
-
-    def __init__(self, job_id: str) -> None:
-        self.job_id = job_id
-        super().__init__(f"no job with id {job_id!r}")
-
-
-class JobStateError(EvalsvcError):
-    """The operation does not apply to the job in its current state (HTTP 409)."""
-
-    def __init__(self, job_id: str, state: str, message: str) -> None:
-        self.job_id = job_id
-        self.state = state
-        super().__init__(message)
-
-
-class RunnerClosed(EvalsvcError):
-    """The service is shutting down and takes no new jobs (HTTP 503)."""
-
-    def __init__(self) -> None:
-        super().__init__("the service is shutting down and accepts no new jobs")
-
-
-class RunnerLocked(EvalsvcError):
-    """Another service process already runs jobs from this outputs root."""
+__all__ = ["ACTIVE_STATES", "CANCELLED", "COMPLETED", "FAILED", "FINAL_STATES", "INTERRUPTED", "KINDS", "QUEUED",
+           "RUNNING", "STATES", "Job", "JobNotFound", "JobState", "JobStateError", "QueueFull", "RunnerClosed",
+           "RunnerLocked", "new_job_id"]
 
 
 def new_job_id() -> str:
@@ -75,6 +43,7 @@ class Job:
     id: str
     kind: str
     state: str = QUEUED
+    """A JobState value (a plain str when read back from the store)."""
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 from .._secrets import scrub
 from ..config import EvalConfig, PerfConfig
+from ..status import RunStatus
 from ._model import CANCELLED, COMPLETED, FAILED, INTERRUPTED
 
 Config = PerfConfig | EvalConfig
@@ -76,13 +77,13 @@ def _from_result(message: dict[str, Any], halt: Outcome) -> Outcome:
     status = message.get("status")
     data = message.get("data") if isinstance(message.get("data"), dict) else None
     output_dir = message.get("output_dir") or (data or {}).get("output_dir")
-    if status in ("completed", "incomplete"):
+    if status in (RunStatus.COMPLETED, RunStatus.INCOMPLETE):
         # "incomplete": the evaluation ran to its end but some samples errored; the job is done and
         # its result says so per dataset (`incomplete`, `errored`) rather than failing the whole job
         return Outcome(COMPLETED, data, None, output_dir)
-    if status in ("cancelled", "interrupted"):
+    if status in (RunStatus.CANCELLED, RunStatus.INTERRUPTED):
         return Outcome(halt.state, data, halt.error, output_dir)
-    if status == "timeout":
+    if status == RunStatus.TIMEOUT:
         return Outcome(FAILED, data, {"type": "Timeout", "category": "timeout",
                                       "message": message.get("error") or "the run reached its time limit"}, output_dir)
     return Outcome(FAILED, data, {"type": "RunFailed", "category": "run",

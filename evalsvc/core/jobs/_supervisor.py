@@ -29,6 +29,7 @@ from .._secrets import config_secrets, scrub
 from ..config import EvalConfig, PerfConfig
 from ._admission import Admission
 from ._child import Init
+from ..status import RunStatus
 from ._model import (
     CANCELLED,
     FAILED,
@@ -392,7 +393,7 @@ class JobRunner:
         if isinstance(message.get("output_dir"), str) and kind != "result":
             job.output_dir = message["output_dir"]
         if kind == "progress":
-            key = str(message.get("run") or message.get("dataset") or "")
+            key = str(message.get("part") or "")
             job.progress[key] = {k: v for k, v in message.items() if k != "type"}
             self._publish(active, "progress", message)
             if time.monotonic() - active.persisted_at >= PROGRESS_PERSIST_S:

@@ -9,9 +9,7 @@ up, so the time between the first and last chunk stays (chunks - 1) * itl under 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-import signal
 import socket
 import sys
 import time
@@ -610,59 +608,38 @@ class MockServer:
         await self.close()
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # Windows, or uvloop absent: the standard loop works, a little slower
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-async def _serve(cfg: MockConfig, on_ready: Callable[[str], None] | None) -> dict[str, Any]:
+async def _serve(cfg: MockConfig, on_ready: Callable[[str], None] | None, stop: asyncio.Event) -> dict[str, Any]:
     server = MockServer(cfg)
     await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
     try:
         if on_ready is not None:
             on_ready(server.base_url)
         await stop.wait()
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
         final = server.stats()
         await server.close()
     return final
 
 
 def run_mock(cfg: MockConfig, *, on_ready: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Serve the simulated endpoint until Ctrl-C or SIGTERM (blocking).
+    """Serve the simulated endpoint until Ctrl-C or SIGTERM (blocking; on a (uv)loop in a helper thread, so
+    it also works under a running loop, e.g. in Jupyter).
 
     Args:
         cfg: what the endpoint does.
-        on_ready: called with the base URL (e.g. http://127.0.0.1:8000/v1) once the port is bound.
+        on_ready: called (from the helper thread) with the base URL (e.g. http://127.0.0.1:8000/v1) once the
+            port is bound.
 
     Returns:
-        The final counters (the /mock/stats document); empty if interrupted before serving.
+        The final counters (the /mock/stats document); empty if aborted by a second Ctrl-C.
 
     Raises:
         ConfigError: the host does not resolve or the port cannot be bound.
     """
-    loop = _new_loop()
-    final: dict[str, Any] = {}
+    from .._aio import run_blocking
+
+    stop = asyncio.Event()
     try:
-        asyncio.set_event_loop(loop)
-        final = loop.run_until_complete(_serve(cfg, on_ready))
-    except KeyboardInterrupt:  # before the signal handlers were installed
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        asyncio.set_event_loop(None)
-        loop.close()
-    return final
+        return run_blocking(_serve(cfg, on_ready, stop), stop=stop, fast=True, name="evalsvc-mock")
+    except KeyboardInterrupt:
+        return {}

@@ -1,11 +1,15 @@
-"""What `run_perf` returns: a dict-like result with the stable SPEC §4 shape."""
+"""What `run_perf` returns: a PerfResult (a mapping of sweep key -> RunResult) with the stable SPEC §4 shape."""
 
 from __future__ import annotations
 
 import html
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .._result import ResultBase
+from ..status import RunStatus
 
 # (label, metrics key, format) for the console table, the Jupyter view and the text report
 SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -83,36 +87,43 @@ class RunResult(Mapping[str, Any]):
         return 2
 
 
-@dataclass
-class PerfResult(Mapping[str, Any]):
+_FIELDS = ("output_dir", "status", "error", "results", "info")
+
+
+@dataclass(eq=True)
+class PerfResult(ResultBase[RunResult]):
     """The outcome of `run_perf`: one RunResult per sweep key, the output directory, and the status.
 
-    `status` is "completed", "interrupted" (Ctrl-C / cancel: what was measured is kept) or "failed".
+    `status` is a RunStatus: "completed", "interrupted" (Ctrl-C / stop: what was measured is kept) or
+    "failed" (a client process died, or the run broke; `error` says why). `result[key]` is the RunResult of
+    sweep point `key` (as `result.results[key]`); `to_dict()` is the JSON shape of summary.json.
     """
 
     output_dir: str
     results: dict[str, RunResult] = field(default_factory=dict)
-    status: str = "completed"
+    status: str = RunStatus.COMPLETED
     error: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+    def _parts(self) -> dict[str, RunResult]:
+        return self.results
+
+    def __getitem__(self, key: str) -> RunResult:
+        if key in _FIELDS and key not in self.results:
+            # Before results were mappings of their parts, a PerfResult was a mapping of its JSON fields.
+            warnings.warn(f"result[{key!r}] is deprecated: use result.{key} (or result.to_dict()[{key!r}])",
+                          DeprecationWarning, stacklevel=2)
+            return self.to_dict()[key]  # type: ignore[no-any-return]
+        return self.results[key]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "output_dir": self.output_dir,
-            "status": self.status,
+            "status": str(self.status),
             "error": self.error,
             "results": {key: run.to_dict() for key, run in self.results.items()},
             "info": self.info,
         }
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(("output_dir", "status", "error", "results", "info"))
-
-    def __len__(self) -> int:
-        return 5
 
     def report(self) -> str:
         """A plain-text report (what `report.txt` holds)."""
@@ -127,7 +138,7 @@ class PerfResult(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         keys = ", ".join(self.results)
-        return f"PerfResult(status={self.status!r}, runs=[{keys}], output_dir={self.output_dir!r})"
+        return f"PerfResult(status={str(self.status)!r}, runs=[{keys}], output_dir={self.output_dir!r})"
 
     def _repr_html_(self) -> str:
         parts = [f"<p><b>evalsvc perf</b>: {html.escape(self.status)} &mdash; <code>{html.escape(self.output_dir)}</code></p>"]

@@ -5,30 +5,36 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import signal
-import threading
 import traceback
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from time import perf_counter
-from typing import Any, Callable
+from typing import Any
 
+from .._aio import run_blocking
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import PerfConfig
-from ..errors import ConfigError
+from ..errors import ClientProcessError, ConfigError
+from ..progress import ProgressCallback, perf_progress, perf_run_done
+from ..status import RunStatus
 from ._engine import PROGRESS_PERIOD, Counters, RecordSink, ShardPlan, _warmup, run_shard
 from ._metrics import RunStats
 from ._preflight import preflight
 from ._result import PerfResult, RunResult
-from ._verdict import client_verdict
 from ._schedule import arrival_offsets
 from ._sender import Sender
 from ._shards import run_sharded, split
+from ._verdict import client_verdict
 from .datasets import load_prompts
 from .dialects import get_dialect
 
-ProgressFn = Callable[[dict[str, Any]], None]
+ProgressFn = ProgressCallback
 RPS_WINDOW = 10  # progress reports (about 5 s) the live req/s figure is averaged over
+
+# Why a sweep point stopped early (its metrics' `stopped_by`); None when it ran to its end.
+INTERRUPTED = RunStatus.INTERRUPTED.value  # the stop event (Ctrl-C, a cancelled job); the engine says it too
+CLIENT_FAILED = "client_failed"  # a client process died
 
 
 async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = None,
@@ -37,8 +43,9 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
 
     Args:
         config: the validated PerfConfig.
-        progress: called about twice a second with {"type": "progress", "run", "done", "total", "failed",
-            "rps", "elapsed_s"} and once per finished run with {"type": "run_done", "run", "metrics"}.
+        progress: called about twice a second with {"type": "progress", "part", "run", "done", "total",
+            "failed", "rps", "elapsed_s"} and once per finished run with {"type": "run_done", "part", "run",
+            "metrics"} ("part" and "run" both hold the sweep key; see evalsvc.core.progress).
         stop: set it to stop early; what was measured so far is kept and written (status "interrupted").
 
     Returns:
@@ -76,26 +83,28 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
                 stats, reason = await _run_point(config, key, number, parallel, rate, bodies, prompt_tokens,
                                                  out_dir, stop, progress)
             except ClientProcessError as exc:  # keep what the surviving client processes measured
-                stats, reason = exc.stats, "client_failed"
-                result.status, result.error = "failed", str(exc)
+                if exc.stats is None:
+                    raise
+                stats, reason = exc.stats, CLIENT_FAILED
+                result.status, result.error = RunStatus.FAILED, str(exc)
             run = _finish_run(config, stats, key, number, parallel, rate, reason, data_info)
             result.results[key] = run
             write_json(out_dir / f"summary_{key}.json", run.to_dict())
             if progress is not None:
-                progress({"type": "run_done", "run": key, "metrics": run.metrics})
-            if reason == "interrupted":
-                result.status = "interrupted"
+                progress(perf_run_done(key, run.metrics))
+            if reason == INTERRUPTED:
+                result.status = RunStatus.INTERRUPTED
                 break
-            if reason == "client_failed":
+            if reason == CLIENT_FAILED:
                 break
-        if result.status == "completed":
+        if result.status == RunStatus.COMPLETED:
             result.status, result.error = _nothing_succeeded(result)
     except asyncio.CancelledError:  # the caller cancelled: what was measured is written, then we unwind
-        result.status = "interrupted"
+        result.status = RunStatus.INTERRUPTED
         result.error = "cancelled by the caller"
         raise
     except Exception as exc:  # keep what was measured; say what broke
-        result.status = "failed"
+        result.status = RunStatus.FAILED
         result.error = f"{type(exc).__name__}: {exc}"
         if config.debug:
             result.info["traceback"] = traceback.format_exc()
@@ -108,52 +117,15 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
 
 
 def run_perf(config: PerfConfig, *, progress: ProgressFn | None = None) -> PerfResult:
-    """Blocking `run_perf_async` on a fresh (uv)loop.
+    """Blocking `run_perf_async`, on a fresh (uv)loop in a helper thread: works in scripts and in Jupyter.
 
-    In the main thread, SIGINT and SIGTERM stop the run gracefully: the result comes back with status
-    "interrupted" and the outputs hold everything measured. A second Ctrl-C aborts at once.
+    In the main thread, Ctrl-C (SIGINT, a Jupyter interrupt) and SIGTERM stop the run gracefully: the result
+    comes back with status "interrupted" and the outputs hold everything measured. A second one aborts at
+    once (KeyboardInterrupt). `progress` is called from the helper thread.
     """
-    try:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    except ImportError:  # pragma: no cover
-        loop = asyncio.new_event_loop()
-
-    async def main() -> PerfResult:
-        stop = asyncio.Event()
-        installed: list[int] = []
-        if threading.current_thread() is threading.main_thread():
-            def on_signal(signum: int) -> None:
-                if stop.is_set():
-                    signal.default_int_handler(signum, None)
-                stop.set()
-
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    loop.add_signal_handler(sig, on_signal, sig)
-                    installed.append(sig)
-                except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
-                    pass
-        try:
-            return await run_perf_async(config, progress=progress, stop=stop)
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-
-    try:
-        return loop.run_until_complete(main())
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-
-class ClientProcessError(RuntimeError):
-    """A client process of a sharded run died; `stats` holds what the others measured."""
-
-    def __init__(self, message: str, stats: RunStats) -> None:
-        super().__init__(message)
-        self.stats = stats
+    stop = asyncio.Event()
+    return run_blocking(run_perf_async(config, progress=progress, stop=stop), stop=stop, fast=True,
+                        name="evalsvc-perf")
 
 
 async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, rate: float,
@@ -181,8 +153,7 @@ async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, r
         # completions per second over the last few seconds: steady even when requests take seconds each
         rps = (done - done_then) / (now - since) if now > since else 0.0
         window.append((now, done))
-        progress({"type": "progress", "run": key, "done": done, "total": number, "failed": failed,
-                  "rps": rps, "elapsed_s": now - started})
+        progress(perf_progress(key, done, number, failed, rps, now - started))
 
     gc_was_enabled = gc.isenabled()
     gc.collect()
@@ -257,17 +228,17 @@ def _concat(parts: list[str], dest: str) -> None:
     out.close()
 
 
-def _nothing_succeeded(result: PerfResult) -> tuple[str, str | None]:
-    """("failed", why) when no request of any sweep point succeeded; else ("completed", None)."""
+def _nothing_succeeded(result: PerfResult) -> tuple[RunStatus, str | None]:
+    """(failed, why) when no request of any sweep point succeeded; else (completed, None)."""
     runs = [run.metrics for run in result.results.values()]
     if any(m["requests_succeeded"] for m in runs):
-        return "completed", None
+        return RunStatus.COMPLETED, None
     kinds: dict[str, int] = {}
     for m in runs:
         for kind, count in m["failures_by_kind"].items():
             kinds[kind] = kinds.get(kind, 0) + count
     said = ", ".join(f"{k}: {v}" for k, v in kinds.items()) or "none finished"
-    return "failed", f"no request succeeded ({said})"
+    return RunStatus.FAILED, f"no request succeeded ({said})"
 
 
 def _finish_run(config: PerfConfig, stats: RunStats, key: str, number: int, parallel: int, rate: float,

@@ -67,39 +67,38 @@ def run_fuzz(max_examples: int, seed: int, max_time: float | None = None, phases
         tmp_path = Path(tmp)
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
-        log = open(tmp_path / "service.log", "wb")
-        service = subprocess.Popen([sys.executable, "-c", SERVICE.format(port=port, outputs=str(tmp_path / "out"),
-                                                                         token=TOKEN)],
-                                   cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        try:
-            _wait_up(base, service)
-            har = tmp_path / "run.har"
-            cmd = ["schemathesis", "run", f"{base}/openapi.json", "--checks", "all",
-                   "--exclude-checks", ",".join(CHECKS_EXCLUDED), "-n", str(max_examples), "--seed", str(seed),
-                   "-H", f"Authorization: Bearer {TOKEN}", "--no-color", "--generation-database", "none",
-                   "--request-timeout", "60", "--report", "har", "--report-har-path", str(har),
-                   "--continue-on-failure", "--max-response-time", "300"]  # blocking calls wait for jobs
-            if max_time:
-                cmd += ["--max-time", str(int(max_time))]
-            if phases:
-                cmd += ["--phases", phases]
-            t0 = time.monotonic()
-            run = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True,
-                                 env={**os.environ, "NO_PROXY": "*", "no_proxy": "*"})
-            elapsed = time.monotonic() - t0
-            statuses: collections.Counter[int] = collections.Counter()
-            if har.exists():
-                for entry in json.loads(har.read_text())["log"]["entries"]:
-                    statuses[int(entry["response"]["status"])] += 1
-            generated = re.search(r"(\d+) generated", run.stdout)
-            failures = dict(re.findall(r"❌ (ST\d+ [^:\n]+): (\d+)", run.stdout))
-        finally:
-            service.send_signal(signal.SIGTERM)
+        with open(tmp_path / "service.log", "wb") as log:
+            service = subprocess.Popen([sys.executable, "-c", SERVICE.format(port=port, outputs=str(tmp_path / "out"),
+                                                                             token=TOKEN)],
+                                       cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
             try:
-                service.wait(30)
-            except subprocess.TimeoutExpired:
-                service.kill()
-            log.close()
+                _wait_up(base, service)
+                har = tmp_path / "run.har"
+                cmd = ["schemathesis", "run", f"{base}/openapi.json", "--checks", "all",
+                       "--exclude-checks", ",".join(CHECKS_EXCLUDED), "-n", str(max_examples), "--seed", str(seed),
+                       "-H", f"Authorization: Bearer {TOKEN}", "--no-color", "--generation-database", "none",
+                       "--request-timeout", "60", "--report", "har", "--report-har-path", str(har),
+                       "--continue-on-failure", "--max-response-time", "300"]  # blocking calls wait for jobs
+                if max_time:
+                    cmd += ["--max-time", str(int(max_time))]
+                if phases:
+                    cmd += ["--phases", phases]
+                t0 = time.monotonic()
+                run = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True,
+                                     env={**os.environ, "NO_PROXY": "*", "no_proxy": "*"})
+                elapsed = time.monotonic() - t0
+                statuses: collections.Counter[int] = collections.Counter()
+                if har.exists():
+                    for entry in json.loads(har.read_text())["log"]["entries"]:
+                        statuses[int(entry["response"]["status"])] += 1
+                generated = re.search(r"(\d+) generated", run.stdout)
+                failures = dict(re.findall(r"❌ (ST\d+ [^:\n]+): (\d+)", run.stdout))
+            finally:
+                service.send_signal(signal.SIGTERM)
+                try:
+                    service.wait(30)
+                except subprocess.TimeoutExpired:
+                    service.kill()
         internal = (tmp_path / "service.log").read_text(errors="replace").count("internal error on")
     by_class = collections.Counter(f"{s // 100}xx" for s in statuses.elements())
     return {

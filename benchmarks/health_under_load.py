@@ -116,60 +116,59 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="evalsvc-health-") as tmp, \
             start_mock(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, output_tokens=args.tokens) as mock:
         port = _free_port()
-        log = open(Path(tmp) / "service.log", "wb")
-        service = subprocess.Popen([sys.executable, "-m", "evalsvc", "service", "--host", "127.0.0.1", "--port",
-                                    str(port), "--outputs", str(Path(tmp) / "out")],
-                                   cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    client = Client(port)
-                    client.health_ms()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or service.poll() is not None:
-                        raise RuntimeError("the service did not start")
-                    time.sleep(0.1)
-            for _ in range(50):  # warm the connection and the handler
-                client.health_ms()
-
-            idle_end = time.monotonic() + args.idle_s
-            idle = _paced(client, args.hz, lambda: time.monotonic() > idle_end)
-
-            body = {"model": "mock", "url": mock.chat_url, "dataset": "random", "prompt_tokens": 32,
-                    "max_tokens": args.tokens, "number": args.number, "parallel": args.parallel,
-                    "record_requests": False}
-            status, answer = client.call("POST", "/api/v1/jobs/perf", body)
-            assert status == 202, (status, answer)
-            job_id = answer["job_id"]
-            # measure from the moment the worker reports load until the job ends
-            while True:
-                _, job = client.call("GET", f"/api/v1/jobs/{job_id}")
-                if job["job"]["progress"] or job["job"]["state"] not in ("queued", "running"):
-                    break
-                time.sleep(0.05)
-            state = {"done": False}
-            checks = {"n": 0}
-
-            def finished() -> bool:
-                checks["n"] += 1
-                if checks["n"] % 25 == 0:  # look at the job twice a second, not on every sample
-                    _, got = client.call("GET", f"/api/v1/jobs/{job_id}")
-                    state["done"] = got["job"]["state"] not in ("queued", "running")
-                return state["done"]
-
-            t0 = time.monotonic()
-            loaded = _paced(client, args.hz, finished)
-            busy_s = time.monotonic() - t0
-            status, result = client.call("GET", f"/api/v1/jobs/{job_id}/result")
-        finally:
-            service.send_signal(signal.SIGTERM)
+        with open(Path(tmp) / "service.log", "wb") as log:
+            service = subprocess.Popen([sys.executable, "-m", "evalsvc", "service", "--host", "127.0.0.1", "--port",
+                                        str(port), "--outputs", str(Path(tmp) / "out")],
+                                       cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
             try:
-                service.wait(30)
-            except subprocess.TimeoutExpired:
-                service.kill()
-            log.close()
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        client = Client(port)
+                        client.health_ms()
+                        break
+                    except OSError:
+                        if time.monotonic() > deadline or service.poll() is not None:
+                            raise RuntimeError("the service did not start") from None
+                        time.sleep(0.1)
+                for _ in range(50):  # warm the connection and the handler
+                    client.health_ms()
+
+                idle_end = time.monotonic() + args.idle_s
+                idle = _paced(client, args.hz, lambda: time.monotonic() > idle_end)
+
+                body = {"model": "mock", "url": mock.chat_url, "dataset": "random", "prompt_tokens": 32,
+                        "max_tokens": args.tokens, "number": args.number, "parallel": args.parallel,
+                        "record_requests": False}
+                status, answer = client.call("POST", "/api/v1/jobs/perf", body)
+                assert status == 202, (status, answer)
+                job_id = answer["job_id"]
+                # measure from the moment the worker reports load until the job ends
+                while True:
+                    _, job = client.call("GET", f"/api/v1/jobs/{job_id}")
+                    if job["job"]["progress"] or job["job"]["state"] not in ("queued", "running"):
+                        break
+                    time.sleep(0.05)
+                state = {"done": False}
+                checks = {"n": 0}
+
+                def finished() -> bool:
+                    checks["n"] += 1
+                    if checks["n"] % 25 == 0:  # look at the job twice a second, not on every sample
+                        _, got = client.call("GET", f"/api/v1/jobs/{job_id}")
+                        state["done"] = got["job"]["state"] not in ("queued", "running")
+                    return state["done"]
+
+                t0 = time.monotonic()
+                loaded = _paced(client, args.hz, finished)
+                busy_s = time.monotonic() - t0
+                status, result = client.call("GET", f"/api/v1/jobs/{job_id}/result")
+            finally:
+                service.send_signal(signal.SIGTERM)
+                try:
+                    service.wait(30)
+                except subprocess.TimeoutExpired:
+                    service.kill()
 
     if status != 200:
         print(f"the perf job did not complete: {status} {json.dumps(result)[:500]}")

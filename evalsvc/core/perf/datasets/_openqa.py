@@ -58,7 +58,7 @@ def fetch(url: str, dest: Path) -> None:
         OSError / urllib.error.URLError: the hub cannot be reached or answered an error.
     """
     host = urlsplit(url).hostname or ""
-    proxies = {} if host in ("localhost", "::1") or host.startswith("127.") else None
+    proxies: dict[str, str] | None = {} if host in ("localhost", "::1") or host.startswith("127.") else None
     opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies))
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".download-", dir=dest.parent)
@@ -140,7 +140,8 @@ def approx_tokens(text: str) -> int:
     return max(1, cjk + len(rest.split()))
 
 
-def load(config: Any, count: int, rng: random.Random, fetch_fn: FetchFn | None = None) -> tuple[list[Prompt], dict[str, Any]]:
+def load(config: Any, count: int, rng: random.Random,
+         fetch_fn: FetchFn | None = None) -> tuple[list[Prompt], dict[str, Any]]:
     path, origin = locate(config, fetch_fn)
     questions = _questions(path)
     picked = rng.sample(questions, count) if count < len(questions) else rng.sample(questions, len(questions))

@@ -17,13 +17,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evalsvc.core.mock import MockConfig  # noqa: E402
-from evalsvc.core.mock._anthropic import MessagesWire  # noqa: E402
-from evalsvc.core.mock._dashscope import GenerationWire  # noqa: E402
-from evalsvc.core.mock._dialect import GenRequest  # noqa: E402
-from evalsvc.core.mock._gemini import GenerateWire  # noqa: E402
-from evalsvc.core.mock._openai import ChatWire  # noqa: E402
-from evalsvc.core.perf.dialects import get_dialect  # noqa: E402
+from evalsvc.core.mock import MockConfig
+from evalsvc.core.mock._anthropic import MessagesWire
+from evalsvc.core.mock._dashscope import GenerationWire
+from evalsvc.core.mock._dialect import GenRequest
+from evalsvc.core.mock._gemini import GenerateWire
+from evalsvc.core.mock._openai import ChatWire
+from evalsvc.core.perf.dialects import get_dialect
 
 WIRES = {"openai": ChatWire, "dashscope": GenerationWire, "anthropic": MessagesWire, "gemini": GenerateWire}
 
@@ -87,8 +87,10 @@ def main() -> None:
     n = 50
     for _ in range(args.repeat):
         for api, (events, whole) in cases.items():
-            for name, fn in (("per_event", lambda: parse(api, events)), ("one_read", lambda: parse(api, whole)),
-                             ("naive_json", lambda: naive(events))):
+            # each lambda runs (in timeit) before the loop moves on; the defaults bind this round's values
+            for name, fn in (("per_event", lambda api=api, events=events: parse(api, events)),
+                             ("one_read", lambda api=api, whole=whole: parse(api, whole)),
+                             ("naive_json", lambda events=events: naive(events))):
                 t = timeit.timeit(fn, number=n) / n * 1e6
                 best[api, name] = min(best.get((api, name), t), t)
     rows = [{"api": api, "bytes": len(whole[0]), **{k: best[api, k] for k in ("per_event", "one_read", "naive_json")}}
@@ -99,7 +101,8 @@ def main() -> None:
     for r in rows:
         print(f"{r['api']:<10} {r['bytes']:>7} {r['per_event']:>13.1f} {r['per_event'] / ref['per_event']:>9.2f} "
               f"{r['one_read']:>12.1f} {r['one_read'] / ref['one_read']:>9.2f} {r['naive_json']:>14.1f}")
-    print(f"({args.chunks} content chunks per stream; best of {args.repeat} interleaved rounds; shared machine, so compare ratios)")
+    print(f"({args.chunks} content chunks per stream; best of {args.repeat} interleaved rounds; "
+          "shared machine, so compare ratios)")
 
 
 if __name__ == "__main__":

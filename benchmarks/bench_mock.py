@@ -29,7 +29,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests._servers import start_mock  # noqa: E402
+from tests._servers import start_mock
 
 _MARK = b'"delta":{"content":'
 
@@ -118,8 +118,8 @@ def _raw_lockstep(port: int, parallel: int, rounds: int, tokens: int) -> dict[st
                         done[i], left = True, left - 1
             assert all(n == tokens for n in seen), "short stream"
             chunks_total += sum(seen)
-            ttft += [(f - s) * 1000 for f, s in zip(first, sent)]
-            tpot += [(b - a) * 1000 / (tokens - 1) for a, b in zip(first, last)]
+            ttft += [(f - s) * 1000 for f, s in zip(first, sent, strict=True)]
+            tpot += [(b - a) * 1000 / (tokens - 1) for a, b in zip(first, last, strict=True)]
     finally:
         for sock in socks:
             sock.close()

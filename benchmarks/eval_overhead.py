@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evalsvc import EvalConfig, run_eval  # noqa: E402
-from tests._evaldata import generated_suite  # noqa: E402
-from tests._servers import start_mock  # noqa: E402
+from evalsvc import EvalConfig, run_eval
+from tests._evaldata import generated_suite
+from tests._servers import start_mock
 
 DATASETS = ["gsm8k", "iquiz", "ceval"]
 

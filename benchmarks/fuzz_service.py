@@ -20,61 +20,34 @@ import collections
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.http._live import service_process  # noqa: E402
+
 TOKEN = "fuzz-token"
 CHECKS_EXCLUDED = ("positive_data_acceptance",)
-SERVICE = """
+# run by service_process, which fills in PORT and OUTPUTS
+SERVICE = f"""
 from evalsvc.http import run_service
-run_service("127.0.0.1", {port}, outputs={outputs!r}, token={token!r}, max_queued=16, cancel_grace_s=5,
+run_service("127.0.0.1", PORT, outputs=OUTPUTS, token={TOKEN!r}, max_queued=16, cancel_grace_s=5,
             targets={{"perf": "tests._jobfakes:perf", "eval": "tests._jobfakes:eval"}})
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with opener.open(url + "/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            if proc.poll() is not None:
-                break
-        time.sleep(0.1)
-    raise RuntimeError("the service did not start")
 
 
 def run_fuzz(max_examples: int, seed: int, max_time: float | None = None, phases: str | None = None) -> dict[str, Any]:
     """Run schemathesis against a fresh service; return the figures."""
     with tempfile.TemporaryDirectory(prefix="evalsvc-fuzz-") as tmp:
         tmp_path = Path(tmp)
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
-        log = open(tmp_path / "service.log", "wb")
-        service = subprocess.Popen([sys.executable, "-c", SERVICE.format(port=port, outputs=str(tmp_path / "out"),
-                                                                         token=TOKEN)],
-                                   cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        try:
-            _wait_up(base, service)
+        with service_process(tmp_path / "out", script=SERVICE, token=TOKEN) as live:
             har = tmp_path / "run.har"
-            cmd = ["schemathesis", "run", f"{base}/openapi.json", "--checks", "all",
+            cmd = ["schemathesis", "run", f"{live.base_url}/openapi.json", "--checks", "all",
                    "--exclude-checks", ",".join(CHECKS_EXCLUDED), "-n", str(max_examples), "--seed", str(seed),
                    "-H", f"Authorization: Bearer {TOKEN}", "--no-color", "--generation-database", "none",
                    "--request-timeout", "60", "--report", "har", "--report-har-path", str(har),
@@ -93,14 +66,8 @@ def run_fuzz(max_examples: int, seed: int, max_time: float | None = None, phases
                     statuses[int(entry["response"]["status"])] += 1
             generated = re.search(r"(\d+) generated", run.stdout)
             failures = dict(re.findall(r"❌ (ST\d+ [^:\n]+): (\d+)", run.stdout))
-        finally:
-            service.send_signal(signal.SIGTERM)
-            try:
-                service.wait(30)
-            except subprocess.TimeoutExpired:
-                service.kill()
-            log.close()
-        internal = (tmp_path / "service.log").read_text(errors="replace").count("internal error on")
+        # read once the service has stopped, so that everything it logged is in the file
+        internal = live.stderr_path.read_text(errors="replace").count("internal error on")
     by_class = collections.Counter(f"{s // 100}xx" for s in statuses.elements())
     return {
         "requests": sum(statuses.values()),

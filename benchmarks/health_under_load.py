@@ -19,10 +19,7 @@ import argparse
 import http.client
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,14 +29,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests._servers import start_mock  # noqa: E402
+from tests.http._live import service_process  # noqa: E402
 
 TARGET_P99_MS = 50.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Client:
@@ -114,62 +106,41 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="evalsvc-health-") as tmp, \
-            start_mock(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, output_tokens=args.tokens) as mock:
-        port = _free_port()
-        log = open(Path(tmp) / "service.log", "wb")
-        service = subprocess.Popen([sys.executable, "-m", "evalsvc", "service", "--host", "127.0.0.1", "--port",
-                                    str(port), "--outputs", str(Path(tmp) / "out")],
-                                   cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    client = Client(port)
-                    client.health_ms()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or service.poll() is not None:
-                        raise RuntimeError("the service did not start")
-                    time.sleep(0.1)
-            for _ in range(50):  # warm the connection and the handler
-                client.health_ms()
+            start_mock(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, output_tokens=args.tokens) as mock, \
+            service_process(Path(tmp) / "out") as live:
+        client = Client(int(live.base_url.rsplit(":", 1)[1]))  # service_process waited for /health
+        for _ in range(50):  # warm the connection and the handler
+            client.health_ms()
 
-            idle_end = time.monotonic() + args.idle_s
-            idle = _paced(client, args.hz, lambda: time.monotonic() > idle_end)
+        idle_end = time.monotonic() + args.idle_s
+        idle = _paced(client, args.hz, lambda: time.monotonic() > idle_end)
 
-            body = {"model": "mock", "url": mock.chat_url, "dataset": "random", "prompt_tokens": 32,
-                    "max_tokens": args.tokens, "number": args.number, "parallel": args.parallel,
-                    "record_requests": False}
-            status, answer = client.call("POST", "/api/v1/jobs/perf", body)
-            assert status == 202, (status, answer)
-            job_id = answer["job_id"]
-            # measure from the moment the worker reports load until the job ends
-            while True:
-                _, job = client.call("GET", f"/api/v1/jobs/{job_id}")
-                if job["job"]["progress"] or job["job"]["state"] not in ("queued", "running"):
-                    break
-                time.sleep(0.05)
-            state = {"done": False}
-            checks = {"n": 0}
+        body = {"model": "mock", "url": mock.chat_url, "dataset": "random", "prompt_tokens": 32,
+                "max_tokens": args.tokens, "number": args.number, "parallel": args.parallel,
+                "record_requests": False}
+        status, answer = client.call("POST", "/api/v1/jobs/perf", body)
+        assert status == 202, (status, answer)
+        job_id = answer["job_id"]
+        # measure from the moment the worker reports load until the job ends
+        while True:
+            _, job = client.call("GET", f"/api/v1/jobs/{job_id}")
+            if job["job"]["progress"] or job["job"]["state"] not in ("queued", "running"):
+                break
+            time.sleep(0.05)
+        state = {"done": False}
+        checks = {"n": 0}
 
-            def finished() -> bool:
-                checks["n"] += 1
-                if checks["n"] % 25 == 0:  # look at the job twice a second, not on every sample
-                    _, got = client.call("GET", f"/api/v1/jobs/{job_id}")
-                    state["done"] = got["job"]["state"] not in ("queued", "running")
-                return state["done"]
+        def finished() -> bool:
+            checks["n"] += 1
+            if checks["n"] % 25 == 0:  # look at the job twice a second, not on every sample
+                _, got = client.call("GET", f"/api/v1/jobs/{job_id}")
+                state["done"] = got["job"]["state"] not in ("queued", "running")
+            return state["done"]
 
-            t0 = time.monotonic()
-            loaded = _paced(client, args.hz, finished)
-            busy_s = time.monotonic() - t0
-            status, result = client.call("GET", f"/api/v1/jobs/{job_id}/result")
-        finally:
-            service.send_signal(signal.SIGTERM)
-            try:
-                service.wait(30)
-            except subprocess.TimeoutExpired:
-                service.kill()
-            log.close()
+        t0 = time.monotonic()
+        loaded = _paced(client, args.hz, finished)
+        busy_s = time.monotonic() - t0
+        status, result = client.call("GET", f"/api/v1/jobs/{job_id}/result")
 
     if status != 200:
         print(f"the perf job did not complete: {status} {json.dumps(result)[:500]}")

@@ -108,7 +108,8 @@ def small_suite(root: Path) -> Suite:
         subsets[subset] = {"test": [mcq_row(m, letter) for m, letter, _ in rows]}
         for marker, letter, right in rows:
             if right is not None:
-                answers.append({"match": marker, "reply": f"分析完毕。\n答案：{letter if right else _wrong_letter(letter)}"})
+                reply = f"分析完毕。\n答案：{letter if right else _wrong_letter(letter)}"
+                answers.append({"match": marker, "reply": reply})
             items["iquiz"].append(Item(marker, subset, right))
     write_local_copy(root / "iquiz", subsets)
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from evalsvc.core._io import new_run_dir, write_json
 from evalsvc.core.errors import ConfigError, EndpointUnreachable

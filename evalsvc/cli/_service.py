@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,21 +20,21 @@ def service(
     = "0.0.0.0",
     port: Annotated[int, typer.Option(help="TCP port (0: any free port).", min=0, max=65535)] = 9000,
     debug: Annotated[bool, typer.Option("--debug", help="Debug logs; 500 answers carry the traceback.")] = False,
-    token: Annotated[Optional[str], typer.Option(
+    token: Annotated[str | None, typer.Option(
         help="Bearer token required on every /api/ route.", envvar="EVALSVC_TOKEN", show_envvar=True)] = None,
-    outputs: Annotated[Optional[Path], typer.Option(
+    outputs: Annotated[Path | None, typer.Option(
         help="Outputs root: runs write under it (a client's work_dir is relative to it); job history lives in "
              "its .evalsvc/.  [default: outputs]", envvar="EVALSVC_OUTPUTS", show_envvar=True)] = None,
-    data_root: Annotated[Optional[list[Path]], typer.Option(
+    data_root: Annotated[list[Path] | None, typer.Option(
         "--data-root", help="Directory runs may read datasets/tokenizers from (repeatable; env "
                             "EVALSVC_DATA_ROOTS, ':'-separated).")] = None,
-    dataset_dir: Annotated[Optional[Path], typer.Option(
+    dataset_dir: Annotated[Path | None, typer.Option(
         help="Local benchmark copies (one folder per benchmark) for eval requests that name no dataset_dir.",
         envvar="EVALSVC_DATASET_DIR", show_envvar=True)] = None,
-    max_queue: Annotated[Optional[int], typer.Option(
+    max_queue: Annotated[int | None, typer.Option(
         help="Jobs allowed to wait; one more is answered 429.  [default: 16]", min=0,
         envvar="EVALSVC_MAX_QUEUE", show_envvar=True)] = None,
-    eval_concurrency: Annotated[Optional[int], typer.Option(
+    eval_concurrency: Annotated[int | None, typer.Option(
         help="Eval jobs running at once (perf jobs run one at a time).  [default: 2]", min=1,
         envvar="EVALSVC_EVAL_CONCURRENCY", show_envvar=True)] = None,
     cancel_grace: Annotated[float, typer.Option(

@@ -70,7 +70,7 @@ def redact_url(url: str) -> str:
     if query:
         pairs = []
         for pair in query.split("&"):
-            key, sep, value = pair.partition("=")
+            key, sep, _ = pair.partition("=")
             pairs.append(f"{key}{sep}***" if sep and secret_name(urllib.parse.unquote_plus(key)) else pair)
         query = "&".join(pairs)
     return parts._replace(netloc=netloc, query=query).geturl()

@@ -6,6 +6,7 @@ Servers run in their own process (tests/_servers.py), clients are httpx (sync) a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import statistics
 import time
@@ -232,7 +233,7 @@ def test_jitter_moves_deadlines_within_bounds_reproducibly_and_never_backwards()
     deadlines = _deadlines(cfg, 10.0, 50, seed=123)
     assert deadlines is not None and deadlines == _deadlines(cfg, 10.0, 50, seed=123)
     assert deadlines != _deadlines(cfg, 10.0, 50, seed=124)
-    assert all(b >= a for a, b in zip(deadlines, deadlines[1:]))
+    assert all(b >= a for a, b in itertools.pairwise(deadlines))
     for i, at in enumerate(deadlines):
         grid = 10.0 + 0.1 + i * 0.002
         assert at <= grid + 0.003 + 1e-9
@@ -515,9 +516,9 @@ def test_client_disconnect_is_counted_and_the_server_keeps_serving(mock_factory:
     mock = mock_factory(ttft_ms=0, itl_ms=50, output_tokens=40)
 
     async def leave_early() -> None:
-        async with aiohttp.ClientSession(trust_env=False) as session:
-            async with session.post(mock.chat_url, json=chat(stream=True)) as response:
-                await response.content.readline()
+        async with aiohttp.ClientSession(trust_env=False) as session, \
+                session.post(mock.chat_url, json=chat(stream=True)) as response:
+            await response.content.readline()
 
     asyncio.run(leave_early())
     deadline = time.monotonic() + 10

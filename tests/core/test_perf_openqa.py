@@ -153,7 +153,7 @@ def test_a_hub_answer_that_is_not_the_dataset_is_not_cached(tmp_path: Path, offl
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     with hub(b"<html>sign in</html>") as (endpoint, _):
         monkeypatch.setenv("MODELSCOPE_ENDPOINT", endpoint)
-        with pytest.raises(DatasetError, match="not open_qa.jsonl"):
+        with pytest.raises(DatasetError, match=r"not open_qa\.jsonl"):
             load_prompts(cfg(tmp_path), 5)
     assert not any(p.is_file() for p in offline.rglob("*"))
 

@@ -57,7 +57,7 @@ def benchmark_index() -> dict[str, str] | None:
     return data if isinstance(data, dict) else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def benchmark_meta(name: str) -> dict[str, Any]:
     """evalscope's metadata for one benchmark ({} when it has none on disk)."""
     root = _benchmarks_dir()
@@ -100,7 +100,8 @@ def unsupported_reason(meta: dict[str, Any]) -> str | None:
     """Why evalsvc cannot run a benchmark, or None if it can."""
     category = meta.get("category")
     if category and category != TEXT_CATEGORY:
-        kind = {"vlm": "a multimodal (vlm)", "agent": "an agent", "aigc": "an image-generation"}.get(category, f"a {category}")
+        kinds = {"vlm": "a multimodal (vlm)", "agent": "an agent", "aigc": "an image-generation"}
+        kind = kinds.get(category, f"a {category}")
         return f"is {kind} benchmark; evalsvc evaluates text benchmarks"
     if meta.get("requires_judge"):
         return "is scored by an LLM judge, which evalsvc does not configure"

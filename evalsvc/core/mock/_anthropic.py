@@ -65,7 +65,8 @@ def _event(name: bytes, data: bytes) -> bytes:
     return b"event: " + name + b"\ndata: " + data + b"\n\n"
 
 
-_DELTA_PRE = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":'
+_DELTA_PRE = (b'event: content_block_delta\n'
+              b'data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":')
 _BLOCK_STOP = _event(b"content_block_stop", b'{"type":"content_block_stop","index":0}')
 _MESSAGE_STOP = _event(b"message_stop", b'{"type":"message_stop"}')
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_type, from_mapping, require_range, require_text
-from ..errors import ConfigError
 from ._faults import FAULT_KINDS, slot_counts
 from ._text import load_answers
 
@@ -42,7 +41,8 @@ class MockConfig:
     tokens_per_chunk: int = 1
     """Tokens packed in one streamed content chunk (`itl_ms` stays the gap between chunks)."""
     jitter_ms: float = 0.0
-    """Each chunk deadline moves by a seeded uniform draw in [-jitter_ms, +jitter_ms] (never before the previous one)."""
+    """Each chunk deadline moves by a seeded uniform draw in [-jitter_ms, +jitter_ms] (never before the previous
+    one)."""
     role_chunk: bool = True
     """Chat streams open with a role-only chunk (as vLLM's do), sent as soon as the request arrives."""
     separate_finish_chunk: bool = False
@@ -101,7 +101,8 @@ class MockConfig:
 
     def answer_rows(self) -> tuple[tuple[str, str], ...]:
         """The answers table as (match, reply) pairs, in order (empty without `answers`)."""
-        rows: tuple[tuple[str, str], ...] = getattr(self, "_answer_rows")
+        # set in __post_init__ beside the dataclass fields, so only getattr reaches it
+        rows: tuple[tuple[str, str], ...] = getattr(self, "_answer_rows")  # noqa: B009
         return rows
 
     @classmethod

@@ -123,7 +123,8 @@ class GenerationWire:
         return b""
 
     def malformed(self) -> bytes:
-        return b'id:0\nevent:result\n:HTTP_STATUS/200\ndata:{"output":{"choices":[{"message":{"content":"cut off here\n\n'
+        return (b'id:0\nevent:result\n:HTTP_STATUS/200\n'
+                b'data:{"output":{"choices":[{"message":{"content":"cut off here\n\n')
 
     def body(self, text: str, reason: str | None, prompt_tokens: int, completion_tokens: int) -> bytes:
         return orjson.dumps({

@@ -2,8 +2,8 @@
 
 Timing: every response is scheduled on absolute deadlines from t0, when the request's first bytes
 arrived (see _Arrivals): content chunk i is written at t0 + ttft + i * itl (each moved by the seeded
-jitter, never before the previous one). Sleeping until a deadline, rather than for a gap, keeps late wake-ups from adding
-up, so the time between the first and last chunk stays (chunks - 1) * itl under load.
+jitter, never before the previous one). Sleeping until a deadline, rather than for a gap, keeps late
+wake-ups from adding up, so the time between the first and last chunk stays (chunks - 1) * itl under load.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from ._config import MockConfig
 from ._dialect import BadRequest, MockDialect, Endpoint, GenRequest, Wire
@@ -198,7 +199,7 @@ def _arrivals_of(request: web.Request) -> _Arrivals | None:
 
 
 @web.middleware
-async def _track_arrivals(request: web.Request, handler: Any) -> web.StreamResponse:
+async def _track_arrivals(request: web.Request, handler: Handler) -> web.StreamResponse:
     arrivals = _arrivals_of(request)
     if arrivals is None:  # served by a runner without the wrapper (create_mock_app under another site)
         return await handler(request)

@@ -47,7 +47,7 @@ class SloTracker:
 
     def merge(self, other: SloTracker) -> None:
         self.met += other.met
-        self.met_by = [a + b for a, b in zip(self.met_by, other.met_by)]
+        self.met_by = [a + b for a, b in zip(self.met_by, other.met_by, strict=True)]
 
     def metrics(self, requests: int, duration_s: float | None) -> dict[str, Any]:
         """goodput, slo_attainment (and per SLO), requests_meeting_slo; null without SLOs or requests."""
@@ -55,10 +55,11 @@ class SloTracker:
             return {"slo": None, "goodput": None, "slo_attainment": None, "slo_attainment_by_metric": None,
                     "requests_meeting_slo": None}
         return {
-            "slo": {k: v for k, v in zip(SLO_KEYS, self.limits) if v is not None},
+            "slo": {k: v for k, v in zip(SLO_KEYS, self.limits, strict=True) if v is not None},
             "goodput": self.met / duration_s if duration_s else None,
             "slo_attainment": self.met / requests if requests else None,
-            "slo_attainment_by_metric": {k: (n / requests if requests else None)
-                                         for k, v, n in zip(SLO_KEYS, self.limits, self.met_by) if v is not None},
+            "slo_attainment_by_metric": {
+                k: (n / requests if requests else None)
+                for k, v, n in zip(SLO_KEYS, self.limits, self.met_by, strict=True) if v is not None},
             "requests_meeting_slo": self.met,
         }

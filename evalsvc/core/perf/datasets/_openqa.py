@@ -142,7 +142,8 @@ def approx_tokens(text: str) -> int:
     return max(1, cjk + len(rest.split()))
 
 
-def load(config: Any, count: int, rng: random.Random, fetch_fn: FetchFn | None = None) -> tuple[list[Prompt], dict[str, Any]]:
+def load(config: Any, count: int, rng: random.Random,
+         fetch_fn: FetchFn | None = None) -> tuple[list[Prompt], dict[str, Any]]:
     path, origin = locate(config, fetch_fn)
     questions = _questions(path)
     picked = rng.sample(questions, count) if count < len(questions) else rng.sample(questions, len(questions))

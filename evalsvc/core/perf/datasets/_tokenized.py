@@ -85,7 +85,7 @@ def _fit(tok: Any, encode: Callable[[str], list[int]], ids: list[int], n: int, w
          rng: random.Random) -> str:
     """Decode `ids` and nudge the text until it re-encodes to exactly n tokens."""
     for _ in range(_MAX_FIX_ROUNDS):
-        text = tok.decode(ids, skip_special_tokens=True)
+        text: str = tok.decode(ids, skip_special_tokens=True)
         again = encode(text)
         if len(again) == n:
             return text

@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from evalsvc import PerfConfig, run_perf  # noqa: E402
-from tests._servers import start_mock  # noqa: E402
+from evalsvc import PerfConfig, run_perf
+from tests._servers import start_mock
 
 
 def main() -> None:

@@ -8,8 +8,9 @@ import sys
 import evalsvc
 
 EXPECTED = {
-    "ClientProcessError", "ConfigError", "DatasetError", "DatasetResult", "EndpointError", "EndpointStatusError", "EndpointTimeout",
-    "EndpointUnreachable", "EvalConfig", "EvalResult", "EvalsvcError", "MockConfig", "PerfConfig", "PerfResult",
+    "ClientProcessError", "ConfigError", "DatasetError", "DatasetResult", "EndpointError", "EndpointStatusError",
+    "EndpointTimeout", "EndpointUnreachable", "EvalConfig", "EvalResult", "EvalsvcError", "MockConfig",
+    "PerfConfig", "PerfResult",
     "RunResult", "RunStatus", "__version__", "create_app", "list_benchmarks", "run_eval", "run_eval_async",
     "run_mock", "run_perf", "run_perf_async", "run_service",
 }
@@ -25,6 +26,7 @@ def test_every_public_name_resolves() -> None:
 
 
 def test_import_is_light() -> None:
-    code = "import sys, evalsvc; print(sorted(m for m in ('aiohttp', 'evalscope', 'starlette', 'rich') if m in sys.modules))"
+    code = ("import sys, evalsvc; "
+            "print(sorted(m for m in ('aiohttp', 'evalscope', 'starlette', 'rich') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -17,7 +17,8 @@ try:  # typer >= 0.26 vendors its own click: its exceptions are not the click pa
     from typer._click.exceptions import ClickException as _TyperClickException
     from typer._click.exceptions import UsageError as _TyperUsageError
 except ImportError:  # older typer uses click itself
-    _TyperClickException, _TyperUsageError = click.ClickException, click.UsageError
+    _TyperClickException = click.ClickException  # type: ignore[misc,assignment]
+    _TyperUsageError = click.UsageError  # type: ignore[misc,assignment]
 
 app = typer.Typer(
     name="evalsvc",

@@ -25,7 +25,8 @@ def eval_command(names: list[str] | None = None, json_output: bool = False, quie
     try:
         options["datasets"] = [*(options.get("datasets") or []), *(names or [])]
         if not options["datasets"]:
-            raise ConfigError("datasets", "name at least one benchmark (--datasets gsm8k ...; see `evalsvc benchmarks`)")
+            raise ConfigError("datasets",
+                              "name at least one benchmark (--datasets gsm8k ...; see `evalsvc benchmarks`)")
         config = EvalConfig(**config_values(EvalConfig, options))
         result = _run(config, show_progress=not quiet, debug=config.debug)
     except EvalsvcError as exc:

@@ -58,7 +58,7 @@ class _Run:
     def thread_main(self) -> None:
         try:
             loop = self.loop = new_event_loop(fast=self.fast)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:
             self.coro.close()
             self.error = exc
             self.started.set()
@@ -72,7 +72,7 @@ class _Run:
                     self.task.cancel()
             self.started.set()
             self.result = loop.run_until_complete(self.task)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:
             self.error = exc
         finally:
             self.started.set()

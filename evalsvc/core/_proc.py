@@ -6,7 +6,8 @@ eval/_child.py) and the service's jobs (jobs/_supervisor.py, jobs/_child.py). Wh
 stays theirs: the zygote forks a warm process per dataset, shards run a fresh interpreter each, a job
 child gets its own session so a cancel reaches everything it started.
 
-Start: `python -P -m evalsvc.core._entry MODULE:FUNCTION ARGS` with PYTHONPATH led by the directory holding this evalsvc, so a child
+Start: `python -P -m evalsvc.core._entry MODULE:FUNCTION ARGS` with PYTHONPATH led by the directory holding
+this evalsvc, so a child
 imports the very code that started it (even from a source tree that is not installed), and `-P` keeps the
 working directory (where runs write) off sys.path, so nothing there can shadow a module. A parent that
 hands over its own sys.path (where callers' fakes and plugins live) does it in its first message

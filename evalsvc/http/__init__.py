@@ -19,8 +19,8 @@ from ._server import DEFAULT_HOST, DEFAULT_PORT, run_service
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
-    "ENV_DATA_ROOTS",
     "ENV_DATASET_DIR",
+    "ENV_DATA_ROOTS",
     "ENV_EVAL_CONCURRENCY",
     "ENV_MAX_QUEUE",
     "ENV_OUTPUTS",

@@ -91,8 +91,9 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
         "/health": {"get": {"operationId": "health", "summary": "Liveness and job counts (no auth)",
                             "tags": ["service"], "responses": {"200": _ref_response("Health", "the service is up")}}},
         "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "tags": ["service"],
-                                  "responses": {"200": {"description": "the OpenAPI document",
-                                                        "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+                                  "responses": {"200": {
+                                      "description": "the OpenAPI document",
+                                      "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         "/api/v1/eval": blocking("eval", "Evaluate a model on benchmarks; answers when done", "EvalSuccess"),
         "/api/v1/perf": blocking("perf", "Load-test an endpoint; answers when done", "PerfSuccess"),
         "/api/v1/jobs/eval": submit("eval"),

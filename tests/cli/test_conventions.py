@@ -16,7 +16,8 @@ from tests._evaldata import gsm8k_row, write_local_copy
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "evalsvc", *args], check=False, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "evalsvc", *args], check=False, capture_output=True, text=True,
+                          timeout=60)
 
 
 def test_bare_evalsvc_prints_the_help_and_exits_0() -> None:

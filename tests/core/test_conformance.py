@@ -193,7 +193,7 @@ def anthropic_text(nl: str = "\n") -> bytes:
     evs = [AN_START, an_event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
            an_event("ping", {})]
     evs += [an_delta(0, {"type": "text_delta", "text": w}) for w in ["Hello", "!", " How", " can I help?"]]
-    evs += [an_event("content_block_stop", {"index": 0})] + an_tail(15)
+    evs += [an_event("content_block_stop", {"index": 0}), *an_tail(15)]
     return sse(evs, nl)
 
 
@@ -205,7 +205,7 @@ def anthropic_thinking() -> bytes:
             an_event("content_block_stop", {"index": 0}),
             an_event("content_block_start", {"index": 1, "content_block": {"type": "text", "text": ""}})]
     evs += [an_delta(1, {"type": "text_delta", "text": w}) for w in ["27 * 453", " = 12231"]]
-    evs += [an_event("content_block_stop", {"index": 1})] + an_tail(40)
+    evs += [an_event("content_block_stop", {"index": 1}), *an_tail(40)]
     return sse(evs)
 
 
@@ -218,7 +218,7 @@ def anthropic_tool() -> bytes:
            an_delta(1, {"type": "input_json_delta", "partial_json": ""})]
     evs += [an_delta(1, {"type": "input_json_delta", "partial_json": p})
             for p in ['{"location":', ' "San Fra', 'ncisco, CA"', "}"]]
-    evs += [an_event("content_block_stop", {"index": 1})] + an_tail(89, "tool_use")
+    evs += [an_event("content_block_stop", {"index": 1}), *an_tail(89, "tool_use")]
     return sse(evs)
 
 
@@ -389,11 +389,11 @@ CASES: dict[str, Case] = {
     "openai_truncated_chunked": Case("openai", Reply(per_event(CHAT[:CHAT.index(b"blue")]), framing="chunked",
                                                      cut=True), kind="truncated"),
     "openai_unterminated_last_event": Case("openai", Reply(one(CHAT[:-1])), **OK5),
-    "openai_error_event": Case("openai", Reply(per_event(sse(chat_events()[:3] + ["data: " + dumps({"error": {"message": "upstream failed", "type": "server_error", "code": None}})]))),
+    "openai_error_event": Case("openai", Reply(per_event(sse([*chat_events()[:3], "data: " + dumps({"error": {"message": "upstream failed", "type": "server_error", "code": None}})]))),
                                kind="stream_error"),
     "openai_http_429": Case("openai", Reply([b'{"error":{"message":"Rate limit","type":"requests"}}'], status=429,
                                             content_type="application/json"), kind="http_429"),
-    "openai_bad_json": Case("openai", Reply(per_event(sse(chat_events()[:2] + ['data: {"choices":[{"delta":{"content":"x']))),
+    "openai_bad_json": Case("openai", Reply(per_event(sse([*chat_events()[:2], 'data: {"choices":[{"delta":{"content":"x']))),
                             kind="malformed"),
     "openai_empty_output": Case("openai", Reply(per_event(sse([oai({"role": "assistant", "content": ""}), oai({}, "stop"), "data: [DONE]"]))),
                                 kind="empty_output"),

@@ -117,7 +117,7 @@ def test_missing_local_folder_names_dataset_dir(tmp_path: Path) -> None:
 
 def test_local_copy_without_train_split_asks_for_zero_shot(tmp_path: Path) -> None:
     write_local_copy(tmp_path / "gsm8k", {"main": {"test": [gsm8k_row("[A]", "1+1?", 2)]}})
-    with pytest.raises(ConfigError, match="no 'train' split for the 4-shot examples.*few_shot_num to 0"):
+    with pytest.raises(ConfigError, match=r"no 'train' split for the 4-shot examples.*few_shot_num to 0"):
         plan_eval(EvalConfig(**{**BASE, "dataset_dir": str(tmp_path)}))
     plan = plan_eval(EvalConfig(**{**BASE, "dataset_dir": str(tmp_path),
                                    "dataset_args": {"gsm8k": {"few_shot_num": 0}}}))

@@ -249,7 +249,7 @@ def test_unreachable_endpoint_fails_fast_before_any_output(tmp_path: Path, suite
 
 
 def test_wrong_path_fails_the_preflight_with_a_hint(mock: MockHandle, suite: Suite, tmp_path: Path) -> None:
-    with pytest.raises(EndpointStatusError, match="404.*OpenAI base URL") as info:
+    with pytest.raises(EndpointStatusError, match=r"404.*OpenAI base URL") as info:
         run_eval(EvalConfig(model="m", api_url=mock.root_url + "/not-v1", datasets=["gsm8k"],
                             dataset_dir=str(suite.dataset_dir), work_dir=str(tmp_path)))
     assert info.value.status == 404
@@ -326,7 +326,7 @@ class _KeyEchoingServer:
         import threading
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 key = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
                 body = json.dumps({"error": {"message": f"Incorrect API key provided: {key}. Check it.",
@@ -511,7 +511,8 @@ def test_cancelling_the_calling_task_stops_workers_before_writing_outputs(tmp_pa
         return await finish(self, *args, **kwargs)
 
     monkeypatch.setattr(WorkerHandle, "finish", counted_finish)
-    with start_mock(answers=[{"match": f"[C{i}]", "reply": "答案：A"} for i in range(6)], ttft_ms=700, itl_ms=0) as mock:
+    answers = [{"match": f"[C{i}]", "reply": "答案：A"} for i in range(6)]
+    with start_mock(answers=answers, ttft_ms=700, itl_ms=0) as mock:
         mark = uuid.uuid4().hex
         monkeypatch.setenv("EVALSVC_TEST_MARK", mark)  # the zygote and its workers inherit it
         config = EvalConfig(model="m", api_url=mock.base_url, datasets=["iquiz"], dataset_dir=str(tmp_path / "data"),

@@ -147,7 +147,8 @@ def test_to_dict_and_repr_hide_secrets() -> None:
     for secret in ("sk-secret-value", "pw", "sk-h", "k2"):
         assert secret not in shown
     assert config.to_dict(redact=False)["api_key"] == "sk-secret-value"
-    assert EvalConfig(model="m", api_url="http://h/v1", datasets=["gsm8k"], api_key="sk-x").to_dict()["api_key"] == "***"
+    config = EvalConfig(model="m", api_url="http://h/v1", datasets=["gsm8k"], api_key="sk-x")
+    assert config.to_dict()["api_key"] == "***"
 
 
 def test_generation_options_are_declared_like_fields() -> None:

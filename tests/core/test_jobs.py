@@ -6,9 +6,9 @@ import asyncio
 import os
 import sqlite3
 import threading
-import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
+from collections.abc import Awaitable, Callable
 
 import pytest
 

@@ -214,7 +214,7 @@ def test_stop_keeps_what_was_measured(mock_factory: Any, tmp_path: Path) -> None
 
 
 def test_unreachable_endpoint_fails_fast(tmp_path: Path) -> None:
-    with pytest.raises(EndpointUnreachable, match="cannot connect to http://127.0.0.1:9"):
+    with pytest.raises(EndpointUnreachable, match=r"cannot connect to http://127\.0\.0\.1:9"):
         run_perf(cfg("http://127.0.0.1:9/v1/chat/completions", tmp_path, preflight=True))
     assert not any(tmp_path.iterdir())  # nothing written for a run that never started
 

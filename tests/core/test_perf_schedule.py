@@ -7,20 +7,21 @@ import statistics
 import pytest
 
 from evalsvc.core.perf._schedule import arrival_offsets
+import itertools
 
 
 def test_constant_schedule_is_exact() -> None:
     offs = arrival_offsets(200, 100.0, "constant")
     assert offs[0] == 0.0
     assert offs[199] == pytest.approx(1.99)
-    gaps = [b - a for a, b in zip(offs, offs[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(offs)]
     assert all(g == pytest.approx(0.01) for g in gaps)
 
 
 def test_poisson_mean_gap_within_5_percent_over_2000_arrivals() -> None:
     rate = 100.0
     offs = arrival_offsets(2001, rate, "poisson", seed=42)
-    gaps = [b - a for a, b in zip(offs, offs[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(offs)]
     assert len(gaps) == 2000
     assert statistics.fmean(gaps) == pytest.approx(1 / rate, rel=0.05)
     # exponential gaps: the stdev is about the mean (a constant schedule would give 0)

@@ -69,7 +69,8 @@ def test_every_error_class_lives_in_errors_py_and_its_docstring_tree() -> None:
     assert outside == []
     doc = errors.__doc__ or ""
     for cls in _error_classes_defined_in(errors):
-        assert re.search(rf"^\s+{cls.__name__}\s", doc, re.MULTILINE), f"{cls.__name__} missing from the tree in errors.py"
+        assert re.search(rf"^\s+{cls.__name__}\s", doc, re.MULTILINE), \
+            f"{cls.__name__} missing from the tree in errors.py"
 
 
 @pytest.mark.parametrize(("cls", "code"), [

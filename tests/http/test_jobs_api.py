@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import socket
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import httpx
 

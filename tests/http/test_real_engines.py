@@ -9,7 +9,8 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pytest
 
@@ -59,7 +60,7 @@ def _spec_perf_examples(mock: MockHandle) -> list[dict[str, Any]]:
 
 def test_spec_perf_examples(real_service: Live, mock: MockHandle, openqa_cache: Path, tmp_path: Path) -> None:
     for body, key, number in zip(_spec_perf_examples(mock), ("parallel_10_number_100", "parallel_20_number_1000"),
-                                 (100, 1000)):
+                                 (100, 1000), strict=True):
         r = real_service.client.post("/api/v1/perf", json=body)
         assert r.status_code == 200, r.text
         got = r.json()
@@ -87,7 +88,7 @@ def test_spec_eval_examples(real_service: Live, mock: MockHandle, suite: Suite, 
     ]
     with ThreadPoolExecutor(len(examples)) as pool:  # both at once: eval jobs run side by side
         answers = list(pool.map(lambda body: real_service.client.post("/api/v1/eval", json=body), examples))
-    for body, r in zip(examples, answers):
+    for body, r in zip(examples, answers, strict=True):
         assert r.status_code == 200, r.text
         got = r.json()
         assert got["status"] == "success" and got["message"] == "Evaluation completed"
@@ -233,8 +234,8 @@ def test_cancelled_eval_job_is_cancelled_and_keeps_its_predictions(real_service:
 def test_url_credentials_stay_secret_with_the_real_engines(real_service: Live, mock: MockHandle,
                                                            tmp_path: Path) -> None:
     base = f"http://user:PASSW0RDX@127.0.0.1:{mock.port}/v1"
-    bodies = [("/api/v1/jobs/perf", {"model": "m", "url": f"{base}/chat/completions?api_key=QKEYQKEY", "dataset": "random",
-                                     "prompt_tokens": 8, "max_tokens": 8, "number": 4}),
+    bodies = [("/api/v1/jobs/perf", {"model": "m", "url": f"{base}/chat/completions?api_key=QKEYQKEY",
+                                     "dataset": "random", "prompt_tokens": 8, "max_tokens": 8, "number": 4}),
               ("/api/v1/jobs/eval", {"model": "m", "api_url": f"{base}?api_key=QKEYQKEY", "datasets": ["iquiz"],
                                      "limit": 2})]
     seen = []

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.http._live import FAKE_TARGETS, Live, service_process
+from tests.http._live import FAKE_TARGETS, service_process
 from tests.http.conftest import perf_body
 
 FAKE_SERVICE = ("from evalsvc.http import run_service; "

@@ -109,7 +109,7 @@ def _run(client: Any, kind: str, mode: GenerationMode) -> tuple[Counter[str], li
             else:
                 problems.append(f"schema and validation accept, service answers {status} {error}: {body!r}"[:400])
         else:
-            if status == 400 and "field" in error or status in (400, 413) and not isinstance(body, dict):
+            if (status == 400 and "field" in error) or (status in (400, 413) and not isinstance(body, dict)):
                 counts["refused_400"] += 1
             else:
                 problems.append(f"schema refuses, service answers {status} {error}: {body!r}"[:400])

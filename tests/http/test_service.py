@@ -7,14 +7,15 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from evalsvc.core.config import EvalConfig, PerfConfig
 from tests.http._live import Live
-from tests.http.conftest import EVAL_URL, PERF_URL, eval_body, perf_body
+from tests.http.conftest import PERF_URL, eval_body, perf_body
 
 
 def test_health(service: Live) -> None:
@@ -256,23 +257,23 @@ def test_api_key_is_never_stored_logged_or_returned(service: Live, tmp_path: Pat
 
 def test_token_guards_every_api_route(service_factory: Callable[..., Live]) -> None:
     live = service_factory(token="s3cret-token")
-    anon = httpx.Client(base_url=live.base_url, trust_env=False, timeout=60)
-    wrong = httpx.Client(base_url=live.base_url, trust_env=False, timeout=60,
-                         headers={"Authorization": "Bearer nope"})
-    routes = [("POST", "/api/v1/perf"), ("POST", "/api/v1/eval"), ("POST", "/api/v1/jobs/perf"),
-              ("POST", "/api/v1/jobs/eval"), ("GET", "/api/v1/jobs"), ("GET", "/api/v1/jobs/x"),
-              ("GET", "/api/v1/jobs/x/result"), ("POST", "/api/v1/jobs/x/cancel"), ("GET", "/api/v1/jobs/x/events"),
-              ("GET", "/api/v2/unknown")]
-    for method, path in routes:
-        for client, what in ((anon, "missing"), (wrong, "invalid")):
-            r = client.request(method, path, json=perf_body())
-            assert r.status_code == 401, (method, path)
-            assert r.headers["www-authenticate"] == "Bearer"
-            assert r.json()["message"].startswith(what)
-    assert anon.get("/health").status_code == 200
-    doc = anon.get("/openapi.json").json()
-    assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
-    assert doc["paths"]["/api/v1/perf"]["post"]["security"] == [{"bearerAuth": []}]
+    with httpx.Client(base_url=live.base_url, trust_env=False, timeout=60) as anon, \
+            httpx.Client(base_url=live.base_url, trust_env=False, timeout=60,
+                         headers={"Authorization": "Bearer nope"}) as wrong:
+        routes = [("POST", "/api/v1/perf"), ("POST", "/api/v1/eval"), ("POST", "/api/v1/jobs/perf"),
+                  ("POST", "/api/v1/jobs/eval"), ("GET", "/api/v1/jobs"), ("GET", "/api/v1/jobs/x"),
+                  ("GET", "/api/v1/jobs/x/result"), ("POST", "/api/v1/jobs/x/cancel"), ("GET", "/api/v1/jobs/x/events"),
+                  ("GET", "/api/v2/unknown")]
+        for method, path in routes:
+            for client, what in ((anon, "missing"), (wrong, "invalid")):
+                r = client.request(method, path, json=perf_body())
+                assert r.status_code == 401, (method, path)
+                assert r.headers["www-authenticate"] == "Bearer"
+                assert r.json()["message"].startswith(what)
+        assert anon.get("/health").status_code == 200
+        doc = anon.get("/openapi.json").json()
+        assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+        assert doc["paths"]["/api/v1/perf"]["post"]["security"] == [{"bearerAuth": []}]
     ok = live.client.post("/api/v1/perf", json=perf_body())  # live.client sends the right token
     assert ok.status_code == 200 and ok.json()["status"] == "success"
     assert "s3cret-token" not in ok.text
@@ -295,7 +296,8 @@ def test_token_from_environment(service_factory: Callable[..., Live], monkeypatc
     ("bad\u0000name", "NUL"),
 ])
 def test_work_dir_is_confined_to_the_outputs_root(service: Live, work_dir: str, reason_part: str) -> None:
-    for path, body in (("/api/v1/perf", perf_body(work_dir=work_dir)), ("/api/v1/jobs/eval", eval_body(work_dir=work_dir))):
+    for path, body in (("/api/v1/perf", perf_body(work_dir=work_dir)),
+                       ("/api/v1/jobs/eval", eval_body(work_dir=work_dir))):
         r = service.client.post(path, json=body)
         assert r.status_code == 400, r.text
         assert r.json()["error"]["field"] == "work_dir" and reason_part in r.json()["error"]["reason"]

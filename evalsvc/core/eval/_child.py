@@ -118,9 +118,9 @@ def _patch_progress() -> None:
             send(self, True)
         close(self)
 
-    TqdmLogging.__init__ = patched_init  # type: ignore[method-assign]
-    TqdmLogging.update = patched_update  # type: ignore[method-assign]
-    TqdmLogging.close = patched_close  # type: ignore[method-assign]
+    TqdmLogging.__init__ = patched_init
+    TqdmLogging.update = patched_update
+    TqdmLogging.close = patched_close
 
 
 def _no_html_report(*_: Any, **__: Any) -> str:
@@ -129,10 +129,10 @@ def _no_html_report(*_: Any, **__: Any) -> str:
 
 def _warm_up() -> None:
     """Import and prepare evalscope once, in the zygote, before any fork."""
-    import evalscope  # noqa: F401 - takes over root logging: fine, this process is ours
-    import evalscope.models.openai_compatible  # noqa: F401 - the OpenAI client every run would load
+    import evalscope
+    import evalscope.models.openai_compatible
     import evalscope.report
-    import evalscope.run  # noqa: F401
+    import evalscope.run
 
     evalscope_logger = logging.getLogger("evalscope")
     for handler in list(evalscope_logger.handlers):
@@ -235,7 +235,7 @@ def _serve() -> None:
             cfg.generation_config.retry_interval = retry_interval
         run_task(cfg)
         _send({"type": "done"})
-    except BaseException as exc:  # noqa: BLE001 - report everything, including SystemExit
+    except BaseException as exc:
         code = 1
         detail = str(exc).strip().splitlines()
         trace = mask(traceback.format_exc(), secrets)
@@ -302,11 +302,11 @@ def zygote(control_fd: int) -> None:
     os.write(1, json.dumps({"type": "ready", "pid": os.getpid()}).encode() + b"\n")
     try:
         while True:
-            readable, _, _ = select.select([sock, wake_r], [], [])
+            readable, _, _ = select.select([sock.fileno(), wake_r], [], [])
             if wake_r in readable:
                 os.read(wake_r, 512)
             _reap(sock)
-            if sock in readable:
+            if sock.fileno() in readable:
                 message, fds, _, _ = socket.recv_fds(sock, 64, 3)
                 if not message:
                     break  # the parent is done (or gone)

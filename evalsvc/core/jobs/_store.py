@@ -7,6 +7,7 @@ thread, with the outputs root's service lock held while it is open.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import concurrent.futures
 import contextlib
 import fcntl
@@ -106,7 +107,7 @@ class JobStore:
         with self._lock:
             return int(self._db.execute(sql, args).fetchone()[0])
 
-    def recover(self) -> list[str]:
+    def recover(self) -> builtins.list[str]:  # `list` here is the method above
         """Mark jobs left queued or running by a previous service process as interrupted; return their ids.
 
         Nothing can still be running them: their worker processes stop when the service that started
@@ -206,7 +207,8 @@ class StoreThread:
         """A page of jobs and how many match in all (read together on the writer thread)."""
         store = self.store
         page: tuple[list[Job], int] = await self.run(
-            lambda: (store.list(state=state, kind=kind, limit=limit, offset=offset), store.count(state=state, kind=kind)))
+            lambda: (store.list(state=state, kind=kind, limit=limit, offset=offset),
+                     store.count(state=state, kind=kind)))
         return page
 
     async def close(self) -> None:
@@ -228,7 +230,7 @@ def _log_failure(future: asyncio.Future[Any]) -> None:
 
 
 def _job(row: tuple[Any, ...]) -> Job:
-    data = dict(zip(_COLUMNS, row))
+    data = dict(zip(_COLUMNS, row, strict=True))
     for column in _JSON_COLUMNS:
         if data[column] is not None:
             data[column] = orjson.loads(data[column])

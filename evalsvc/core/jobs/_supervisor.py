@@ -29,7 +29,6 @@ from .._secrets import config_secrets, scrub
 from ..config import EvalConfig, PerfConfig
 from ._admission import Admission
 from ._child import Init
-from ..status import RunStatus
 from ._model import (
     CANCELLED,
     FAILED,

@@ -189,7 +189,8 @@ async def _warmup(plan: ShardPlan, sender: Sender, stop: asyncio.Event | None = 
             await asyncio.gather(*workers)
             return
         waiter = asyncio.ensure_future(stop.wait())
-        await asyncio.wait([asyncio.gather(*workers), waiter], return_when=asyncio.FIRST_COMPLETED)
+        together: asyncio.Future[Any] = asyncio.gather(*workers)
+        await asyncio.wait([together, waiter], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
     finally:
         if any(not w.done() for w in workers):

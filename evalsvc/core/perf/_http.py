@@ -52,7 +52,9 @@ class _Conn(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.transport: asyncio.Transport | None = None
         # read_until_eof: a response with neither Content-Length nor chunked encoding ends with the connection
-        self.parser = HttpResponseParser(self, loop, READ_LIMIT, auto_decompress=False, read_until_eof=True)
+        # a plain asyncio.Protocol serves as the parser's protocol (it only needs the flow-control calls)
+        self.parser = HttpResponseParser(self, loop, READ_LIMIT, auto_decompress=False,  # type: ignore[arg-type]
+                                         read_until_eof=True)
         self.connect_s: float | None = None  # how long opening this connection took, until its first request
         self.head: asyncio.Future[Any] | None = None  # resolves to (message, payload)
         self.lost = False
@@ -252,6 +254,8 @@ class HttpClient:
         except BaseException:
             transport.abort()
             raise
+        if tls is None:  # the transport closed during the handshake
+            raise ConnectionLost("the connection closed during the TLS handshake")
         conn.connection_made(tls)
         return conn
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from ..status import StrEnum
 
 
 class FailureKind(StrEnum):

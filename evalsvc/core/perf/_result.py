@@ -141,8 +141,10 @@ class PerfResult(ResultBase[RunResult]):
         return f"PerfResult(status={str(self.status)!r}, runs=[{keys}], output_dir={self.output_dir!r})"
 
     def _repr_html_(self) -> str:
-        parts = [f"<p><b>evalsvc perf</b>: {html.escape(self.status)} &mdash; <code>{html.escape(self.output_dir)}</code></p>"]
+        parts = [f"<p><b>evalsvc perf</b>: {html.escape(self.status)} &mdash; "
+                 f"<code>{html.escape(self.output_dir)}</code></p>"]
         for key, run in self.results.items():
-            rows = "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td></tr>" for a, b in summary_lines(run.metrics))
+            rows = "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td></tr>"
+                           for a, b in summary_lines(run.metrics))
             parts.append(f"<table><caption>{html.escape(key)}</caption>{rows}</table>")
         return "".join(parts)

@@ -193,7 +193,7 @@ class LocalShards:
                              os.path.join(records_dir, f".{plan.key}.part{k}.jsonl") if records_dir else None)
                     for k, plan in enumerate(plans)]
             # a job may be megabytes of bodies: written off the loop (a shard reads it at once)
-            await asyncio.gather(*(asyncio.to_thread(_hand_over, s, job) for s, job in zip(shards, jobs)))
+            await asyncio.gather(*(asyncio.to_thread(_hand_over, s, job) for s, job in zip(shards, jobs, strict=True)))
             if not await _all_ready(shards, inbox, stop):
                 return ShardedRun(RunStats(bool(config.stream), config.slo), "interrupted", [], [])
             return await _measure(config, shards, inbox, stop, on_progress)

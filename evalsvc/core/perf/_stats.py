@@ -9,6 +9,7 @@ to `EXACT_LIMIT`; percentiles are then linearly interpolated between order stati
 from __future__ import annotations
 
 import math
+from typing import Any
 from array import array
 from operator import mul as _mul
 
@@ -124,7 +125,7 @@ class Dist:
     def summary(self) -> dict[str, float | int | None]:
         """min, p1 ... p99.9, max, mean, stdev and count; every value None when there is no data."""
         values = self._percentiles([q for _, q in PERCENTILES])
-        out: dict[str, float | int | None] = {name: v for (name, _), v in zip(PERCENTILES, values)}
+        out: dict[str, float | int | None] = {name: v for (name, _), v in zip(PERCENTILES, values, strict=True)}
         out["mean"] = self.mean
         out["stdev"] = self.stdev()
         out["count"] = self.count
@@ -162,7 +163,7 @@ class Dist:
         if zeros:
             self._buckets[_ZERO_BUCKET] = self._buckets.get(_ZERO_BUCKET, 0) + zeros
         keys, counts = np.unique(np.floor(np.log(positive) / _LOG_GROWTH).astype(np.int64), return_counts=True)
-        for key, c in zip(keys.tolist(), counts.tolist()):
+        for key, c in zip(keys.tolist(), counts.tolist(), strict=True):
             self._buckets[key] = self._buckets.get(key, 0) + c
         del arr, positive
         self._values = array("d")
@@ -187,10 +188,10 @@ class Dist:
             seen += c
         return self.high
 
-    def __getstate__(self) -> tuple:  # the sort cache is not shipped to other processes
+    def __getstate__(self) -> tuple[Any, ...]:  # the sort cache is not shipped to other processes
         return (self.count, self.total, self.total_sq, self.low, self.high, self._values.tobytes(), self._buckets)
 
-    def __setstate__(self, state: tuple) -> None:
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.count, self.total, self.total_sq, self.low, self.high, raw, self._buckets = state
         self._values = array("d")
         self._values.frombytes(raw)

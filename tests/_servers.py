@@ -168,3 +168,20 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             proc.wait()
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+def shard_pids(parent: int | None = None) -> list[int]:
+    """The perf client processes (shards, `python -m evalsvc.core._entry evalsvc.core.perf._shards:...`) that
+    are children of process `parent` (default: this process), from Linux /proc."""
+    import os
+
+    found = []
+    for task in Path(f"/proc/{parent or os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"evalsvc.core.perf._shards" in cmdline:
+                found.append(int(pid))
+    return found

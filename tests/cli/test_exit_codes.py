@@ -18,6 +18,7 @@ import evalsvc.core.perf as perf_module
 from evalsvc.cli import main
 from evalsvc.core.eval import DatasetResult, EvalResult
 from evalsvc.core.perf import PerfResult, RunResult
+from tests._servers import shard_pids
 
 EXPECTED = {"completed": 0, "incomplete": 1, "failed": 1, "timeout": 1, "interrupted": 130, "cancelled": 130}
 
@@ -64,20 +65,6 @@ def test_perf_with_a_failed_run_prints_why_in_the_table_output(monkeypatch: pyte
     assert "failed (client process evalsvc-perf-1 exited (-9)); outputs in /tmp/x" in " ".join(out.split())
 
 
-def _client_processes(pid: int) -> list[int]:
-    """The perf client processes (multiprocessing spawn children) of process `pid`."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            try:
-                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"spawn_main" in cmdline:
-                found.append(int(child))
-    return found
-
-
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_perf_exits_1_when_a_client_process_dies(mock_factory: Any, tmp_path: Path) -> None:
     # It used to exit 0 with status "failed"; eval exits 1 for a failed run: same outcome, same code.
@@ -91,7 +78,7 @@ def test_perf_exits_1_when_a_client_process_dies(mock_factory: Any, tmp_path: Pa
         clients: list[int] = []
         # The clients send only once both are ready: requests reaching the mock mean the load is running.
         while time.monotonic() < deadline and proc.poll() is None:
-            clients = _client_processes(proc.pid)
+            clients = shard_pids(proc.pid)
             if len(clients) == 2 and mock.stats()["requests"] > 20:
                 break
             time.sleep(0.1)

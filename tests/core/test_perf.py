@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from evalsvc import EndpointUnreachable, PerfConfig, PerfResult, run_perf, run_perf_async
+from tests._servers import shard_pids
 
 
 def cfg(url: str, tmp_path: Path, **kw: Any) -> PerfConfig:
@@ -263,22 +264,6 @@ def test_stop_during_sharded_warmup_returns_promptly(mock_factory: Any, tmp_path
     result = asyncio.run(main())
     assert result.status == "interrupted"
     assert time.monotonic() - started < 20
-
-
-def shard_pids() -> list[int]:
-    """This process's client processes (perf shards), from /proc."""
-    import os
-
-    pids = []
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"evalsvc.core.perf._shards" in cmdline:
-                pids.append(int(pid))
-    return pids
 
 
 def test_a_dead_client_process_keeps_what_the_others_measured(mock_factory: Any, tmp_path: Path) -> None:

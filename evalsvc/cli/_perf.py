@@ -60,6 +60,8 @@ def perf(
     record_requests: Annotated[bool, typer.Option("--record-requests/--no-record-requests",
                                                   help="Write one JSONL record per request.")] = True,
     work_dir: Annotated[str, typer.Option(help="Each run writes a timestamped directory under it.")] = "outputs",
+    report: Annotated[bool, typer.Option("--report/--no-report",
+                                         help="Write report.html (charts, opens offline).")] = True,
     debug: Annotated[bool, typer.Option(help="More detail in errors and outputs.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result object as JSON (for scripts).")] = False,
 ) -> None:
@@ -72,7 +74,7 @@ def perf(
             dataset_path=dataset_path, prompt_tokens=prompt_tokens, tokenizer_path=tokenizer_path,
             max_tokens=max_tokens, min_tokens=min_tokens, temperature=temperature, stream=stream,
             warmup=warmup, duration=duration, timeout=timeout, connect_timeout=connect_timeout,
-            workers=workers, seed=seed, record_requests=record_requests, work_dir=work_dir, debug=debug,
+            workers=workers, seed=seed, record_requests=record_requests, work_dir=work_dir, debug=debug, report=report,
             preflight=preflight,
             slo=parse_json_option("slo", slo), extra_body=parse_json_option("extra_body", extra_body),
             headers=_headers(header),

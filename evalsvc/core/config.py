@@ -90,6 +90,8 @@ class PerfConfig:
     """Seeds prompt sampling and Poisson arrivals."""
     record_requests: bool = True
     """Write one JSONL record per request."""
+    report: bool = True
+    """Write report.html (charts of the run, self-contained) into the output directory."""
     debug: bool = False
     work_dir: str = "outputs"
     """Each run writes a timestamped directory under it."""

@@ -116,7 +116,7 @@ def _write_html_report(out_dir: Path, result: PerfResult) -> None:
         from ..report import build_perf_report
 
         build_perf_report(out_dir)
-    except Exception as exc:  # the run's figures are written already: the page must not lose them
+    except Exception as exc:  # noqa: BLE001 - the run's figures are written; a page failure must not lose them
         result.info["report_error"] = f"{type(exc).__name__}: {exc}"
         log.warning("evalsvc perf: report.html was not written: %s", result.info["report_error"])
         write_json(out_dir / "summary.json", result.to_dict())

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import plotly.io as pio
+import plotly.io as pio  # type: ignore[import-untyped]
 from jinja2 import Environment, PackageLoader, select_autoescape
-from plotly.offline import get_plotlyjs
+from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
 
 from .._io import utc_now_iso, write_atomic
 from . import _charts

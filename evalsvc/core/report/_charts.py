@@ -105,9 +105,11 @@ def timeline_figure(run: PerfRun, index: int) -> go.Figure | None:
     tl = timeline(point.records or [])
     if tl is None:
         return None
-    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05,
-                        subplot_titles=["requests in flight", "successful completions per second",
-                                        "TTFT of the requests sent (ms)", "failures by kind"])
+    titles = ["requests in flight", "successful completions per second", "TTFT of the requests sent (ms)"]
+    if tl.errors:
+        titles.append("failures by kind (when they ended)")
+    fig = make_subplots(rows=len(titles), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=titles)
     fig.add_trace(go.Scatter(x=tl.t, y=tl.in_flight, name="in flight", mode="lines"), row=1, col=1)
     fig.add_trace(go.Scatter(x=tl.t, y=tl.throughput, name="req/s", mode="lines"), row=2, col=1)
     fig.add_trace(go.Scatter(x=tl.t, y=tl.ttft_p50, name="TTFT p50", mode="lines", connectgaps=True), row=3, col=1)
@@ -118,9 +120,10 @@ def timeline_figure(run: PerfRun, index: int) -> go.Figure | None:
                       annotation_text=f"SLO {run.slo['ttft_ms']:g} ms", row=3, col=1)
     for kind, counts in sorted(tl.errors.items()):
         fig.add_trace(go.Bar(x=tl.t, y=counts, name=kind), row=4, col=1)
-    fig.update_layout(title=f"Over time: {point.label}", height=720, barmode="stack",
+    fig.update_layout(title=f"Over time: {point.label}", height=180 * len(titles) + 120, barmode="stack",
                       **{**_LAYOUT, "hovermode": "x"})
-    fig.update_xaxes(title_text="seconds from the point's start", row=4, col=1)
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_xaxes(title_text="seconds from the point's start", row=len(titles), col=1)
     return fig
 
 

@@ -14,7 +14,11 @@ METRICS: dict[str, str] = {"ttft_ms": "TTFT", "tpot_ms": "TPOT", "itl_ms": "ITL"
 SLO_COLOR = "#d62728"
 PALETTE = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#ff7f0e")
 """One colour per sweep point, the same in every chart (red is kept for SLO lines)."""
-_LAYOUT: dict[str, Any] = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+_AXIS = {"gridcolor": "#e5e5e5", "linecolor": "#bbb", "zerolinecolor": "#ccc"}
+_TEMPLATE: dict[str, Any] = {"layout": {"plot_bgcolor": "white", "paper_bgcolor": "white",
+                                        "xaxis": _AXIS, "yaxis": _AXIS}}
+"""A light look, spelled out: plotly's named templates are large and copied into every figure."""
+_LAYOUT: dict[str, Any] = {"template": _TEMPLATE, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
                            "legend": {"orientation": "h", "y": -0.18}, "hovermode": "x unified"}
 
 

@@ -161,3 +161,14 @@ def test_cli_no_report_option(mock_server: Any, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     out = Path(json.loads(proc.stdout)["output_dir"])
     assert (out / "summary.json").is_file() and not (out / "report.html").exists()
+
+
+def test_a_missing_browser_fails_under_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.report import _browser
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y chromium"):
+        _browser._missing("no Chromium found")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no Chromium found"):
+        _browser._missing("no Chromium found")

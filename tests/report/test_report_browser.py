@@ -157,3 +157,17 @@ def test_client_bound_banner_shown_when_a_point_was_client_bound(runs: dict[str,
         assert "Client-bound" in text and "1 of 2 sweep points" in text and reason in text and key in text
         row = opened.page.locator(f'#summary-table tr[data-key="{key}"] td[data-metric="client_bound"]')
         assert row.inner_text() == "yes"
+
+
+def test_distributions_from_records_agree_with_the_summary(runs: dict[str, Path]) -> None:
+    # the page's histograms and CDFs come from requests_<key>.jsonl; they must be the summary's distributions
+    from evalsvc.core.report._data import load_perf_run, quantile
+
+    run = load_perf_run(runs["sweep"])
+    for point in run.points:
+        for metric in ("ttft_ms", "tpot_ms", "latency_ms"):
+            values = sorted(point.values(metric))
+            pcts = point.percentiles[metric]
+            assert len(values) == pcts["count"] == point.metrics["requests_succeeded"]
+            for stat, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+                assert quantile(values, p) == pytest.approx(pcts[stat], abs=1e-3), (point.key, metric, stat)

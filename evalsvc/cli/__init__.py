@@ -11,7 +11,7 @@ import typer
 from .. import __version__
 from ..core.errors import EvalsvcError
 from ..core.status import ExitCode
-from . import _eval, _mock, _perf, _service
+from . import _eval, _mock, _perf, _report, _service
 
 try:  # typer >= 0.26 vendors its own click: its exceptions are not the click package's
     from typer._click.exceptions import ClickException as _TyperClickException
@@ -27,7 +27,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for _module in (_perf, _eval, _service, _mock):
+for _module in (_perf, _eval, _service, _mock, _report):
     _module.register(app)
 
 

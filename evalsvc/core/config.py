@@ -84,6 +84,8 @@ class PerfConfig:
                             "succeed.")
     seed: int = field(42, help="Seeds prompt sampling and Poisson arrivals.")
     record_requests: bool = field(True, help="Write one JSONL record per request.")
+    report: bool = field(True, help="Write report.html (charts of the run, self-contained) into the output "
+                         "directory.")
     debug: bool = field(False, help="More detail in errors and outputs.")
     work_dir: str = field("outputs", help="Each run writes a timestamped directory under it.", text=True)
 

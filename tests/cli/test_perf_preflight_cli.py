@@ -76,8 +76,8 @@ def test_no_preflight_runs_and_a_run_without_success_fails_with_exit_1(tmp_path:
     assert printed["status"] == "failed" and printed["error"] == "no request succeeded (http_404: 5)"
     run_dir = _only_run_dir(tmp_path)
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "config.json", "report.txt", "requests_parallel_2_number_5.jsonl", "summary.json",
-        "summary_parallel_2_number_5.json"]
+        "config.json", "report.html", "report.txt", "requests_parallel_2_number_5.jsonl",
+        "summary.json", "summary_parallel_2_number_5.json"]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
     assert len((run_dir / "requests_parallel_2_number_5.jsonl").read_text().splitlines()) == 5
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import traceback
 from collections import deque
@@ -29,6 +30,7 @@ from ._verdict import client_verdict
 from .datasets import load_prompts
 from .dialects import get_dialect
 
+log = logging.getLogger("evalsvc.perf")
 ProgressFn = ProgressCallback
 RPS_WINDOW = 10  # progress reports (about 5 s) the live req/s figure is averaged over
 
@@ -113,7 +115,21 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
         result.info["finished_at"] = utc_now_iso()
         write_json(out_dir / "summary.json", result.to_dict())
         write_atomic(out_dir / "report.txt", result.report())
+        if config.report:
+            _write_html_report(out_dir, result)
     return result
+
+
+def _write_html_report(out_dir: Path, result: PerfResult) -> None:
+    """report.html from the files just written; a failure is logged and kept in summary.json, never raised."""
+    try:
+        from ..report import build_perf_report
+
+        build_perf_report(out_dir)
+    except Exception as exc:
+        result.info["report_error"] = f"{type(exc).__name__}: {exc}"
+        log.warning("evalsvc perf: report.html was not written: %s", result.info["report_error"])
+        write_json(out_dir / "summary.json", result.to_dict())
 
 
 def run_perf(config: PerfConfig, *, progress: ProgressFn | None = None) -> PerfResult:

@@ -125,12 +125,12 @@ os.close(r)
 print(child, flush=True)
 time.sleep(60)
 """
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=_proc.child_env())
-    assert parent.stdout is not None
-    grandchild = int(parent.stdout.readline())
-    assert not flag.exists()
-    parent.kill()  # no goodbye
-    parent.wait()
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=_proc.child_env()) as parent:
+        assert parent.stdout is not None
+        grandchild = int(parent.stdout.readline())
+        assert not flag.exists()
+        parent.kill()  # no goodbye
+        parent.wait()
     deadline = time.monotonic() + 20
     while not flag.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -140,9 +140,10 @@ time.sleep(60)
 
 def test_signal_group_reaches_what_the_child_started() -> None:
     child = _proc.start("tests.core._proc_helpers:sleep_with_a_child", stdout=subprocess.PIPE, new_session=True)
-    assert child.stdout is not None
-    grandchild = int(child.stdout.readline())
-    _proc.signal_group(child.pid, signal.SIGTERM)
-    assert child.wait(20) == -signal.SIGTERM
+    with child:  # closes the pipe
+        assert child.stdout is not None
+        grandchild = int(child.stdout.readline())
+        _proc.signal_group(child.pid, signal.SIGTERM)
+        assert child.wait(20) == -signal.SIGTERM
     assert wait_gone(grandchild), "the grandchild survived its group's SIGTERM"
     _proc.signal_group(child.pid, signal.SIGTERM)  # gone: not an error

@@ -169,6 +169,11 @@ def _suggest(name: str, index: dict[str, str]) -> str:
     return f"did you mean {lowered.get(close[0], close[0])!r}?" if close else "see `evalsvc benchmarks`"
 
 
+def _check_file_name(field: str, value: str, what: str) -> None:
+    if "/" in value or "\\" in value or "\x00" in value or value.startswith(".") or len(value) > 200:
+        raise ConfigError(field, f"{value[:80]!r} is not a {what} name (no '/', '\\' or leading '.')")
+
+
 def check_dataset_args(name: str, args: dict[str, Any], meta: dict[str, Any]) -> None:
     """Reject per-dataset options evalscope would silently ignore or choke on later."""
     field = f"dataset_args.{name}"
@@ -188,6 +193,15 @@ def check_dataset_args(name: str, args: dict[str, Any], meta: dict[str, Any]) ->
         if (not isinstance(subsets, list) or not subsets
                 or not all(isinstance(s, str) and s for s in subsets)):
             raise ConfigError(f"{field}.subset_list", "must be a non-empty list of subset names")
+        for subset in subsets:
+            _check_file_name(f"{field}.subset_list", subset, "subset")
+    # evalscope joins subset and split names onto the dataset folder to find its files
+    # (<subset>_<split>.jsonl): a '/' or '..' there would read files outside it.
+    for key in ("default_subset", "eval_split", "train_split"):
+        if args.get(key) is not None:
+            if not isinstance(args[key], str) or not args[key]:
+                raise ConfigError(f"{field}.{key}", f"must be a non-empty name, got {args[key]!r}")
+            _check_file_name(f"{field}.{key}", args[key], key.replace("_", " ").replace("default ", ""))
         known = list(meta.get("subset_list") or [])
         # Benchmarks with a fixed list of several subsets cannot load any other (ceval's prompt looks
         # the subject up by name); single-subset ones may be pointed at a local copy's 'default'.

@@ -39,6 +39,9 @@ def service(
         envvar="EVALSVC_EVAL_CONCURRENCY", show_envvar=True)] = None,
     cancel_grace: Annotated[float, typer.Option(
         help="Seconds a cancelled or interrupted run may take to stop before it is terminated.", min=0)] = 15.0,
+    allow_origin: Annotated[Optional[list[str]], typer.Option(
+        "--allow-origin", help="Browser origin (https://ui.example.org, or '*') allowed to call /api/ routes "
+                               "besides the service's own; others get 403 (repeatable).")] = None,
 ) -> None:
     """Serve evalsvc over HTTP: POST /api/v1/eval, /api/v1/perf, a job API, /health, /openapi.json."""
     from ..http import run_service
@@ -47,6 +50,7 @@ def service(
         run_service(host, port, debug, outputs=str(outputs) if outputs is not None else None, token=token,
                     data_roots=tuple(str(p) for p in data_root) if data_root else None,
                     dataset_dir=str(dataset_dir) if dataset_dir is not None else None, max_queued=max_queue,
-                    eval_concurrency=eval_concurrency, cancel_grace_s=cancel_grace)
+                    eval_concurrency=eval_concurrency, cancel_grace_s=cancel_grace,
+                    allow_origins=tuple(allow_origin) if allow_origin else None)
     except EvalsvcError as exc:
         fail(exc)

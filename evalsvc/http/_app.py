@@ -37,7 +37,8 @@ from ..core.jobs import (
     JobStateError,
     PathPolicy,
 )
-from ._errors import BodyTooLarge, CatchAll, JSONResponse, error_response, exception_handlers
+from ._errors import (BodyTooLarge, CatchAll, JSONResponse, UnsupportedMediaType, error_response,
+                      exception_handlers)
 from ._openapi import build_openapi
 
 log = logging.getLogger("evalsvc.service")
@@ -75,6 +76,8 @@ class ServiceSettings:
     eval_concurrency: int = DEFAULT_EVAL_CONCURRENCY
     perf_concurrency: int = 1
     cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S
+    allow_origins: tuple[str, ...] = ()
+    """Browser origins (scheme://host[:port], or "*") besides the service's own that may call /api/ routes."""
     targets: dict[str, str] = field(default_factory=dict)
     """Job kind -> "module:function" overriding the engines (tests use stand-ins)."""
 
@@ -103,6 +106,7 @@ class ServiceSettings:
                     raise ConfigError(var, f"must be an integer, got {env[var]!r}") from None
         settings = cls(**values)
         settings.data_roots = tuple(str(p) for p in settings.data_roots)
+        settings.allow_origins = tuple(_origin(o) for o in settings.allow_origins)
         if settings.max_queued < 0:
             raise ConfigError("max_queued", f"must be >= 0, got {settings.max_queued}")
         for name in ("eval_concurrency", "perf_concurrency"):
@@ -141,7 +145,8 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
                data_roots: tuple[str, ...] | list[str] | None = None, dataset_dir: str | os.PathLike[str] | None = None,
                max_queued: int | None = None,
                eval_concurrency: int | None = None, perf_concurrency: int | None = None,
-               cancel_grace_s: float | None = None, targets: dict[str, str] | None = None) -> Starlette:
+               cancel_grace_s: float | None = None, targets: dict[str, str] | None = None,
+               allow_origins: tuple[str, ...] | list[str] | None = None) -> Starlette:
     """The evalsvc HTTP service as an ASGI app (serve it with uvicorn or any ASGI server).
 
     Arguments left as None come from EVALSVC_OUTPUTS, EVALSVC_TOKEN, EVALSVC_DATA_ROOTS, EVALSVC_DATASET_DIR,
@@ -158,6 +163,8 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         perf_concurrency: perf jobs running at once (1).
         cancel_grace_s: seconds a cancelled run may take to stop before it is terminated (15).
         targets: job kind -> "module:function" replacing the engines (for tests).
+        allow_origins: browser origins ("https://ui.example.org", or "*") that may call /api/ routes besides
+            the service's own; a request whose Origin header names any other is refused (403).
 
     Returns:
         A Starlette app; its lifespan starts the job runner and stops running jobs on shutdown.
@@ -167,7 +174,7 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         data_roots=tuple(data_roots) if data_roots is not None else None,
         dataset_dir=os.fspath(dataset_dir) if dataset_dir is not None else None, max_queued=max_queued,
         eval_concurrency=eval_concurrency, perf_concurrency=perf_concurrency, cancel_grace_s=cancel_grace_s,
-        targets=targets)
+        targets=targets, allow_origins=tuple(allow_origins) if allow_origins is not None else None)
     service = Service(settings)
     routes = _routes(service)
     endpoints = [f"{m} {r.path}" for r in routes for m in sorted(r.methods or ()) if m != "HEAD"]
@@ -184,12 +191,57 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         debug=False,  # our handlers answer JSON, with the traceback when settings.debug
         routes=routes,
         middleware=[Middleware(CatchAll, debug=settings.debug),
+                    Middleware(OriginCheck, allowed=settings.allow_origins),
                     *([Middleware(BearerAuth, token=settings.token)] if settings.token else [])],
         exception_handlers=exception_handlers(settings.debug, endpoints),
         lifespan=lifespan,
     )
     app.state.service = service
     return app
+
+
+class OriginCheck:
+    """Refuses /api/ requests a browser sends on behalf of another site (cross-site request forgery).
+
+    A browser names the page's origin in `Origin` on cross-site requests, and a page may POST a plain-text or
+    form body without asking first. So a request whose Origin is present and is neither the service's own
+    (the scheme and Host it was reached at) nor one the operator allowed gets 403; clients that are not
+    browsers send no Origin and pass. Bodies must also be `application/json` (415 otherwise, see
+    _read_json), which a page cannot send cross-site without a CORS preflight the service never grants.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.allowed = frozenset(allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/") and "*" not in self.allowed:
+            headers = dict(scope["headers"])
+            origin = headers.get(b"origin")
+            if origin is not None:
+                text = origin.decode("latin-1").strip().lower().rstrip("/")
+                host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+                own = {f"http://{host}", f"https://{host}"} if host else set()
+                if text not in own and text not in self.allowed:
+                    response = error_response(
+                        403, f"requests from origin {text[:200]!r} are not allowed: the service only accepts "
+                        "browser requests from its own origin (evalsvc service --allow-origin ORIGIN adds one)",
+                        {"type": "OriginNotAllowed", "origin": text[:200]})
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def _origin(value: str) -> str:
+    """An --allow-origin value in the form browsers send: scheme://host[:port], lower case, or "*"."""
+    text = str(value).strip().lower().rstrip("/")
+    if text == "*":
+        return text
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
+        raise ConfigError("allow_origin", f"must be an origin such as https://ui.example.org (scheme://host[:port]) "
+                          f"or '*', got {value!r}")
+    return text
 
 
 class BearerAuth:
@@ -340,6 +392,11 @@ def _engine_fields(result: dict[str, Any] | None, said: Any) -> dict[str, Any]:
 
 
 async def _read_json(request: Request) -> Any:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(
+            f"the request body must be JSON sent as Content-Type: application/json, got "
+            f"{media_type[:100] or 'no Content-Type'!r} (curl: add -H 'Content-Type: application/json', or use --json)")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise BodyTooLarge(f"the request body is {declared} bytes; the limit is {MAX_BODY_BYTES}")

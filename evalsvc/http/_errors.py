@@ -37,6 +37,10 @@ class BodyTooLarge(EvalsvcError):
     """The request body exceeds the service's limit (HTTP 413)."""
 
 
+class UnsupportedMediaType(EvalsvcError):
+    """The request body is not declared as application/json (HTTP 415)."""
+
+
 def error_response(status: int, message: str, error: dict[str, Any] | None = None,
                    headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"status": "error", "message": message}
@@ -80,6 +84,9 @@ def exception_handlers(debug: bool, endpoints: list[str]) -> dict[Any, Any]:
     async def on_too_large(request: Request, exc: Exception) -> Response:
         return error_response(413, str(exc), {"type": "BodyTooLarge"})
 
+    async def on_media_type(request: Request, exc: Exception) -> Response:
+        return error_response(415, str(exc), {"type": "UnsupportedMediaType"})
+
     async def on_evalsvc_error(request: Request, exc: Exception) -> Response:
         return error_response(500, str(exc), {"type": type(exc).__name__})
 
@@ -104,6 +111,7 @@ def exception_handlers(debug: bool, endpoints: list[str]) -> dict[Any, Any]:
         JobStateError: on_state,
         RunnerClosed: on_closed,
         BodyTooLarge: on_too_large,
+        UnsupportedMediaType: on_media_type,
         EvalsvcError: on_evalsvc_error,
         HTTPException: on_http,
     }

@@ -39,6 +39,12 @@ def service(
         envvar="EVALSVC_EVAL_CONCURRENCY", show_envvar=True)] = None,
     cancel_grace: Annotated[float, typer.Option(
         help="Seconds a cancelled or interrupted run may take to stop before it is terminated.", min=0)] = 15.0,
+    header_timeout: Annotated[float, typer.Option(
+        help="Seconds a connection may take to send a complete request head before it is closed.",
+        min=0.001)] = 10.0,
+    max_connections: Annotated[Optional[int], typer.Option(
+        help="Open connections served at once; more are closed.  [default: half the open-file limit, "
+             "at most 1000]", min=1)] = None,
     allow_origin: Annotated[Optional[list[str]], typer.Option(
         "--allow-origin", help="Browser origin (https://ui.example.org, or '*') allowed to call /api/ routes "
                                "besides the service's own; others get 403 (repeatable).")] = None,
@@ -51,6 +57,7 @@ def service(
                     data_roots=tuple(str(p) for p in data_root) if data_root else None,
                     dataset_dir=str(dataset_dir) if dataset_dir is not None else None, max_queued=max_queue,
                     eval_concurrency=eval_concurrency, cancel_grace_s=cancel_grace,
-                    allow_origins=tuple(allow_origin) if allow_origin else None)
+                    allow_origins=tuple(allow_origin) if allow_origin else None,
+                    header_timeout_s=header_timeout, max_connections=max_connections)
     except EvalsvcError as exc:
         fail(exc)

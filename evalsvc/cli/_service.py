@@ -45,19 +45,47 @@ def service(
     max_connections: Annotated[Optional[int], typer.Option(
         help="Open connections served at once; more are closed.  [default: half the open-file limit, "
              "at most 1000]", min=1)] = None,
+    max_number: Annotated[Optional[int], typer.Option(
+        help="Limit: measured requests per perf run.  [default: 100000]", min=1, rich_help_panel="Limits")] = None,
+    max_parallel: Annotated[Optional[int], typer.Option(
+        help="Limit: perf parallel / eval eval_batch_size.  [default: 1000]", min=1, rich_help_panel="Limits")] = None,
+    max_prompt_tokens: Annotated[Optional[int], typer.Option(
+        help="Limit: perf prompt_tokens.  [default: 131072]", min=1, rich_help_panel="Limits")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(
+        help="Limit: output tokens requested (perf max_tokens, eval generation_config.max_tokens).  "
+             "[default: 131072]", min=1, rich_help_panel="Limits")] = None,
+    max_warmup: Annotated[Optional[int], typer.Option(
+        help="Limit: perf warm-up requests.  [default: 1000]", min=1, rich_help_panel="Limits")] = None,
+    max_runs: Annotated[Optional[int], typer.Option(
+        help="Limit: runs in one perf sweep.  [default: 64]", min=1, rich_help_panel="Limits")] = None,
+    max_job_seconds: Annotated[Optional[float], typer.Option(
+        help="Limit: wall time of a running job; longer ones are stopped (failed, timeout). Bounds perf "
+             "duration and eval timeout (the default timeout of eval jobs).  [default: 7200]",
+        min=0.001, rich_help_panel="Limits")] = None,
+    max_text: Annotated[Optional[int], typer.Option(
+        help="Limit: characters in a stored text field (model name, URL, header value).  [default: 1024]",
+        min=1, rich_help_panel="Limits")] = None,
+    max_body_json: Annotated[Optional[int], typer.Option(
+        help="Limit: bytes of JSON in headers, extra_body, generation_config, dataset_args.  [default: 65536]",
+        min=1, rich_help_panel="Limits")] = None,
     allow_origin: Annotated[Optional[list[str]], typer.Option(
         "--allow-origin", help="Browser origin (https://ui.example.org, or '*') allowed to call /api/ routes "
                                "besides the service's own; others get 403 (repeatable).")] = None,
 ) -> None:
     """Serve evalsvc over HTTP: POST /api/v1/eval, /api/v1/perf, a job API, /health, /openapi.json."""
+    from ..core.jobs._limits import ServiceLimits
     from ..http import run_service
 
+    given = {"max_number": max_number, "max_parallel": max_parallel, "max_prompt_tokens": max_prompt_tokens,
+             "max_tokens": max_tokens, "max_warmup": max_warmup, "max_runs": max_runs,
+             "max_job_seconds": max_job_seconds, "max_text": max_text, "max_body_json": max_body_json}
     try:
+        limits = ServiceLimits(**{k: v for k, v in given.items() if v is not None})
         run_service(host, port, debug, outputs=str(outputs) if outputs is not None else None, token=token,
                     data_roots=tuple(str(p) for p in data_root) if data_root else None,
                     dataset_dir=str(dataset_dir) if dataset_dir is not None else None, max_queued=max_queue,
                     eval_concurrency=eval_concurrency, cancel_grace_s=cancel_grace,
                     allow_origins=tuple(allow_origin) if allow_origin else None,
-                    header_timeout_s=header_timeout, max_connections=max_connections)
+                    header_timeout_s=header_timeout, max_connections=max_connections, limits=limits)
     except EvalsvcError as exc:
         fail(exc)

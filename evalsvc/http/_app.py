@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from ..core._io import dumps, utc_now_iso
+from ..core.config import EvalConfig, PerfConfig
 from ..core.errors import ConfigError
 from ..core.jobs import (
     ACTIVE_STATES,
@@ -37,6 +38,7 @@ from ..core.jobs import (
     JobStateError,
     PathPolicy,
 )
+from ..core.jobs._limits import ServiceLimits
 from ._errors import (BodyTooLarge, CatchAll, JSONResponse, UnsupportedMediaType, error_response,
                       exception_handlers)
 from ._openapi import build_openapi
@@ -76,6 +78,8 @@ class ServiceSettings:
     eval_concurrency: int = DEFAULT_EVAL_CONCURRENCY
     perf_concurrency: int = 1
     cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S
+    limits: ServiceLimits = field(default_factory=ServiceLimits)
+    """What one job may ask for (requests, concurrency, tokens, warm-up, wall time, text sizes)."""
     allow_origins: tuple[str, ...] = ()
     """Browser origins (scheme://host[:port], or "*") besides the service's own that may call /api/ routes."""
     targets: dict[str, str] = field(default_factory=dict)
@@ -129,6 +133,32 @@ class Service:
         self.openapi = build_openapi(auth=bool(settings.token))
         self.started_at = time.monotonic()
         self._start_lock: asyncio.Lock | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+
+    def config_from_body(self, kind: str, body: Any) -> PerfConfig | EvalConfig:
+        """The run config for a client's body: validated, paths confined, within the operator's limits.
+
+        Raises:
+            ConfigError: invalid fields, paths outside the roots, a value beyond a limit.
+        """
+        return self.settings.limits.apply(self.policy.config_from_body(kind, body))
+
+    async def watch_wall_time(self, period_s: float = 1.0) -> None:
+        """Stop jobs that have been running longer than the limit max_job_seconds (checked every period)."""
+        limit = self.settings.limits.max_job_seconds
+        first_seen: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(period_s)
+            now = time.monotonic()
+            running = {job.id for job in self.runner.running_jobs()}
+            for job_id in list(first_seen):
+                if job_id not in running:
+                    del first_seen[job_id]
+            for job_id in running:
+                if now - first_seen.setdefault(job_id, now) > limit:
+                    log.warning("job %s: running longer than max_job_seconds=%gs; stopping it", job_id, limit)
+                    await self.runner.expire(job_id, f"the job ran longer than the service's limit max_job_seconds = "
+                                             f"{limit:g} s (evalsvc service --max-job-seconds)")
 
     async def jobs(self) -> JobRunner:
         """The runner, started if the ASGI server did not run the lifespan."""
@@ -138,7 +168,13 @@ class Service:
             async with self._start_lock:
                 if not self.runner.started:
                     await self.runner.start()
+                    self._watchdog = asyncio.ensure_future(self.watch_wall_time())
         return self.runner
+
+    async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        await self.runner.close()
 
 
 def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | None = None, debug: bool | None = None,
@@ -146,7 +182,8 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
                max_queued: int | None = None,
                eval_concurrency: int | None = None, perf_concurrency: int | None = None,
                cancel_grace_s: float | None = None, targets: dict[str, str] | None = None,
-               allow_origins: tuple[str, ...] | list[str] | None = None) -> Starlette:
+               allow_origins: tuple[str, ...] | list[str] | None = None,
+               limits: ServiceLimits | None = None) -> Starlette:
     """The evalsvc HTTP service as an ASGI app (serve it with uvicorn or any ASGI server).
 
     Arguments left as None come from EVALSVC_OUTPUTS, EVALSVC_TOKEN, EVALSVC_DATA_ROOTS, EVALSVC_DATASET_DIR,
@@ -165,6 +202,7 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         targets: job kind -> "module:function" replacing the engines (for tests).
         allow_origins: browser origins ("https://ui.example.org", or "*") that may call /api/ routes besides
             the service's own; a request whose Origin header names any other is refused (403).
+        limits: what one job may ask for (ServiceLimits(): its defaults).
 
     Returns:
         A Starlette app; its lifespan starts the job runner and stops running jobs on shutdown.
@@ -174,7 +212,8 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         data_roots=tuple(data_roots) if data_roots is not None else None,
         dataset_dir=os.fspath(dataset_dir) if dataset_dir is not None else None, max_queued=max_queued,
         eval_concurrency=eval_concurrency, perf_concurrency=perf_concurrency, cancel_grace_s=cancel_grace_s,
-        targets=targets, allow_origins=tuple(allow_origins) if allow_origins is not None else None)
+        targets=targets, allow_origins=tuple(allow_origins) if allow_origins is not None else None,
+        limits=limits)
     service = Service(settings)
     routes = _routes(service)
     endpoints = [f"{m} {r.path}" for r in routes for m in sorted(r.methods or ()) if m != "HEAD"]
@@ -185,7 +224,7 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         try:
             yield
         finally:
-            await service.runner.close()
+            await service.close()
 
     app = Starlette(
         debug=False,  # our handlers answer JSON, with the traceback when settings.debug
@@ -280,7 +319,7 @@ def _routes(service: Service) -> list[Route]:
 
     async def run_blocking(request: Request) -> Response:
         kind = "eval" if request.url.path.endswith("/eval") else "perf"
-        config = service.policy.config_from_body(kind, await _read_json(request))
+        config = service.config_from_body(kind, await _read_json(request))
         runner = await service.jobs()
         job = runner.submit(kind, config)
         finished = await _wait_unless_disconnected(request, runner, job.id)
@@ -290,7 +329,7 @@ def _routes(service: Service) -> list[Route]:
 
     async def submit_job(request: Request) -> Response:
         kind = "eval" if request.url.path.endswith("/eval") else "perf"
-        config = service.policy.config_from_body(kind, await _read_json(request))
+        config = service.config_from_body(kind, await _read_json(request))
         runner = await service.jobs()
         job = runner.submit(kind, config)
         base = f"/api/v1/jobs/{job.id}"

@@ -12,9 +12,10 @@ import httpx
 import pytest
 
 from evalsvc.core.errors import ConfigError
+from evalsvc.core.jobs._limits import ServiceLimits
 from evalsvc.http import create_app
 from tests.http._live import Live, service_process
-from tests.http.conftest import perf_body
+from tests.http.conftest import eval_body, perf_body
 
 
 def test_cross_site_requests_are_refused_unless_the_origin_is_allowed(service_factory: Callable[..., Live],
@@ -103,3 +104,61 @@ def test_connections_beyond_the_limit_are_closed(tmp_path: Path) -> None:
                 pass
             assert time.monotonic() < deadline, "/health did not answer after the held connections closed"
             time.sleep(0.1)
+
+
+@pytest.mark.parametrize(("fields", "field", "limit"), [
+    ({"number": 10**12}, "number", "max_number"),
+    ({"number": [10, 10**6]}, "number", "max_number"),
+    ({"parallel": 10**6}, "parallel", "max_parallel"),
+    ({"prompt_tokens": 10**7}, "prompt_tokens", "max_prompt_tokens"),
+    ({"max_tokens": 10**7}, "max_tokens", "max_tokens"),
+    ({"warmup": 10**9}, "warmup", "max_warmup"),
+    ({"duration": 10**6}, "duration", "max_job_seconds"),
+    ({"parallel": list(range(1, 101))}, "number", "max_runs"),
+    ({"model": "m" * 100_000}, "model", "max_text"),
+    ({"headers": {"X-Big": "v" * 5000}}, "headers.X-Big", "max_text"),
+    ({"extra_body": {"pad": "x" * 70_000}}, "extra_body", "max_body_json"),
+])
+def test_perf_requests_beyond_the_operator_limits_get_400_naming_the_limit(
+        service: Live, fields: dict[str, object], field: str, limit: str) -> None:
+    for path in ("/api/v1/perf", "/api/v1/jobs/perf"):
+        r = service.client.post(path, json=perf_body(**fields))
+        assert r.status_code == 400, r.text[:300]
+        error = r.json()["error"]
+        assert error["field"] == field
+        assert limit in r.json()["message"] and "--" + limit.replace("_", "-") in r.json()["message"]
+    assert service.client.get("/api/v1/jobs").json()["total"] == 0
+
+
+def test_eval_requests_are_bounded_too_and_get_the_wall_time_as_their_timeout(service_factory: Callable[..., Live]
+                                                                              ) -> None:
+    service = service_factory(limits=ServiceLimits(max_parallel=8, max_job_seconds=600))
+    r = service.client.post("/api/v1/jobs/eval", json=eval_body(eval_batch_size=9))
+    assert r.status_code == 400 and r.json()["error"]["field"] == "eval_batch_size"
+    r = service.client.post("/api/v1/jobs/eval", json=eval_body(timeout=601))
+    assert r.status_code == 400 and "--max-job-seconds" in r.json()["message"]
+    r = service.client.post("/api/v1/jobs/eval", json=eval_body(generation_config={"max_tokens": 10**7}))
+    assert r.status_code == 400 and r.json()["error"]["field"] == "generation_config.max_tokens"
+    r = service.client.post("/api/v1/jobs/eval", json=eval_body())
+    assert r.status_code == 202
+    assert r.json()["job"]["config"]["timeout"] == 600  # no timeout asked: the limit applies
+
+
+def test_a_job_running_past_the_wall_time_limit_is_stopped_as_a_timeout(service_factory: Callable[..., Live]
+                                                                         ) -> None:
+    service = service_factory(limits=ServiceLimits(max_job_seconds=2))
+    job_id = service.client.post("/api/v1/jobs/perf", json=perf_body(model="fake-slow")).json()["job_id"]
+    job = service.wait_state(job_id, ("completed", "failed", "cancelled"), timeout=60)
+    assert job["state"] == "failed"
+    assert job["error"]["category"] == "timeout" and "max_job_seconds" in job["error"]["message"]
+    r = service.client.get(f"/api/v1/jobs/{job_id}/result")
+    assert r.status_code == 504
+    # the perf slot is free again
+    ok = service.client.post("/api/v1/perf", json=perf_body())
+    assert ok.status_code == 200, ok.text
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(ConfigError) as info:
+        ServiceLimits(max_number=0)
+    assert info.value.field == "max_number"

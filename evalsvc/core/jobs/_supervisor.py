@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import fcntl
 import logging
 import os
@@ -83,6 +84,7 @@ class _Active:
         self.subscribers: set[asyncio.Queue[tuple[str, Any]]] = set()
         self.persisted_at = 0.0
         self.tasks: set[asyncio.Task[None]] = set()
+        self.expired: str | None = None  # why expire() stopped it
 
 
 class JobRunner:
@@ -331,6 +333,19 @@ class JobRunner:
             self._stop(active, "cancel")
         return active.job
 
+    def running_jobs(self) -> list[Job]:
+        """The jobs running now (live objects: read only)."""
+        return [a.job for a in self._active.values() if a.job.state == RUNNING]
+
+    async def expire(self, job_id: str, message: str) -> None:
+        """Stop a running job that reached a time limit: it ends failed, category timeout, with `message`."""
+        active = self._active.get(job_id)
+        if active is None or active.job.finished:
+            return
+        active.expired = message
+        with contextlib.suppress(JobStateError):
+            await self.cancel(job_id)
+
     # ---- internals: scheduling and workers -------------------------------------------------------
 
     def _has_slot(self, kind: str) -> bool:
@@ -482,6 +497,8 @@ class JobRunner:
     def _finish(self, active: _Active, state: str, *, result: dict[str, Any] | None = None,
                 error: dict[str, Any] | None = None, output_dir: str | None = None) -> None:
         job = active.job
+        if active.expired is not None and state in (CANCELLED, FAILED):  # stopped by expire(): a time limit
+            state, error = FAILED, {"type": "Timeout", "category": "timeout", "message": active.expired}
         was_running = job.state == RUNNING
         job.state = state
         job.finished_at = utc_now_iso()

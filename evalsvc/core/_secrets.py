@@ -104,3 +104,21 @@ def secret_values(value: Any, secret: bool = False) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in secret_values(v, secret)]
     return [value] if secret and isinstance(value, str) else []
+
+
+def run_secrets(config: Any) -> tuple[str, ...]:
+    """Every secret a PerfConfig or EvalConfig holds, longest first: the API key, URL credentials and secret
+    query values, secret-named header values (and their token part) and secret-named extra_body values."""
+    values: list[str] = []
+    api_key = getattr(config, "api_key", None)
+    if isinstance(api_key, str) and api_key.strip() and api_key != "EMPTY":
+        values.append(api_key)
+    url = getattr(config, "url", None) or getattr(config, "api_url", None)
+    if isinstance(url, str):
+        values += url_secrets(url)
+    for name, value in (getattr(config, "headers", None) or {}).items():
+        if isinstance(value, str) and value.strip() and secret_name(name):
+            values.append(value)
+            values.append(value.split()[-1])  # "Bearer sk-..." also leaks as its token part
+    values += secret_values(getattr(config, "extra_body", None))
+    return tuple(sorted({v for v in values if v.strip()}, key=len, reverse=True))

@@ -29,7 +29,7 @@ from typing import Any, AsyncIterator, Callable
 import orjson
 
 from .._io import utc_now_iso, write_json
-from .._secrets import scrub, secret_name, secret_values, url_secrets
+from .._secrets import run_secrets, scrub
 from ..config import EvalConfig, PerfConfig
 from . import _child
 from ._model import (
@@ -696,19 +696,8 @@ def _lock(path: Path, *, write_pid: bool = True) -> int:
 
 
 def _secrets_of(config: Config) -> tuple[str, ...]:
-    """Every secret the config holds, longest first: the API key, URL credentials and secret query values,
-    secret-named header values (and their token part) and secret-named extra_body values."""
-    values: list[str] = []
-    if config.api_key and config.api_key != "EMPTY":
-        values.append(config.api_key)
-    url = config.url if isinstance(config, PerfConfig) else config.api_url
-    values += url_secrets(url)
-    for name, value in (getattr(config, "headers", None) or {}).items():
-        if isinstance(value, str) and value.strip() and secret_name(name):
-            values.append(value)
-            values.append(value.split()[-1])  # "Bearer sk-..." also leaks as its token part
-    values += secret_values(getattr(config, "extra_body", None))
-    return tuple(sorted({v for v in values if v.strip()}, key=len, reverse=True))
+    """Every secret the config holds, longest first (see _secrets.run_secrets)."""
+    return run_secrets(config)
 
 
 def _public_config(config: Config, secrets: tuple[str, ...]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import asyncio
 from time import perf_counter
 from typing import Any
 
+from .._secrets import mask, run_secrets
 from ._http import ConnectionLost, Exchange, HttpClient, RequestTimeout, encode_request
 from .dialects._base import approx_tokens
 
@@ -82,6 +83,7 @@ class Sender:
         self.timeout = float(config.timeout)
         self.client = HttpClient(url, connect_timeout=float(config.connect_timeout))
         self.stopping = False  # set by the engine before it cancels in-flight requests on purpose
+        self.secrets = run_secrets(config)  # an endpoint may quote the key in an error: never stored in clear
 
     def close(self) -> None:
         self.client.close()
@@ -102,7 +104,7 @@ class Sender:
                 text = await payload.read(2048)
                 out.end = perf_counter()
                 out.kind = f"http_{status}"
-                out.detail = _error_detail(text)
+                out.detail = _error_detail(text, self.secrets)
                 return out
             if self.stream and "json" not in exchange.content_type.lower():
                 parser = self.dialect.stream_parser(self.config)
@@ -151,6 +153,8 @@ class Sender:
             out.detail = f"{type(exc).__name__}: {exc}"[:200]
         finally:
             exchange.finish()
+            if out.detail and self.secrets:
+                out.detail = mask(out.detail, self.secrets)
             if parser is not None and out.first is None and parser.first_t is not None:
                 out.first, out.last, out.chunks = parser.first_t, parser.last_t, parser.n_output
         return out
@@ -205,6 +209,6 @@ def merge_headers(base: dict[str, str], extra: dict[str, str] | None) -> dict[st
     return out
 
 
-def _error_detail(raw: bytes) -> str | None:
-    text = raw.decode("utf-8", "replace").strip()
+def _error_detail(raw: bytes, secrets: tuple[str, ...] = ()) -> str | None:
+    text = mask(raw.decode("utf-8", "replace").strip(), secrets)  # before clipping: no half key survives
     return text[:200] or None

@@ -23,6 +23,7 @@ from .. import __version__
 from ..core._io import dumps, utc_now_iso
 from ..core.config import EvalConfig, PerfConfig
 from ..core.errors import ConfigError
+from ..core.eval._catalogue import check_limit
 from ..core.jobs import (
     ACTIVE_STATES,
     CANCELLED,
@@ -141,7 +142,10 @@ class Service:
         Raises:
             ConfigError: invalid fields, paths outside the roots, a value beyond a limit.
         """
-        return self.settings.limits.apply(self.policy.config_from_body(kind, body))
+        config = self.settings.limits.apply(self.policy.config_from_body(kind, body))
+        if isinstance(config, EvalConfig):  # what the library checks when it plans the run, before admission
+            check_limit(config.limit, config.datasets, config.dataset_args)
+        return config
 
     async def watch_wall_time(self, period_s: float = 1.0) -> None:
         """Stop jobs that have been running longer than the limit max_job_seconds (checked every period)."""

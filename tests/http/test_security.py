@@ -11,7 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from evalsvc.core.config import EvalConfig
 from evalsvc.core.errors import ConfigError
+from evalsvc.core.eval._plan import plan_eval
 from evalsvc.core.jobs._limits import ServiceLimits
 from evalsvc.http import create_app
 from tests.http._live import Live, service_process
@@ -162,3 +164,36 @@ def test_limits_must_be_positive() -> None:
     with pytest.raises(ConfigError) as info:
         ServiceLimits(max_number=0)
     assert info.value.field == "max_number"
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"limit": 1e-7}, "limit"),
+    ({"dataset_args": {"gsm8k": {"extra_params": {"nope": 1}}}}, "dataset_args.gsm8k.extra_params.nope"),
+    ({"dataset_args": {"gsm8k": {"filters": {"nope": 1}}}}, "dataset_args.gsm8k.filters"),
+    ({"dataset_args": {"gsm8k": {"filters": ["regex"]}}}, "dataset_args.gsm8k.filters"),
+    ({"dataset_args": {"gsm8k": {"metric_list": ["nope"]}}}, "dataset_args.gsm8k.metric_list"),
+    ({"dataset_args": {"gsm8k": {"metric_list": ["acc"], "primary_metric": "nope"}}},
+     "dataset_args.gsm8k.primary_metric"),
+    ({"dataset_args": {"gsm8k": {"aggregation": "nope"}}}, "dataset_args.gsm8k.aggregation"),
+    ({"dataset_args": {"gsm8k": {"dataset_id": "file:/etc"}}}, "dataset_args.gsm8k.dataset_id"),
+    ({"dataset_args": {"gsm8k": {"dataset_id": "file:///etc"}}}, "dataset_args.gsm8k.dataset_id"),
+    ({"dataset_args": {"gsm8k": {"hf_dataset_id": "https://huggingface.co/datasets/x/y"}}},
+     "dataset_args.gsm8k.hf_dataset_id"),
+])
+def test_eval_input_evalscope_would_fail_on_is_refused_up_front(service: Live, fields: dict[str, object],
+                                                                 field: str) -> None:
+    for path in ("/api/v1/eval", "/api/v1/jobs/eval"):
+        r = service.client.post(path, json=eval_body(**fields))
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["field"] == field
+    assert service.client.get("/api/v1/jobs").json()["total"] == 0
+    ok = service.client.post("/api/v1/jobs/eval", json=eval_body(
+        limit=0.01, dataset_args={"gsm8k": {"metric_list": ["acc"], "filters": {"remove_until": "####"}}}))
+    assert ok.status_code == 202, ok.text
+
+
+def test_the_library_refuses_a_fraction_that_selects_nothing_before_any_work() -> None:
+    config = EvalConfig(model="m", api_url="http://127.0.0.1:9/v1", datasets=["gsm8k"], limit=1e-7)
+    with pytest.raises(ConfigError) as info:
+        plan_eval(config)
+    assert info.value.field == "limit" and "gsm8k" in info.value.reason

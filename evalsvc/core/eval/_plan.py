@@ -17,7 +17,7 @@ from typing import Any
 
 from ..config import EvalConfig
 from ..errors import ConfigError
-from ._catalogue import benchmark_meta
+from ._catalogue import benchmark_meta, check_limit
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
@@ -75,6 +75,7 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
     Raises:
         ConfigError: an unknown benchmark or option, a missing local copy, a bad use_cache directory.
     """
+    check_limit(config.limit, config.datasets, config.dataset_args)
     dataset_dir = None
     if config.dataset_dir is not None:
         dataset_dir = Path(config.dataset_dir).expanduser().resolve()

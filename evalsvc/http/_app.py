@@ -39,7 +39,7 @@ from ..core.jobs import (
     JobStateError,
     PathPolicy,
 )
-from ..core.jobs._limits import ServiceLimits
+from ..core.jobs._limits import ServiceLimits, TargetPolicy
 from ._errors import (BodyTooLarge, CatchAll, JSONResponse, UnsupportedMediaType, error_response,
                       exception_handlers)
 from ._openapi import build_openapi
@@ -81,6 +81,8 @@ class ServiceSettings:
     cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S
     limits: ServiceLimits = field(default_factory=ServiceLimits)
     """What one job may ask for (requests, concurrency, tokens, warm-up, wall time, text sizes)."""
+    allow_targets: tuple[str, ...] = ()
+    """Hosts / addresses / networks runs may send requests to (empty: any but link-local)."""
     allow_origins: tuple[str, ...] = ()
     """Browser origins (scheme://host[:port], or "*") besides the service's own that may call /api/ routes."""
     targets: dict[str, str] = field(default_factory=dict)
@@ -135,16 +137,21 @@ class Service:
         self.started_at = time.monotonic()
         self._start_lock: asyncio.Lock | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self.targets = TargetPolicy(settings.allow_targets)
 
-    def config_from_body(self, kind: str, body: Any) -> PerfConfig | EvalConfig:
-        """The run config for a client's body: validated, paths confined, within the operator's limits.
+    async def config_from_body(self, kind: str, body: Any) -> PerfConfig | EvalConfig:
+        """The run config for a client's body: validated, paths confined, within the operator's limits,
+        aimed at a target the service may call.
 
         Raises:
-            ConfigError: invalid fields, paths outside the roots, a value beyond a limit.
+            ConfigError: invalid fields, paths outside the roots, a value beyond a limit, a refused target.
         """
         config = self.settings.limits.apply(self.policy.config_from_body(kind, body))
         if isinstance(config, EvalConfig):  # what the library checks when it plans the run, before admission
             check_limit(config.limit, config.datasets, config.dataset_args)
+            await asyncio.to_thread(self.targets.check, "api_url", config.api_url)
+        else:
+            await asyncio.to_thread(self.targets.check, "url", config.url)
         return config
 
     async def watch_wall_time(self, period_s: float = 1.0) -> None:
@@ -187,7 +194,8 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
                eval_concurrency: int | None = None, perf_concurrency: int | None = None,
                cancel_grace_s: float | None = None, targets: dict[str, str] | None = None,
                allow_origins: tuple[str, ...] | list[str] | None = None,
-               limits: ServiceLimits | None = None) -> Starlette:
+               limits: ServiceLimits | None = None, allow_targets: tuple[str, ...] | list[str] | None = None
+               ) -> Starlette:
     """The evalsvc HTTP service as an ASGI app (serve it with uvicorn or any ASGI server).
 
     Arguments left as None come from EVALSVC_OUTPUTS, EVALSVC_TOKEN, EVALSVC_DATA_ROOTS, EVALSVC_DATASET_DIR,
@@ -207,6 +215,8 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         allow_origins: browser origins ("https://ui.example.org", or "*") that may call /api/ routes besides
             the service's own; a request whose Origin header names any other is refused (403).
         limits: what one job may ask for (ServiceLimits(): its defaults).
+        allow_targets: host names, addresses or networks (CIDR) runs may call; empty: any host except
+            link-local ones (cloud metadata), which are refused unless listed.
 
     Returns:
         A Starlette app; its lifespan starts the job runner and stops running jobs on shutdown.
@@ -217,7 +227,7 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         dataset_dir=os.fspath(dataset_dir) if dataset_dir is not None else None, max_queued=max_queued,
         eval_concurrency=eval_concurrency, perf_concurrency=perf_concurrency, cancel_grace_s=cancel_grace_s,
         targets=targets, allow_origins=tuple(allow_origins) if allow_origins is not None else None,
-        limits=limits)
+        limits=limits, allow_targets=tuple(allow_targets) if allow_targets is not None else None)
     service = Service(settings)
     routes = _routes(service)
     endpoints = [f"{m} {r.path}" for r in routes for m in sorted(r.methods or ()) if m != "HEAD"]
@@ -323,7 +333,7 @@ def _routes(service: Service) -> list[Route]:
 
     async def run_blocking(request: Request) -> Response:
         kind = "eval" if request.url.path.endswith("/eval") else "perf"
-        config = service.config_from_body(kind, await _read_json(request))
+        config = await service.config_from_body(kind, await _read_json(request))
         runner = await service.jobs()
         job = runner.submit(kind, config)
         finished = await _wait_unless_disconnected(request, runner, job.id)
@@ -333,7 +343,7 @@ def _routes(service: Service) -> list[Route]:
 
     async def submit_job(request: Request) -> Response:
         kind = "eval" if request.url.path.endswith("/eval") else "perf"
-        config = service.config_from_body(kind, await _read_json(request))
+        config = await service.config_from_body(kind, await _read_json(request))
         runner = await service.jobs()
         job = runner.submit(kind, config)
         base = f"/api/v1/jobs/{job.id}"

@@ -197,3 +197,30 @@ def test_the_library_refuses_a_fraction_that_selects_nothing_before_any_work() -
     with pytest.raises(ConfigError) as info:
         plan_eval(config)
     assert info.value.field == "limit" and "gsm8k" in info.value.reason
+
+
+def test_link_local_targets_are_refused_and_targets_can_be_restricted(service_factory: Callable[..., Live],
+                                                                     tmp_path: Path) -> None:
+    service = service_factory()
+    for url in ("http://169.254.169.254/latest/meta-data", "http://[fe80::1]:8000/v1/chat/completions",
+                "http://[::ffff:169.254.169.254]/v1/chat/completions"):
+        r = service.client.post("/api/v1/jobs/perf", json=perf_body(url=url))
+        assert r.status_code == 400 and r.json()["error"]["field"] == "url", r.text
+        assert "link-local" in r.json()["message"] and "--allow-target" in r.json()["message"]
+    r = service.client.post("/api/v1/jobs/eval", json=eval_body(api_url="http://169.254.169.254/v1"))
+    assert r.status_code == 400 and r.json()["error"]["field"] == "api_url"
+    assert service.client.post("/api/v1/jobs/perf", json=perf_body()).status_code == 202  # loopback is fine
+
+    narrow = service_factory(outputs=tmp_path / "narrow", allow_targets=["127.0.0.0/8", "169.254.169.254"])
+    assert narrow.client.post("/api/v1/jobs/perf", json=perf_body()).status_code == 202
+    assert narrow.client.post("/api/v1/jobs/perf", json=perf_body(
+        url="http://169.254.169.254/v1/chat/completions")).status_code == 202  # explicitly allowed
+    for url in ("http://10.1.2.3:8000/v1/chat/completions", "http://no-such-host.invalid/v1/chat/completions"):
+        r = narrow.client.post("/api/v1/jobs/perf", json=perf_body(url=url))
+        assert r.status_code == 400 and "--allow-target" in r.json()["message"], r.text
+
+
+def test_allow_target_values_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        create_app(outputs=tmp_path, allow_targets=["10.0.0.0/99"])
+    assert info.value.field == "allow_target"

@@ -8,8 +8,11 @@ refused with a ConfigError naming the field, the limit and the `evalsvc service`
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -113,3 +116,67 @@ class ServiceLimits:
         if size > self.max_body_json:
             raise ConfigError(field, f"is {size} bytes of JSON; the service's limit max_body_json is "
                               f"{self.max_body_json} (evalsvc service {self.option('max_body_json')})")
+
+
+LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
+"""Link-local networks: cloud metadata services (169.254.169.254) live there; refused unless allowed."""
+
+
+@dataclass(frozen=True)
+class TargetPolicy:
+    """Which hosts the service may send requests to. The service calls any URL a client gives it (that is
+    its job), so the operator may restrict targets to hosts and networks (`--allow-target`); link-local
+    addresses (cloud metadata services) are refused unless an entry allows them explicitly.
+
+    Args:
+        allowed: host names ("llm.internal"), addresses ("10.0.0.5") or networks ("10.0.0.0/8"); empty:
+            any host except link-local ones.
+    """
+
+    allowed: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for entry in self.allowed:
+            if not isinstance(entry, str) or not entry.strip() or "/" in entry and _network(entry) is None:
+                raise ConfigError("allow_target", f"must be a host name, an address or a network such as "
+                                  f"10.0.0.0/8, got {entry!r}")
+
+    def check(self, field: str, url: str) -> None:
+        """Raise ConfigError unless `url`'s host may be called. Resolves host names (blocking: call it in a
+        thread from async code); a name that does not resolve passes unless there is an allow list."""
+        host = (urlsplit(url).hostname or "").lower().rstrip(".")
+        names = {e.strip().lower().rstrip(".") for e in self.allowed if _network(e) is None}
+        networks = [n for n in (_network(e) for e in self.allowed) if n is not None]
+        if host in names:
+            return
+        try:
+            addresses = {ipaddress.ip_address(host)}
+        except ValueError:
+            try:
+                addresses = {ipaddress.ip_address(info[4][0].split("%")[0])
+                             for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)}
+            except (OSError, UnicodeError, ValueError):
+                addresses = set()
+        for address in addresses:
+            plain = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped \
+                else address
+            explicitly = any(plain in n for n in networks if n.version == plain.version)
+            if explicitly:
+                continue
+            if any(plain in n for n in LINK_LOCAL if n.version == plain.version):
+                raise ConfigError(field, f"host {host!r} is a link-local address ({plain}), where cloud metadata "
+                                  "services answer; the service refuses it unless the operator allows it "
+                                  "(evalsvc service --allow-target)")
+            if self.allowed:
+                raise ConfigError(field, f"host {host!r} ({plain}) is not among the targets this service may call "
+                                  "(evalsvc service --allow-target)")
+        if self.allowed and not addresses:
+            raise ConfigError(field, f"host {host!r} does not resolve and is not among the targets this service "
+                              "may call (evalsvc service --allow-target)")
+
+
+def _network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(entry.strip(), strict=False)
+    except ValueError:
+        return None

@@ -68,6 +68,9 @@ def service(
     max_body_json: Annotated[Optional[int], typer.Option(
         help="Limit: bytes of JSON in headers, extra_body, generation_config, dataset_args.  [default: 65536]",
         min=1, rich_help_panel="Limits")] = None,
+    keep_days: Annotated[Optional[float], typer.Option(
+        help="Delete finished jobs (output directory, log, record) this many days after they finished "
+             "(checked hourly).  [default: keep them]", min=0.001)] = None,
     allow_target: Annotated[Optional[list[str]], typer.Option(
         "--allow-target", help="Host, address or network (10.0.0.0/8) runs may send requests to (repeatable); "
                                "without it any host but link-local ones (169.254.0.0/16, fe80::/10).")] = None,
@@ -90,6 +93,6 @@ def service(
                     eval_concurrency=eval_concurrency, cancel_grace_s=cancel_grace,
                     allow_origins=tuple(allow_origin) if allow_origin else None,
                     header_timeout_s=header_timeout, max_connections=max_connections, limits=limits,
-                    allow_targets=tuple(allow_target) if allow_target else None)
+                    allow_targets=tuple(allow_target) if allow_target else None, keep_days=keep_days)
     except EvalsvcError as exc:
         fail(exc)

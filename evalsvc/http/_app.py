@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ ENV_DATASET_DIR = "EVALSVC_DATASET_DIR"
 DEFAULT_OUTPUTS = "outputs"
 MAX_BODY_BYTES = 1 << 20
 SSE_HEARTBEAT_S = 15.0
+RETENTION_PERIOD_S = 3600.0
 
 _MESSAGES = {"eval": ("Evaluation", "Evaluation completed"),
              "perf": ("Performance test", "Performance test completed")}
@@ -81,6 +83,8 @@ class ServiceSettings:
     cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S
     limits: ServiceLimits = field(default_factory=ServiceLimits)
     """What one job may ask for (requests, concurrency, tokens, warm-up, wall time, text sizes)."""
+    keep_days: float | None = None
+    """Delete finished jobs (outputs, log, record) this many days after they finished (None: keep them)."""
     allow_targets: tuple[str, ...] = ()
     """Hosts / addresses / networks runs may send requests to (empty: any but link-local)."""
     allow_origins: tuple[str, ...] = ()
@@ -116,6 +120,8 @@ class ServiceSettings:
         settings.allow_origins = tuple(_origin(o) for o in settings.allow_origins)
         if settings.max_queued < 0:
             raise ConfigError("max_queued", f"must be >= 0, got {settings.max_queued}")
+        if settings.keep_days is not None and not settings.keep_days > 0:
+            raise ConfigError("keep_days", f"must be > 0, got {settings.keep_days}")
         for name in ("eval_concurrency", "perf_concurrency"):
             if getattr(settings, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(settings, name)}")
@@ -154,11 +160,20 @@ class Service:
             await asyncio.to_thread(self.targets.check, "url", config.url)
         return config
 
-    async def watch_wall_time(self, period_s: float = 1.0) -> None:
-        """Stop jobs that have been running longer than the limit max_job_seconds (checked every period)."""
+    async def housekeeping(self, period_s: float = 1.0) -> None:
+        """Stop jobs running longer than the limit max_job_seconds (checked every period), and delete jobs
+        that finished more than keep_days ago (at start, then hourly, or every tenth of keep_days if shorter)."""
         limit = self.settings.limits.max_job_seconds
         first_seen: dict[str, float] = {}
+        pruned_at = -math.inf
         while True:
+            keep_s = self.settings.keep_days * 86400 if self.settings.keep_days is not None else None
+            if keep_s is not None and time.monotonic() - pruned_at >= min(RETENTION_PERIOD_S, keep_s / 10):
+                pruned_at = time.monotonic()
+                try:
+                    await self.runner.prune(keep_s)
+                except Exception:  # a full disk must not stop the wall-time checks
+                    log.exception("retention: pruning old jobs failed")
             await asyncio.sleep(period_s)
             now = time.monotonic()
             running = {job.id for job in self.runner.running_jobs()}
@@ -179,7 +194,7 @@ class Service:
             async with self._start_lock:
                 if not self.runner.started:
                     await self.runner.start()
-                    self._watchdog = asyncio.ensure_future(self.watch_wall_time())
+                    self._watchdog = asyncio.ensure_future(self.housekeeping())
         return self.runner
 
     async def close(self) -> None:
@@ -194,8 +209,8 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
                eval_concurrency: int | None = None, perf_concurrency: int | None = None,
                cancel_grace_s: float | None = None, targets: dict[str, str] | None = None,
                allow_origins: tuple[str, ...] | list[str] | None = None,
-               limits: ServiceLimits | None = None, allow_targets: tuple[str, ...] | list[str] | None = None
-               ) -> Starlette:
+               limits: ServiceLimits | None = None, allow_targets: tuple[str, ...] | list[str] | None = None,
+               keep_days: float | None = None) -> Starlette:
     """The evalsvc HTTP service as an ASGI app (serve it with uvicorn or any ASGI server).
 
     Arguments left as None come from EVALSVC_OUTPUTS, EVALSVC_TOKEN, EVALSVC_DATA_ROOTS, EVALSVC_DATASET_DIR,
@@ -217,6 +232,7 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         limits: what one job may ask for (ServiceLimits(): its defaults).
         allow_targets: host names, addresses or networks (CIDR) runs may call; empty: any host except
             link-local ones (cloud metadata), which are refused unless listed.
+        keep_days: delete finished jobs (output directory, log, record) this many days after they finished.
 
     Returns:
         A Starlette app; its lifespan starts the job runner and stops running jobs on shutdown.
@@ -227,7 +243,8 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         dataset_dir=os.fspath(dataset_dir) if dataset_dir is not None else None, max_queued=max_queued,
         eval_concurrency=eval_concurrency, perf_concurrency=perf_concurrency, cancel_grace_s=cancel_grace_s,
         targets=targets, allow_origins=tuple(allow_origins) if allow_origins is not None else None,
-        limits=limits, allow_targets=tuple(allow_targets) if allow_targets is not None else None)
+        limits=limits, allow_targets=tuple(allow_targets) if allow_targets is not None else None,
+        keep_days=keep_days)
     service = Service(settings)
     routes = _routes(service)
     endpoints = [f"{m} {r.path}" for r in routes for m in sorted(r.methods or ()) if m != "HEAD"]
@@ -377,6 +394,10 @@ def _routes(service: Service) -> list[Route]:
         job = await (await service.jobs()).cancel(request.path_params["job_id"])
         return JSONResponse({"status": "ok", "job": job.summary()}, status_code=200 if job.finished else 202)
 
+    async def delete_job(request: Request) -> Response:
+        job = await (await service.jobs()).delete(request.path_params["job_id"])
+        return JSONResponse({"status": "ok", "deleted": True, "job": job.summary()})
+
     async def job_events(request: Request) -> Response:
         runner = await service.jobs()
         job_id = request.path_params["job_id"]
@@ -394,6 +415,7 @@ def _routes(service: Service) -> list[Route]:
         Route("/api/v1/jobs/eval", submit_job, methods=["POST"]),
         Route("/api/v1/jobs/perf", submit_job, methods=["POST"]),
         Route("/api/v1/jobs/{job_id}", get_job, methods=["GET"]),
+        Route("/api/v1/jobs/{job_id}", delete_job, methods=["DELETE"]),
         Route("/api/v1/jobs/{job_id}/result", job_result, methods=["GET"]),
         Route("/api/v1/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
         Route("/api/v1/jobs/{job_id}/events", job_events, methods=["GET"]),

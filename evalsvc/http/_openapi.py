@@ -169,7 +169,12 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
         "/api/v1/jobs/{job_id}": {"get": {
             "operationId": "get_job", "summary": "A job's state and progress", "tags": ["jobs"], **secured,
             "parameters": [job_id],
-            "responses": {"200": _ref_response("JobStatus", "the job"), **job_responses}}},
+            "responses": {"200": _ref_response("JobStatus", "the job"), **job_responses}},
+            "delete": {
+            "operationId": "delete_job", "tags": ["jobs"], **secured, "parameters": [job_id],
+            "summary": "Delete a finished job: its output directory under the outputs root, its log and its record",
+            "responses": {"200": _ref_response("JobStatus", "deleted (the job as it was)"), **job_responses,
+                          "409": _ref_response("Error", "the job is queued or running: cancel it first")}}},
         "/api/v1/jobs/{job_id}/result": {"get": {
             "operationId": "get_job_result", "tags": ["jobs"], **secured, "parameters": [job_id],
             "summary": "A finished job's outcome: the same status code and body the blocking endpoint gives",

@@ -177,6 +177,22 @@ class PathPolicy:
                               f"got {str(value)[:80]!r}")
         return value
 
+    def removable(self, path: str | os.PathLike[str] | None) -> Path | None:
+        """`path` resolved, if the service may delete it: strictly inside the outputs root, outside its
+        private state directory; else None."""
+        if not path:
+            return None
+        try:
+            resolved = Path(path).resolve()
+        except (OSError, ValueError):
+            return None
+        if resolved == self.outputs_root or not _inside(resolved, self.outputs_root):
+            return None
+        if any(_inside(resolved, private) or _inside(private, resolved)
+               for private in (self.state_dir, self.state_dir.resolve())):
+            return None
+        return resolved
+
     def _resolve_relative(self, field: str, value: Any, root: Path) -> Path:
         text = _as_path_text(field, value)
         if text.startswith("~") or PurePath(text).is_absolute():

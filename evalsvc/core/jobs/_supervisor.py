@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import datetime
 import fcntl
 import logging
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -346,6 +348,44 @@ class JobRunner:
         with contextlib.suppress(JobStateError):
             await self.cancel(job_id)
 
+    async def delete(self, job_id: str) -> Job:
+        """Delete a finished job: its output directory (if inside the outputs root and no other job records
+        it), its log and its record.
+
+        Raises:
+            JobNotFound: no such job.
+            JobStateError: the job is queued or running (cancel it first).
+        """
+        active = self._active.get(job_id)
+        if active is not None and not active.job.finished:
+            raise JobStateError(job_id, active.job.state,
+                                f"job {job_id} is {active.job.state}; cancel it before deleting it")
+        if active is not None:
+            await active.done.wait()  # its final record is being written
+        job = await self.get(job_id)
+        await self._io(self._delete_files, job)
+        return job
+
+    async def prune(self, older_than_s: float) -> list[str]:
+        """Delete finished jobs (files and records) that finished more than `older_than_s` ago."""
+        cutoff = (datetime.datetime.now(datetime.timezone.utc)
+                  - datetime.timedelta(seconds=older_than_s)).isoformat(timespec="milliseconds")[:23] + "Z"
+        jobs = await self._io(self._require_store().finished_before, cutoff)
+        for job in jobs:
+            await self._io(self._delete_files, job)
+        if jobs:
+            log.info("retention: deleted %d jobs that finished before %s", len(jobs), cutoff)
+        return [job.id for job in jobs]
+
+    def _delete_files(self, job: Job) -> None:
+        store = self._require_store()
+        output = self.policy.removable(job.output_dir)
+        if output is not None and output.is_dir() and not store.output_dir_used_by_others(str(job.output_dir), job.id):
+            shutil.rmtree(output, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            (self.policy.state_dir / "logs" / f"{job.id}.log").unlink()
+        store.delete(job.id)
+
     # ---- internals: scheduling and workers -------------------------------------------------------
 
     def _has_slot(self, kind: str) -> bool:
@@ -434,7 +474,10 @@ class JobRunner:
         kind = message.get("type", "progress")
         job = active.job
         if isinstance(message.get("output_dir"), str) and kind != "result":
+            first = job.output_dir is None
             job.output_dir = message["output_dir"]
+            if first:  # stored at once: after a kill -9 the record still says where the run wrote
+                self._persist(active)
         if kind == "progress":
             key = str(message.get("run") or message.get("dataset") or "")
             job.progress[key] = {k: v for k, v in message.items() if k != "type"}
@@ -600,6 +643,9 @@ class JobRunner:
         return self._store
 
 
+_CHILD_MAIN = "import sys; from evalsvc.core.jobs._child import main; main(int(sys.argv[1]), int(sys.argv[2]))"
+
+
 def _launch(log_path: Path, cwd: Path) -> tuple[subprocess.Popen[bytes], Connection, Connection]:
     """Start a worker process in its own session; returns it, the events reader and the control writer.
 
@@ -614,7 +660,8 @@ def _launch(log_path: Path, cwd: Path) -> tuple[subprocess.Popen[bytes], Connect
         with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log_file:
             process = subprocess.Popen(
                 # -P: the cwd (where runs write) is not put on sys.path, so nothing there can shadow a module
-                [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", "evalsvc.core.jobs._child",
+                # -c, not -m: the package imports _child first, and runpy then warns (RuntimeWarning) in every log
+                [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-c", _CHILD_MAIN,
                  str(events_w), str(control_r)],
                 pass_fds=(events_w, control_r), stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                 start_new_session=True, env=_child_env(), cwd=cwd)

@@ -37,7 +37,8 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
 
     Args:
         config: the validated PerfConfig.
-        progress: called about twice a second with {"type": "progress", "run", "done", "total", "failed",
+        progress: called once with {"type": "status", "status": "running", "output_dir"} when the run
+            directory exists, about twice a second with {"type": "progress", "run", "done", "total", "failed",
             "rps", "elapsed_s"} and once per finished run with {"type": "run_done", "run", "metrics"}.
         stop: set it to stop early; what was measured so far is kept and written (status "interrupted").
 
@@ -60,6 +61,8 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
     await _check_reachable(config)
 
     out_dir = new_run_dir(config.work_dir, prefix="perf_")
+    if progress is not None:  # where the run writes, known before it ends (a job killed mid-run keeps it)
+        progress({"type": "status", "status": "running", "output_dir": str(out_dir)})
     write_json(out_dir / "config.json", config.to_dict())
     result = PerfResult(output_dir=str(out_dir), info={"started_at": utc_now_iso(), "dataset": data_info,
                                                        "api": config.api, "model": config.model,

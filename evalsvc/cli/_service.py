@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -21,7 +22,12 @@ def service(
     port: Annotated[int, typer.Option(help="TCP port (0: any free port).", min=0, max=65535)] = 9000,
     debug: Annotated[bool, typer.Option("--debug", help="Debug logs; 500 answers carry the traceback.")] = False,
     token: Annotated[Optional[str], typer.Option(
-        help="Bearer token required on every /api/ route.", envvar="EVALSVC_TOKEN", show_envvar=True)] = None,
+        help="Bearer token required on every /api/ route. On the command line it shows in `ps` to every user "
+             "of the machine: prefer --token-file or the environment variable.", envvar="EVALSVC_TOKEN",
+        show_envvar=True)] = None,
+    token_file: Annotated[Optional[Path], typer.Option(
+        help="File whose first line is the bearer token (preferred over --token).", envvar="EVALSVC_TOKEN_FILE",
+        show_envvar=True)] = None,
     outputs: Annotated[Optional[Path], typer.Option(
         help="Outputs root: runs write under it (a client's work_dir is relative to it); job history lives in "
              "its .evalsvc/.  [default: outputs]", envvar="EVALSVC_OUTPUTS", show_envvar=True)] = None,
@@ -81,11 +87,17 @@ def service(
     """Serve evalsvc over HTTP: POST /api/v1/eval, /api/v1/perf, a job API, /health, /openapi.json."""
     from ..core.jobs._limits import ServiceLimits
     from ..http import run_service
+    from ..http._app import read_token_file
 
     given = {"max_number": max_number, "max_parallel": max_parallel, "max_prompt_tokens": max_prompt_tokens,
              "max_tokens": max_tokens, "max_warmup": max_warmup, "max_runs": max_runs,
              "max_job_seconds": max_job_seconds, "max_text": max_text, "max_body_json": max_body_json}
     try:
+        if token_file is not None:
+            token = read_token_file(token_file)
+        elif token and any(a == "--token" or a.startswith("--token=") for a in sys.argv):
+            print("WARNING: --token on the command line shows in `ps` to every user of this machine; "
+                  "use --token-file or EVALSVC_TOKEN.", file=sys.stderr)
         limits = ServiceLimits(**{k: v for k, v in given.items() if v is not None})
         run_service(host, port, debug, outputs=str(outputs) if outputs is not None else None, token=token,
                     data_roots=tuple(str(p) for p in data_root) if data_root else None,

@@ -49,6 +49,7 @@ log = logging.getLogger("evalsvc.service")
 
 ENV_OUTPUTS = "EVALSVC_OUTPUTS"
 ENV_TOKEN = "EVALSVC_TOKEN"
+ENV_TOKEN_FILE = "EVALSVC_TOKEN_FILE"
 ENV_DATA_ROOTS = "EVALSVC_DATA_ROOTS"
 ENV_MAX_QUEUE = "EVALSVC_MAX_QUEUE"
 ENV_EVAL_CONCURRENCY = "EVALSVC_EVAL_CONCURRENCY"
@@ -103,6 +104,8 @@ class ServiceSettings:
         values = {k: v for k, v in given.items() if v is not None}
         if "outputs" not in values and env.get(ENV_OUTPUTS):
             values["outputs"] = env[ENV_OUTPUTS]
+        if "token" not in values and env.get(ENV_TOKEN_FILE):
+            values["token"] = read_token_file(env[ENV_TOKEN_FILE], ENV_TOKEN_FILE)
         if "token" not in values and env.get(ENV_TOKEN):
             values["token"] = env[ENV_TOKEN]
         if "dataset_dir" not in values and env.get(ENV_DATASET_DIR):
@@ -126,6 +129,22 @@ class ServiceSettings:
             if getattr(settings, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(settings, name)}")
         return settings
+
+
+def read_token_file(path: str | os.PathLike[str], field: str = "token_file") -> str:
+    """The bearer token kept in a file (its first line, stripped): unlike --token, it never shows in `ps`.
+
+    Raises:
+        ConfigError: the file cannot be read or holds no token.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            token = file.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(field, f"cannot read the token file {os.fspath(path)!r}: {exc}") from None
+    if not token:
+        raise ConfigError(field, f"the token file {os.fspath(path)!r} is empty")
+    return token
 
 
 class Service:

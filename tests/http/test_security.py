@@ -16,6 +16,7 @@ from evalsvc.core.errors import ConfigError
 from evalsvc.core.eval._plan import plan_eval
 from evalsvc.core.jobs._limits import ServiceLimits
 from evalsvc.http import create_app
+from evalsvc.http._app import read_token_file
 from tests.http._live import Live, service_process
 from tests.http.conftest import eval_body, perf_body
 
@@ -224,3 +225,24 @@ def test_allow_target_values_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         create_app(outputs=tmp_path, allow_targets=["10.0.0.0/99"])
     assert info.value.field == "allow_target"
+
+
+def test_the_token_can_come_from_a_file_that_ps_does_not_show(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret-from-file\n")
+    token_file.chmod(0o600)
+    with service_process(tmp_path / "out", "--token-file", str(token_file), token="s3cret-from-file") as live:
+        assert live.client.get("/api/v1/jobs").status_code == 200
+        assert httpx.get(live.base_url + "/api/v1/jobs", trust_env=False).status_code == 401
+        assert live.process is not None
+        cmdline = Path(f"/proc/{live.process.pid}/cmdline").read_bytes()
+        assert b"s3cret-from-file" not in cmdline
+    with service_process(tmp_path / "out2", token="from-env-file",
+                         env={"EVALSVC_TOKEN_FILE": str(token_file), "EVALSVC_TOKEN": ""}) as live:
+        assert httpx.get(live.base_url + "/api/v1/jobs", trust_env=False,
+                         headers={"Authorization": "Bearer s3cret-from-file"}).status_code == 200
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    with pytest.raises(ConfigError) as info:
+        read_token_file(empty)
+    assert "empty" in info.value.reason

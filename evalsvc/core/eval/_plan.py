@@ -121,6 +121,57 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
     return EvalPlan(config=config, datasets=plans, resume_dir=resume_dir)
 
 
+_HUB_PROBE_TIMEOUT_S = 3.0
+_hub_reachable: dict[str, tuple[float, bool]] = {}
+
+
+def check_hub(plan: EvalPlan) -> None:
+    """Raise ConfigError (field dataset_dir) at once when a dataset must come from the hub and cannot.
+
+    Called after the preflight: an unreachable endpoint is the first thing to report."""
+    for dataset in plan.datasets:
+        if not dataset.args.get("local_path"):
+            meta = benchmark_meta(dataset.name)
+            _require_hub(dataset.name, str(dataset.args.get("dataset_id") or meta.get("dataset_id") or ""))
+
+
+def _require_hub(name: str, dataset_id: str) -> None:
+    """A benchmark without a local copy is downloaded from ModelScope: fail at once, in one English line,
+    when it is not in the ModelScope cache and the hub cannot be reached (offline, the hub library retries
+    for ~18 s and then fails in Chinese)."""
+    if not dataset_id or os.path.exists(dataset_id):
+        return
+    cache = Path(os.environ.get("MODELSCOPE_CACHE") or Path.home() / ".cache" / "modelscope" / "hub").expanduser()
+    if (cache / "datasets" / dataset_id).exists():
+        return
+    domain = (os.environ.get("MODELSCOPE_DOMAIN") or "www.modelscope.cn").removeprefix("https://")
+    domain = domain.removeprefix("http://").split("/")[0]
+    if not _reachable(domain):
+        raise ConfigError("dataset_dir", f"{name} has no local copy and the dataset hub {domain} cannot be reached "
+                          f"(offline?): give dataset_dir, a folder with one sub-folder per benchmark "
+                          f"(the service's --dataset-dir sets it for every request), or "
+                          f"dataset_args.{name}.local_path")
+
+
+def _reachable(domain: str) -> bool:
+    import socket
+    import time
+
+    now = time.monotonic()
+    known = _hub_reachable.get(domain)
+    if known is not None and now - known[0] < 60:
+        return known[1]
+    host, _, port = domain.rpartition(":") if domain.count(":") == 1 else (domain, "", "")
+    try:
+        with socket.create_connection((host or domain, int(port) if port.isdigit() else 443),
+                                      timeout=_HUB_PROBE_TIMEOUT_S):
+            ok = True
+    except (OSError, ValueError):
+        ok = False
+    _hub_reachable[domain] = (now, ok)
+    return ok
+
+
 def cache_root() -> Path:
     """Where evalsvc keeps caches: $EVALSVC_CACHE, else $XDG_CACHE_HOME/evalsvc, else ~/.cache/evalsvc."""
     if os.environ.get("EVALSVC_CACHE"):

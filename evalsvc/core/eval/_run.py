@@ -22,7 +22,7 @@ from typing import Any, Callable
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import EvalConfig
 from ._plan import (CONFIG_FILE, DATASET_INFOS, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPlan, build_mirror,
-                    plan_eval, task_kwargs)
+                    check_hub, plan_eval, task_kwargs)
 from ._preflight import preflight
 from ._zygote import _KILL_GRACE_S, WorkerHandle, Zygote
 from ._result import DatasetResult, EvalResult, describe_shortfall, read_dataset_result
@@ -114,6 +114,7 @@ class _Run:
                 if not await self._preflight(deadline):
                     self.stop("cancelled")  # before anything was written: no output directory
                     return self._result(started_at, t0)
+            check_hub(self.plan)  # offline without local copies: one clear line now, not the hub's after ~18 s
             self.root = self.plan.resume_dir or new_run_dir(config.work_dir, prefix="eval_")
             self._write_config()
             self.emit({"type": "status", "dataset": None, "status": "running", "output_dir": str(self.root)})

@@ -9,6 +9,7 @@ sweep lists must pair up" are enforced by core but cannot all be said in JSON Sc
 
     python benchmarks/fuzz_service.py                 # 100 examples per operation
     python benchmarks/fuzz_service.py -n 10 --phases examples,fuzzing --json   # tests/http/test_fuzz.py
+    python benchmarks/fuzz_service.py --real-engines  # the real perf and eval engines behind the service
 
 Exit status 0 when no check failed and no 5xx was answered.
 """
@@ -36,8 +37,9 @@ CHECKS_EXCLUDED = ("positive_data_acceptance",)
 SERVICE = """
 from evalsvc.http import run_service
 run_service("127.0.0.1", {port}, outputs={outputs!r}, token={token!r}, max_queued=16, cancel_grace_s=5,
-            targets={{"perf": "tests._jobfakes:perf", "eval": "tests._jobfakes:eval"}})
+            targets={targets})
 """
+FAKE_TARGETS = {"perf": "tests._jobfakes:perf", "eval": "tests._jobfakes:eval"}
 
 
 def _free_port() -> int:
@@ -61,15 +63,17 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> No
     raise RuntimeError("the service did not start")
 
 
-def run_fuzz(max_examples: int, seed: int, max_time: float | None = None, phases: str | None = None) -> dict[str, Any]:
-    """Run schemathesis against a fresh service; return the figures."""
+def run_fuzz(max_examples: int, seed: int, max_time: float | None = None, phases: str | None = None,
+             real_engines: bool = False) -> dict[str, Any]:
+    """Run schemathesis against a fresh service (stand-in engines, or the real ones); return the figures."""
     with tempfile.TemporaryDirectory(prefix="evalsvc-fuzz-") as tmp:
         tmp_path = Path(tmp)
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         log = open(tmp_path / "service.log", "wb")
-        service = subprocess.Popen([sys.executable, "-c", SERVICE.format(port=port, outputs=str(tmp_path / "out"),
-                                                                         token=TOKEN)],
+        script = SERVICE.format(port=port, outputs=str(tmp_path / "out"), token=TOKEN,
+                                targets="{}" if real_engines else repr(FAKE_TARGETS))
+        service = subprocess.Popen([sys.executable, "-c", script],
                                    cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         try:
             _wait_up(base, service)
@@ -115,6 +119,7 @@ def run_fuzz(max_examples: int, seed: int, max_time: float | None = None, phases
         "max_examples": max_examples,
         "seed": seed,
         "phases": phases or "all",
+        "engines": "real" if real_engines else "stand-ins",
         "output_tail": run.stdout[-4000:] if run.returncode else "",
     }
 
@@ -126,15 +131,18 @@ def main() -> int:
     parser.add_argument("--max-time", type=float, default=None, help="time budget in seconds")
     parser.add_argument("--phases", default=None, help="schemathesis phases (default: all: examples, coverage, "
                                                        "fuzzing, stateful)")
+    parser.add_argument("--real-engines", action="store_true",
+                        help="run valid bodies with the real perf and eval engines instead of tests/_jobfakes.py "
+                             "(targets are whatever schemathesis generates: unreachable hosts, refused ports)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
-    figures = run_fuzz(args.max_examples, args.seed, args.max_time, args.phases)
+    figures = run_fuzz(args.max_examples, args.seed, args.max_time, args.phases, args.real_engines)
     if args.json:
         print(json.dumps(figures))
     else:
         print(f"schemathesis against /openapi.json: {figures['generated_cases']} generated test cases, "
               f"{figures['requests']} requests in {figures['elapsed_s']} s (seed {figures['seed']}, "
-              f"-n {figures['max_examples']}, phases {figures['phases']})")
+              f"-n {figures['max_examples']}, phases {figures['phases']}, {figures['engines']} engines)")
         print(f"responses by class: {figures['by_class']}")
         print(f"responses by status: {figures['by_status']}")
         print(f"5xx answers: {figures['server_errors']}; internal errors logged: {figures['internal_errors_logged']}")

@@ -116,7 +116,8 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
     """
     secured = {"security": [{"bearerAuth": []}]} if auth else {}
     api_errors = {"400": _ref_response("Error", "invalid parameters: which field, why"),
-                  **({"401": _ref_response("Error", "missing or wrong bearer token")} if auth else {})}
+                  **({"401": _ref_response("Error", "missing or wrong bearer token")} if auth else {}),
+                  "403": _ref_response("Error", "the request's Origin is not the service's own nor allowed")}
     job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
 
     def blocking(kind: str, summary: str, success: str) -> dict[str, Any]:
@@ -129,6 +130,7 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
                 "200": _ref_response(success, "the run completed"), **api_errors,
                 "409": _ref_response("RunError", "the run was cancelled through the job API"),
                 "413": _ref_response("Error", "request body too large"),
+                "415": _ref_response("Error", "the body is not sent as Content-Type: application/json"),
                 "429": _ref_response("Error", "the job queue is full; retry later (see Retry-After)"),
                 "500": _ref_response("RunError", "the run failed inside evalsvc"),
                 "502": _ref_response("RunError", "the endpoint under test could not be used"),
@@ -142,10 +144,11 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
             "tags": ["jobs"], **secured, "requestBody": _body(kind),
             "responses": {"202": _ref_response("JobAccepted", "queued (or already running)"), **api_errors,
                           "413": _ref_response("Error", "request body too large"),
+                          "415": _ref_response("Error", "the body is not sent as Content-Type: application/json"),
                           "429": _ref_response("Error", "the job queue is full; retry later (see Retry-After)"),
                           "503": _ref_response("Error", "the service is shutting down")}}}
 
-    job_responses = {**({"401": api_errors["401"]} if auth else {}),
+    job_responses = {**({"401": api_errors["401"]} if auth else {}), "403": api_errors["403"],
                      "404": _ref_response("Error", "no job with this id")}
     paths = {
         "/health": {"get": {"operationId": "health", "summary": "Liveness and job counts (no auth)",

@@ -417,6 +417,9 @@ def _routes(service: Service) -> list[Route]:
         job = await (await service.jobs()).delete(request.path_params["job_id"])
         return JSONResponse({"status": "ok", "deleted": True, "job": job.summary()})
 
+    async def job_resource(request: Request) -> Response:
+        return await (delete_job if request.method == "DELETE" else get_job)(request)
+
     async def job_events(request: Request) -> Response:
         runner = await service.jobs()
         job_id = request.path_params["job_id"]
@@ -433,8 +436,7 @@ def _routes(service: Service) -> list[Route]:
         Route("/api/v1/jobs", list_jobs, methods=["GET"]),
         Route("/api/v1/jobs/eval", submit_job, methods=["POST"]),
         Route("/api/v1/jobs/perf", submit_job, methods=["POST"]),
-        Route("/api/v1/jobs/{job_id}", get_job, methods=["GET"]),
-        Route("/api/v1/jobs/{job_id}", delete_job, methods=["DELETE"]),
+        Route("/api/v1/jobs/{job_id}", job_resource, methods=["GET", "DELETE"]),  # one route: one Allow header
         Route("/api/v1/jobs/{job_id}/result", job_result, methods=["GET"]),
         Route("/api/v1/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
         Route("/api/v1/jobs/{job_id}/events", job_events, methods=["GET"]),

@@ -246,3 +246,18 @@ def test_the_token_can_come_from_a_file_that_ps_does_not_show(tmp_path: Path) ->
     with pytest.raises(ConfigError) as info:
         read_token_file(empty)
     assert "empty" in info.value.reason
+
+
+@pytest.mark.parametrize(("kind", "fields", "field"), [
+    # found by benchmarks/fuzz_service.py --real-engines: each was a 500
+    ("perf", {"url": "http://H\x7f\U000d3fa1\u00d6\x96/v1/chat/completions"}, "url"),
+    ("perf", {"dataset": "line_by_line", "dataset_path": "~nosuchuser\x10/prompts.txt"}, "dataset_path"),
+    ("eval", {"use_cache": "~nosuchuser/run"}, "use_cache"),
+    ("eval", {"api_url": "http://\x1c\x197Wp/v1"}, "api_url"),
+])
+def test_malformed_hosts_and_home_paths_are_400(service: Live, kind: str, fields: dict[str, object],
+                                                 field: str) -> None:
+    body = perf_body(**fields) if kind == "perf" else eval_body(**fields)
+    r = service.client.post(f"/api/v1/jobs/{kind}", json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["field"] == field

@@ -9,6 +9,7 @@ refused with a ConfigError naming the field, the limit and the `evalsvc service`
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass, fields
 from typing import Any
@@ -145,6 +146,7 @@ class TargetPolicy:
         """Raise ConfigError unless `url`'s host may be called. Resolves host names (blocking: call it in a
         thread from async code); a name that does not resolve passes unless there is an allow list."""
         host = (urlsplit(url).hostname or "").lower().rstrip(".")
+        _check_host(field, host)
         names = {e.strip().lower().rstrip(".") for e in self.allowed if _network(e) is None}
         networks = [n for n in (_network(e) for e in self.allowed) if n is not None]
         if host in names:
@@ -173,6 +175,22 @@ class TargetPolicy:
         if self.allowed and not addresses:
             raise ConfigError(field, f"host {host!r} does not resolve and is not among the targets this service "
                               "may call (evalsvc service --allow-target)")
+
+
+def _check_host(field: str, host: str) -> None:
+    """A host name the resolver can take (IDNA, letters, digits, '-', '.') or an address literal."""
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii") if host else ""
+    except UnicodeError:
+        ascii_host = ""
+    if not ascii_host or not re.fullmatch(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*",
+                                          ascii_host.lower()):
+        raise ConfigError(field, f"has no valid host name (got {host[:80]!r})")
 
 
 def _network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:

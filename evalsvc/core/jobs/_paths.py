@@ -73,7 +73,10 @@ class PathPolicy:
             ConfigError: the path is outside every allowed root, or inside the service's private state dir.
         """
         text = _as_path_text(field, value)
-        path = Path(text).expanduser()
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:  # "~someone" for a user this machine does not know
+            raise ConfigError(field, f"{value!r} names the home directory of an unknown user") from None
         resolved = _resolve(field, path if path.is_absolute() else self.outputs_root / path)
         roots = (self.outputs_root,) if outputs_only else (self.outputs_root, *self.data_roots)
         if not any(_inside(resolved, root) for root in roots):

@@ -112,6 +112,9 @@ def run_fuzz(max_examples: int, seed: int, max_time: float | None = None, phases
         "by_class": dict(sorted(by_class.items())),
         "by_status": {str(k): v for k, v in sorted(statuses.items())},
         "server_errors": sum(v for k, v in statuses.items() if k >= 500),
+        # 502: the endpoint under test could not be used (documented); with the real engines every generated
+        # url is such an endpoint, so only 500 (and undocumented 5xx) mean a bug in the service
+        "internal_server_errors": sum(v for k, v in statuses.items() if k >= 500 and k not in (502, 503, 504)),
         "internal_errors_logged": internal,
         "failures": {k: int(v) for k, v in failures.items()},
         "schemathesis_exit": run.returncode,
@@ -145,11 +148,13 @@ def main() -> int:
               f"-n {figures['max_examples']}, phases {figures['phases']}, {figures['engines']} engines)")
         print(f"responses by class: {figures['by_class']}")
         print(f"responses by status: {figures['by_status']}")
-        print(f"5xx answers: {figures['server_errors']}; internal errors logged: {figures['internal_errors_logged']}")
+        print(f"5xx answers: {figures['server_errors']} (500 and other undocumented: "
+              f"{figures['internal_server_errors']}); internal errors logged: {figures['internal_errors_logged']}")
         print(f"check failures: {figures['failures'] or 'none'}")
         if figures["output_tail"]:
             print(figures["output_tail"])
-    ok = figures["schemathesis_exit"] == 0 and figures["server_errors"] == 0 and figures["requests"] > 0
+    bad = figures["internal_server_errors"] if args.real_engines else figures["server_errors"]
+    ok = figures["schemathesis_exit"] == 0 and bad == 0 and figures["requests"] > 0
     return 0 if ok else 1
 
 

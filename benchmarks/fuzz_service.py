@@ -9,6 +9,7 @@ sweep lists must pair up" are enforced by core but cannot all be said in JSON Sc
 
     python benchmarks/fuzz_service.py                 # 100 examples per operation
     python benchmarks/fuzz_service.py -n 10 --phases examples,fuzzing --json   # tests/http/test_fuzz.py
+    python benchmarks/fuzz_service.py --real-engines  # the real perf and eval engines behind the service
 
 Exit status 0 when no check failed and no 5xx was answered.
 """
@@ -37,15 +38,20 @@ CHECKS_EXCLUDED = ("positive_data_acceptance",)
 SERVICE = f"""
 from evalsvc.http import run_service
 run_service("127.0.0.1", PORT, outputs=OUTPUTS, token={TOKEN!r}, max_queued=16, cancel_grace_s=5,
-            targets={{"perf": "tests._jobfakes:perf", "eval": "tests._jobfakes:eval"}})
+            targets=TARGETS)
 """
 
 
-def run_fuzz(max_examples: int, seed: int, max_time: float | None = None, phases: str | None = None) -> dict[str, Any]:
-    """Run schemathesis against a fresh service; return the figures."""
+FAKE_TARGETS = {"perf": "tests._jobfakes:perf", "eval": "tests._jobfakes:eval"}
+
+
+def run_fuzz(max_examples: int, seed: int, max_time: float | None = None, phases: str | None = None,
+             real_engines: bool = False) -> dict[str, Any]:
+    """Run schemathesis against a fresh service (stand-in engines, or the real ones); return the figures."""
     with tempfile.TemporaryDirectory(prefix="evalsvc-fuzz-") as tmp:
         tmp_path = Path(tmp)
-        with service_process(tmp_path / "out", script=SERVICE, token=TOKEN) as live:
+        script = f"TARGETS = {{}}\n{SERVICE}" if real_engines else f"TARGETS = {FAKE_TARGETS!r}\n{SERVICE}"
+        with service_process(tmp_path / "out", script=script, token=TOKEN) as live:
             har = tmp_path / "run.har"
             cmd = ["schemathesis", "run", f"{live.base_url}/openapi.json", "--checks", "all",
                    "--exclude-checks", ",".join(CHECKS_EXCLUDED), "-n", str(max_examples), "--seed", str(seed),
@@ -75,6 +81,10 @@ def run_fuzz(max_examples: int, seed: int, max_time: float | None = None, phases
         "by_class": dict(sorted(by_class.items())),
         "by_status": {str(k): v for k, v in sorted(statuses.items())},
         "server_errors": sum(v for k, v in statuses.items() if k >= 500),
+        # 502: the endpoint under test could not be used (documented); with the real engines every generated
+        # url is such an endpoint, so only 500 (and undocumented 5xx) mean a bug in the service
+        "internal_server_errors": sum(v for k, v in statuses.items() if k >= 500 and k not in (502, 503, 504)),
+        "engines": "real" if real_engines else "stand-ins",
         "internal_errors_logged": internal,
         "failures": {k: int(v) for k, v in failures.items()},
         "schemathesis_exit": run.returncode,
@@ -94,8 +104,11 @@ def main() -> int:
     parser.add_argument("--phases", default=None, help="schemathesis phases (default: all: examples, coverage, "
                                                        "fuzzing, stateful)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--real-engines", action="store_true",
+                        help="run valid bodies with the real perf and eval engines instead of tests/_jobfakes.py "
+                             "(targets are whatever schemathesis generates: unreachable hosts, refused ports)")
     args = parser.parse_args()
-    figures = run_fuzz(args.max_examples, args.seed, args.max_time, args.phases)
+    figures = run_fuzz(args.max_examples, args.seed, args.max_time, args.phases, args.real_engines)
     if args.json:
         print(json.dumps(figures))
     else:
@@ -104,11 +117,13 @@ def main() -> int:
               f"-n {figures['max_examples']}, phases {figures['phases']})")
         print(f"responses by class: {figures['by_class']}")
         print(f"responses by status: {figures['by_status']}")
-        print(f"5xx answers: {figures['server_errors']}; internal errors logged: {figures['internal_errors_logged']}")
+        print(f"5xx answers: {figures['server_errors']} (500 and other undocumented: "
+              f"{figures['internal_server_errors']}); internal errors logged: {figures['internal_errors_logged']}")
         print(f"check failures: {figures['failures'] or 'none'}")
         if figures["output_tail"]:
             print(figures["output_tail"])
-    ok = figures["schemathesis_exit"] == 0 and figures["server_errors"] == 0 and figures["requests"] > 0
+    bad = figures["internal_server_errors"] if args.real_engines else figures["server_errors"]
+    ok = figures["schemathesis_exit"] == 0 and bad == 0 and figures["requests"] > 0
     return 0 if ok else 1
 
 

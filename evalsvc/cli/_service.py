@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,7 +22,12 @@ def service(
     port: Annotated[int, typer.Option(help="TCP port (0: any free port).", min=0, max=65535)] = 9000,
     debug: Annotated[bool, typer.Option("--debug", help="Debug logs; 500 answers carry the traceback.")] = False,
     token: Annotated[str | None, typer.Option(
-        help="Bearer token required on every /api/ route.", envvar="EVALSVC_TOKEN", show_envvar=True)] = None,
+        help="Bearer token required on every /api/ route. On the command line it shows in `ps` to every user "
+             "of the machine: prefer --token-file or the environment variable.", envvar="EVALSVC_TOKEN",
+        show_envvar=True)] = None,
+    token_file: Annotated[Path | None, typer.Option(
+        help="File whose first line is the bearer token (preferred over --token).", envvar="EVALSVC_TOKEN_FILE",
+        show_envvar=True)] = None,
     outputs: Annotated[Path | None, typer.Option(
         help="Outputs root: runs write under it (a client's work_dir is relative to it); job history lives in "
              "its .evalsvc/.  [default: outputs]", envvar="EVALSVC_OUTPUTS", show_envvar=True)] = None,
@@ -39,14 +45,67 @@ def service(
         envvar="EVALSVC_EVAL_CONCURRENCY", show_envvar=True)] = None,
     cancel_grace: Annotated[float, typer.Option(
         help="Seconds a cancelled or interrupted run may take to stop before it is terminated.", min=0)] = 15.0,
+    header_timeout: Annotated[float, typer.Option(
+        help="Seconds a connection may take to send a complete request head before it is closed.",
+        min=0.001)] = 10.0,
+    max_connections: Annotated[int | None, typer.Option(
+        help="Open connections served at once; more are closed.  [default: half the open-file limit, "
+             "at most 1000]", min=1)] = None,
+    max_number: Annotated[int | None, typer.Option(
+        help="Limit: measured requests per perf run.  [default: 100000]", min=1, rich_help_panel="Limits")] = None,
+    max_parallel: Annotated[int | None, typer.Option(
+        help="Limit: perf parallel / eval eval_batch_size.  [default: 1000]", min=1, rich_help_panel="Limits")] = None,
+    max_prompt_tokens: Annotated[int | None, typer.Option(
+        help="Limit: perf prompt_tokens.  [default: 131072]", min=1, rich_help_panel="Limits")] = None,
+    max_tokens: Annotated[int | None, typer.Option(
+        help="Limit: output tokens requested (perf max_tokens, eval generation_config.max_tokens).  "
+             "[default: 131072]", min=1, rich_help_panel="Limits")] = None,
+    max_warmup: Annotated[int | None, typer.Option(
+        help="Limit: perf warm-up requests.  [default: 1000]", min=1, rich_help_panel="Limits")] = None,
+    max_runs: Annotated[int | None, typer.Option(
+        help="Limit: runs in one perf sweep.  [default: 64]", min=1, rich_help_panel="Limits")] = None,
+    max_job_seconds: Annotated[float | None, typer.Option(
+        help="Limit: wall time of a running job; longer ones are stopped (failed, timeout). Bounds perf "
+             "duration and eval timeout (the default timeout of eval jobs).  [default: 7200]",
+        min=0.001, rich_help_panel="Limits")] = None,
+    max_text: Annotated[int | None, typer.Option(
+        help="Limit: characters in a stored text field (model name, URL, header value).  [default: 1024]",
+        min=1, rich_help_panel="Limits")] = None,
+    max_body_json: Annotated[int | None, typer.Option(
+        help="Limit: bytes of JSON in headers, extra_body, generation_config, dataset_args.  [default: 65536]",
+        min=1, rich_help_panel="Limits")] = None,
+    keep_days: Annotated[float | None, typer.Option(
+        help="Delete finished jobs (output directory, log, record) this many days after they finished "
+             "(checked hourly).  [default: keep them]", min=0.001)] = None,
+    allow_target: Annotated[list[str] | None, typer.Option(
+        "--allow-target", help="Host, address or network (10.0.0.0/8) runs may send requests to (repeatable); "
+                               "without it any host but link-local ones (169.254.0.0/16, fe80::/10).")] = None,
+    allow_origin: Annotated[list[str] | None, typer.Option(
+        "--allow-origin", help="Browser origin (https://ui.example.org, or '*') allowed to call /api/ routes "
+                               "besides the service's own; others get 403 (repeatable).")] = None,
 ) -> None:
     """Serve evalsvc over HTTP: POST /api/v1/eval, /api/v1/perf, a job API, /health, /openapi.json."""
+    from ..core.jobs._limits import ServiceLimits
     from ..http import run_service
+    from ..http._app import read_token_file
 
+    given: dict[str, Any] = {
+        "max_number": max_number, "max_parallel": max_parallel, "max_prompt_tokens": max_prompt_tokens,
+        "max_tokens": max_tokens, "max_warmup": max_warmup, "max_runs": max_runs,
+        "max_job_seconds": max_job_seconds, "max_text": max_text, "max_body_json": max_body_json}
     try:
+        if token_file is not None:
+            token = read_token_file(token_file)
+        elif token and any(a == "--token" or a.startswith("--token=") for a in sys.argv):
+            print("WARNING: --token on the command line shows in `ps` to every user of this machine; "
+                  "use --token-file or EVALSVC_TOKEN.", file=sys.stderr)
+        limits = ServiceLimits(**{k: v for k, v in given.items() if v is not None})
         run_service(host, port, debug, outputs=str(outputs) if outputs is not None else None, token=token,
                     data_roots=tuple(str(p) for p in data_root) if data_root else None,
                     dataset_dir=str(dataset_dir) if dataset_dir is not None else None, max_queued=max_queue,
-                    eval_concurrency=eval_concurrency, cancel_grace_s=cancel_grace)
+                    eval_concurrency=eval_concurrency, cancel_grace_s=cancel_grace,
+                    allow_origins=tuple(allow_origin) if allow_origin else None,
+                    header_timeout_s=header_timeout, max_connections=max_connections, limits=limits,
+                    allow_targets=tuple(allow_target) if allow_target else None, keep_days=keep_days)
     except EvalsvcError as exc:
         fail(exc)

@@ -111,7 +111,7 @@ def config_secrets(config: Any) -> tuple[str, ...]:
     query values, secret-named header values (and their token part) and secret-named extra_body values."""
     values: list[str] = []
     api_key = getattr(config, "api_key", None)
-    if isinstance(api_key, str) and api_key != "EMPTY":
+    if isinstance(api_key, str) and api_key.strip() and api_key != "EMPTY":
         values.append(api_key)
     url = getattr(config, "url", None) or getattr(config, "api_url", None)
     if isinstance(url, str):

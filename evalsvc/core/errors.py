@@ -11,6 +11,7 @@
         ClientStartError      ... before it was ready to send                        exit 1
       MissingExtra            an optional part of evalsvc is not installed           exit 2, HTTP 501
       BodyTooLarge            an HTTP request body over the service's limit          HTTP 413
+      UnsupportedMediaType    an HTTP request body not declared as application/json   HTTP 415
       QueueFull               the service's job queue is full                        HTTP 429
       JobNotFound             no job has this id                                     HTTP 404
       JobStateError           the operation does not apply to the job's state        HTTP 409
@@ -102,6 +103,10 @@ class MissingExtra(EvalsvcError):
 
 class BodyTooLarge(EvalsvcError):
     """The request body exceeds the service's limit (HTTP 413)."""
+
+
+class UnsupportedMediaType(EvalsvcError):
+    """The request body is not declared as application/json (HTTP 415)."""
 
 
 class QueueFull(EvalsvcError):

@@ -5,6 +5,7 @@ about one part of the run, `part`: the one key that says what is running, a swee
 ("parallel_8_number_100") and a dataset in eval ("gsm8k"); `result[part]` is that part's result once the run
 returns. Perf events also keep their `run` key and eval events their `dataset` key (same value), as before.
 
+    both  {"type": "status", "part": None, "status": "running", "output_dir"}   once the run's directory exists
     perf  {"type": "progress", "part", "run", "done", "total", "failed", "rps", "elapsed_s"}   ~2 per second
           {"type": "run_done", "part", "run", "metrics"}                                       each sweep point
     eval  {"type": "progress", "part", "dataset", "done", "total"}
@@ -96,3 +97,8 @@ def eval_status(dataset: str | None, status: str, **extra: Any) -> EvalStatus:
 
 def eval_log(dataset: str | None, level: str, message: str) -> EvalLog:
     return {"type": "log", "part": dataset, "dataset": dataset, "level": level, "message": message}
+
+
+def run_started(output_dir: str) -> EvalStatus:
+    """The event perf and eval send once the run's output directory exists (the service records it at once)."""
+    return eval_status(None, "running", output_dir=output_dir)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -22,8 +23,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from ..core._io import dumps, utc_now_iso
+from ..core.config import EvalConfig, PerfConfig
 from ..core.errors import ConfigError
 from ..core.eval._extra import require_eval
+from ..core.eval._catalogue import check_limit
 from ..core.jobs import (
     ACTIVE_STATES,
     CANCELLED,
@@ -39,13 +42,16 @@ from ..core.jobs import (
     JobStateError,
     PathPolicy,
 )
-from ._errors import BodyTooLarge, CatchAll, JSONResponse, error_response, exception_handlers
+from ..core.jobs._limits import ServiceLimits, TargetPolicy
+from ..core.errors import BodyTooLarge, UnsupportedMediaType
+from ._errors import CatchAll, JSONResponse, error_response, exception_handlers
 from ._openapi import build_openapi
 
 log = logging.getLogger("evalsvc.service")
 
 ENV_OUTPUTS = "EVALSVC_OUTPUTS"
 ENV_TOKEN = "EVALSVC_TOKEN"
+ENV_TOKEN_FILE = "EVALSVC_TOKEN_FILE"
 ENV_DATA_ROOTS = "EVALSVC_DATA_ROOTS"
 ENV_MAX_QUEUE = "EVALSVC_MAX_QUEUE"
 ENV_EVAL_CONCURRENCY = "EVALSVC_EVAL_CONCURRENCY"
@@ -54,6 +60,7 @@ ENV_DATASET_DIR = "EVALSVC_DATASET_DIR"
 DEFAULT_OUTPUTS = "outputs"
 MAX_BODY_BYTES = 1 << 20
 SSE_HEARTBEAT_S = 15.0
+RETENTION_PERIOD_S = 3600.0
 
 _MESSAGES = {"eval": ("Evaluation", "Evaluation completed"),
              "perf": ("Performance test", "Performance test completed")}
@@ -77,6 +84,14 @@ class ServiceSettings:
     eval_concurrency: int = DEFAULT_EVAL_CONCURRENCY
     perf_concurrency: int = 1
     cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S
+    limits: ServiceLimits = field(default_factory=ServiceLimits)
+    """What one job may ask for (requests, concurrency, tokens, warm-up, wall time, text sizes)."""
+    keep_days: float | None = None
+    """Delete finished jobs (outputs, log, record) this many days after they finished (None: keep them)."""
+    allow_targets: tuple[str, ...] = ()
+    """Hosts / addresses / networks runs may send requests to (empty: any but link-local)."""
+    allow_origins: tuple[str, ...] = ()
+    """Browser origins (scheme://host[:port], or "*") besides the service's own that may call /api/ routes."""
     targets: dict[str, str] = field(default_factory=dict)
     """Job kind -> "module:function" overriding the engines (tests use stand-ins)."""
 
@@ -91,6 +106,8 @@ class ServiceSettings:
         values = {k: v for k, v in given.items() if v is not None}
         if "outputs" not in values and env.get(ENV_OUTPUTS):
             values["outputs"] = env[ENV_OUTPUTS]
+        if "token" not in values and env.get(ENV_TOKEN_FILE):
+            values["token"] = read_token_file(env[ENV_TOKEN_FILE], ENV_TOKEN_FILE)
         if "token" not in values and env.get(ENV_TOKEN):
             values["token"] = env[ENV_TOKEN]
         if "dataset_dir" not in values and env.get(ENV_DATASET_DIR):
@@ -105,12 +122,31 @@ class ServiceSettings:
                     raise ConfigError(var, f"must be an integer, got {env[var]!r}") from None
         settings = cls(**values)
         settings.data_roots = tuple(str(p) for p in settings.data_roots)
+        settings.allow_origins = tuple(_origin(o) for o in settings.allow_origins)
         if settings.max_queued < 0:
             raise ConfigError("max_queued", f"must be >= 0, got {settings.max_queued}")
+        if settings.keep_days is not None and not settings.keep_days > 0:
+            raise ConfigError("keep_days", f"must be > 0, got {settings.keep_days}")
         for name in ("eval_concurrency", "perf_concurrency"):
             if getattr(settings, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(settings, name)}")
         return settings
+
+
+def read_token_file(path: str | os.PathLike[str], field: str = "token_file") -> str:
+    """The bearer token kept in a file (its first line, stripped): unlike --token, it never shows in `ps`.
+
+    Raises:
+        ConfigError: the file cannot be read or holds no token.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            token = file.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(field, f"cannot read the token file {os.fspath(path)!r}: {exc}") from None
+    if not token:
+        raise ConfigError(field, f"the token file {os.fspath(path)!r} is empty")
+    return token
 
 
 class Service:
@@ -127,6 +163,49 @@ class Service:
         self.openapi = build_openapi(auth=bool(settings.token))
         self.started_at = time.monotonic()
         self._start_lock: asyncio.Lock | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self.targets = TargetPolicy(settings.allow_targets)
+
+    async def config_from_body(self, kind: str, body: Any) -> PerfConfig | EvalConfig:
+        """The run config for a client's body: validated, paths confined, within the operator's limits,
+        aimed at a target the service may call.
+
+        Raises:
+            ConfigError: invalid fields, paths outside the roots, a value beyond a limit, a refused target.
+        """
+        config = self.settings.limits.apply(self.policy.config_from_body(kind, body))
+        if isinstance(config, EvalConfig):  # what the library checks when it plans the run, before admission
+            check_limit(config.limit, config.datasets, config.dataset_args)
+            await asyncio.to_thread(self.targets.check, "api_url", config.api_url)
+        else:
+            await asyncio.to_thread(self.targets.check, "url", config.url)
+        return config
+
+    async def housekeeping(self, period_s: float = 1.0) -> None:
+        """Stop jobs running longer than the limit max_job_seconds (checked every period), and delete jobs
+        that finished more than keep_days ago (at start, then hourly, or every tenth of keep_days if shorter)."""
+        limit = self.settings.limits.max_job_seconds
+        first_seen: dict[str, float] = {}
+        pruned_at = -math.inf
+        while True:
+            keep_s = self.settings.keep_days * 86400 if self.settings.keep_days is not None else None
+            if keep_s is not None and time.monotonic() - pruned_at >= min(RETENTION_PERIOD_S, keep_s / 10):
+                pruned_at = time.monotonic()
+                try:
+                    await self.runner.prune(keep_s)
+                except Exception:  # a full disk must not stop the wall-time checks
+                    log.exception("retention: pruning old jobs failed")
+            await asyncio.sleep(period_s)
+            now = time.monotonic()
+            running = {job.id for job in self.runner.running_jobs()}
+            for job_id in list(first_seen):
+                if job_id not in running:
+                    del first_seen[job_id]
+            for job_id in running:
+                if now - first_seen.setdefault(job_id, now) > limit:
+                    log.warning("job %s: running longer than max_job_seconds=%gs; stopping it", job_id, limit)
+                    await self.runner.expire(job_id, f"the job ran longer than the service's limit max_job_seconds = "
+                                             f"{limit:g} s (evalsvc service --max-job-seconds)")
 
     async def jobs(self) -> JobRunner:
         """The runner, started if the ASGI server did not run the lifespan."""
@@ -136,14 +215,23 @@ class Service:
             async with self._start_lock:
                 if not self.runner.started:
                     await self.runner.start()
+                    self._watchdog = asyncio.ensure_future(self.housekeeping())
         return self.runner
+
+    async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        await self.runner.close()
 
 
 def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | None = None, debug: bool | None = None,
                data_roots: tuple[str, ...] | list[str] | None = None, dataset_dir: str | os.PathLike[str] | None = None,
                max_queued: int | None = None,
                eval_concurrency: int | None = None, perf_concurrency: int | None = None,
-               cancel_grace_s: float | None = None, targets: dict[str, str] | None = None) -> Starlette:
+               cancel_grace_s: float | None = None, targets: dict[str, str] | None = None,
+               allow_origins: tuple[str, ...] | list[str] | None = None,
+               limits: ServiceLimits | None = None, allow_targets: tuple[str, ...] | list[str] | None = None,
+               keep_days: float | None = None) -> Starlette:
     """The evalsvc HTTP service as an ASGI app (serve it with uvicorn or any ASGI server).
 
     Arguments left as None come from EVALSVC_OUTPUTS, EVALSVC_TOKEN, EVALSVC_DATA_ROOTS, EVALSVC_DATASET_DIR,
@@ -160,6 +248,12 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         perf_concurrency: perf jobs running at once (1).
         cancel_grace_s: seconds a cancelled run may take to stop before it is terminated (15).
         targets: job kind -> "module:function" replacing the engines (for tests).
+        allow_origins: browser origins ("https://ui.example.org", or "*") that may call /api/ routes besides
+            the service's own; a request whose Origin header names any other is refused (403).
+        limits: what one job may ask for (ServiceLimits(): its defaults).
+        allow_targets: host names, addresses or networks (CIDR) runs may call; empty: any host except
+            link-local ones (cloud metadata), which are refused unless listed.
+        keep_days: delete finished jobs (output directory, log, record) this many days after they finished.
 
     Returns:
         A Starlette app; its lifespan starts the job runner and stops running jobs on shutdown.
@@ -169,7 +263,9 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         data_roots=tuple(data_roots) if data_roots is not None else None,
         dataset_dir=os.fspath(dataset_dir) if dataset_dir is not None else None, max_queued=max_queued,
         eval_concurrency=eval_concurrency, perf_concurrency=perf_concurrency, cancel_grace_s=cancel_grace_s,
-        targets=targets)
+        targets=targets, allow_origins=tuple(allow_origins) if allow_origins is not None else None,
+        limits=limits, allow_targets=tuple(allow_targets) if allow_targets is not None else None,
+        keep_days=keep_days)
     service = Service(settings)
     routes = _routes(service)
     endpoints = [f"{m} {r.path}" for r in routes for m in sorted(r.methods or ()) if m != "HEAD"]
@@ -180,18 +276,63 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         try:
             yield
         finally:
-            await service.runner.close()
+            await service.close()
 
     app = Starlette(
         debug=False,  # our handlers answer JSON, with the traceback when settings.debug
         routes=routes,
         middleware=[Middleware(CatchAll, debug=settings.debug),
+                    Middleware(OriginCheck, allowed=settings.allow_origins),
                     *([Middleware(BearerAuth, token=settings.token)] if settings.token else [])],
         exception_handlers=exception_handlers(settings.debug, endpoints),
         lifespan=lifespan,
     )
     app.state.service = service
     return app
+
+
+class OriginCheck:
+    """Refuses /api/ requests a browser sends on behalf of another site (cross-site request forgery).
+
+    A browser names the page's origin in `Origin` on cross-site requests, and a page may POST a plain-text or
+    form body without asking first. So a request whose Origin is present and is neither the service's own
+    (the scheme and Host it was reached at) nor one the operator allowed gets 403; clients that are not
+    browsers send no Origin and pass. Bodies must also be `application/json` (415 otherwise, see
+    _read_json), which a page cannot send cross-site without a CORS preflight the service never grants.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.allowed = frozenset(allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/") and "*" not in self.allowed:
+            headers = dict(scope["headers"])
+            origin = headers.get(b"origin")
+            if origin is not None:
+                text = origin.decode("latin-1").strip().lower().rstrip("/")
+                host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+                own = {f"http://{host}", f"https://{host}"} if host else set()
+                if text not in own and text not in self.allowed:
+                    response = error_response(
+                        403, f"requests from origin {text[:200]!r} are not allowed: the service only accepts "
+                        "browser requests from its own origin (evalsvc service --allow-origin ORIGIN adds one)",
+                        {"type": "OriginNotAllowed", "origin": text[:200]})
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def _origin(value: str) -> str:
+    """An --allow-origin value in the form browsers send: scheme://host[:port], lower case, or "*"."""
+    text = str(value).strip().lower().rstrip("/")
+    if text == "*":
+        return text
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
+        raise ConfigError("allow_origin", f"must be an origin such as https://ui.example.org (scheme://host[:port]) "
+                          f"or '*', got {value!r}")
+    return text
 
 
 class BearerAuth:
@@ -236,7 +377,7 @@ def _routes(service: Service) -> list[Route]:
 
     async def run_blocking(request: Request) -> Response:
         kind = kind_of(request)
-        config = service.policy.config_from_body(kind, await _read_json(request))
+        config = await service.config_from_body(kind, await _read_json(request))
         runner = await service.jobs()
         job = runner.submit(kind, config)
         finished = await _wait_unless_disconnected(request, runner, job.id)
@@ -246,7 +387,7 @@ def _routes(service: Service) -> list[Route]:
 
     async def submit_job(request: Request) -> Response:
         kind = kind_of(request)
-        config = service.policy.config_from_body(kind, await _read_json(request))
+        config = await service.config_from_body(kind, await _read_json(request))
         runner = await service.jobs()
         job = runner.submit(kind, config)
         base = f"/api/v1/jobs/{job.id}"
@@ -280,6 +421,13 @@ def _routes(service: Service) -> list[Route]:
         job = await (await service.jobs()).cancel(request.path_params["job_id"])
         return JSONResponse({"status": "ok", "job": job.summary()}, status_code=200 if job.finished else 202)
 
+    async def delete_job(request: Request) -> Response:
+        job = await (await service.jobs()).delete(request.path_params["job_id"])
+        return JSONResponse({"status": "ok", "deleted": True, "job": job.summary()})
+
+    async def job_resource(request: Request) -> Response:
+        return await (delete_job if request.method == "DELETE" else get_job)(request)
+
     async def job_events(request: Request) -> Response:
         runner = await service.jobs()
         job_id = request.path_params["job_id"]
@@ -296,7 +444,7 @@ def _routes(service: Service) -> list[Route]:
         Route("/api/v1/jobs", list_jobs, methods=["GET"]),
         Route("/api/v1/jobs/eval", submit_job, methods=["POST"]),
         Route("/api/v1/jobs/perf", submit_job, methods=["POST"]),
-        Route("/api/v1/jobs/{job_id}", get_job, methods=["GET"]),
+        Route("/api/v1/jobs/{job_id}", job_resource, methods=["GET", "DELETE"]),  # one route: one Allow header
         Route("/api/v1/jobs/{job_id}/result", job_result, methods=["GET"]),
         Route("/api/v1/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
         Route("/api/v1/jobs/{job_id}/events", job_events, methods=["GET"]),
@@ -348,6 +496,11 @@ def _engine_fields(result: dict[str, Any] | None, said: Any) -> dict[str, Any]:
 
 
 async def _read_json(request: Request) -> Any:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(
+            f"the request body must be JSON sent as Content-Type: application/json, got "
+            f"{media_type[:100] or 'no Content-Type'!r} (curl: add -H 'Content-Type: application/json', or use --json)")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise BodyTooLarge(f"the request body is {declared} bytes; the limit is {MAX_BODY_BYTES}")

@@ -13,7 +13,15 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core._io import dumps
-from ..core.errors import BodyTooLarge, ConfigError, DatasetError, EndpointError, EvalsvcError, MissingExtra
+from ..core.errors import (
+    BodyTooLarge,
+    ConfigError,
+    DatasetError,
+    EndpointError,
+    EvalsvcError,
+    MissingExtra,
+    UnsupportedMediaType,
+)
 from ..core.jobs import JobNotFound, JobStateError, QueueFull, RunnerClosed
 
 log = logging.getLogger("evalsvc.service")
@@ -84,6 +92,8 @@ def exception_handlers(debug: bool, endpoints: list[str]) -> dict[Any, Any]:
     async def on_missing_extra(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, MissingExtra)
         return error_response(501, str(exc), {"type": "MissingExtra", "extra": exc.extra})
+    async def on_media_type(request: Request, exc: Exception) -> Response:
+        return error_response(415, str(exc), {"type": "UnsupportedMediaType"})
 
     async def on_evalsvc_error(request: Request, exc: Exception) -> Response:
         return error_response(500, str(exc), {"type": type(exc).__name__})
@@ -97,8 +107,8 @@ def exception_handlers(debug: bool, endpoints: list[str]) -> dict[Any, Any]:
             allowed = (exc.headers or {}).get("Allow", "")
             return error_response(405, f"method {request.method} is not allowed on {request.url.path}"
                                   + (f"; allowed: {allowed}" if allowed else ""),
-                                  {"type": "MethodNotAllowed"}, headers=exc.headers)
-        return error_response(exc.status_code, exc.detail, {"type": "HTTPError"}, headers=exc.headers)
+                                  {"type": "MethodNotAllowed"}, headers=dict(exc.headers or {}))
+        return error_response(exc.status_code, exc.detail, {"type": "HTTPError"}, headers=dict(exc.headers or {}))
 
     return {
         ConfigError: on_config_error,
@@ -110,6 +120,7 @@ def exception_handlers(debug: bool, endpoints: list[str]) -> dict[Any, Any]:
         RunnerClosed: on_closed,
         BodyTooLarge: on_too_large,
         MissingExtra: on_missing_extra,
+        UnsupportedMediaType: on_media_type,
         EvalsvcError: on_evalsvc_error,
         HTTPException: on_http,
     }

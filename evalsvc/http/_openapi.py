@@ -56,7 +56,8 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
     """
     secured: dict[str, Any] = {"security": [{"bearerAuth": []}]} if auth else {}
     api_errors = {"400": _ref_response("Error", "invalid parameters: which field, why"),
-                  **({"401": _ref_response("Error", "missing or wrong bearer token")} if auth else {})}
+                  **({"401": _ref_response("Error", "missing or wrong bearer token")} if auth else {}),
+                  "403": _ref_response("Error", "the request's Origin is not the service's own nor allowed")}
     job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
 
     def blocking(kind: str, summary: str, success: str) -> dict[str, Any]:
@@ -69,6 +70,7 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
                 "200": _ref_response(success, "the run completed"), **api_errors,
                 "409": _ref_response("RunError", "the run was cancelled through the job API"),
                 "413": _ref_response("Error", "request body too large"),
+                "415": _ref_response("Error", "the body is not sent as Content-Type: application/json"),
                 "429": _ref_response("Error", "the job queue is full; retry later (see Retry-After)"),
                 "500": _ref_response("RunError", "the run failed inside evalsvc"),
                 "502": _ref_response("RunError", "the endpoint under test could not be used"),
@@ -82,10 +84,11 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
             "tags": ["jobs"], **secured, "requestBody": _body(kind),
             "responses": {"202": _ref_response("JobAccepted", "queued (or already running)"), **api_errors,
                           "413": _ref_response("Error", "request body too large"),
+                          "415": _ref_response("Error", "the body is not sent as Content-Type: application/json"),
                           "429": _ref_response("Error", "the job queue is full; retry later (see Retry-After)"),
                           "503": _ref_response("Error", "the service is shutting down")}}}
 
-    job_responses = {**({"401": api_errors["401"]} if auth else {}),
+    job_responses = {**({"401": api_errors["401"]} if auth else {}), "403": api_errors["403"],
                      "404": _ref_response("Error", "no job with this id")}
     paths = {
         "/health": {"get": {"operationId": "health", "summary": "Liveness and job counts (no auth)",
@@ -110,7 +113,12 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
         "/api/v1/jobs/{job_id}": {"get": {
             "operationId": "get_job", "summary": "A job's state and progress", "tags": ["jobs"], **secured,
             "parameters": [job_id],
-            "responses": {"200": _ref_response("JobStatus", "the job"), **job_responses}}},
+            "responses": {"200": _ref_response("JobStatus", "the job"), **job_responses}},
+            "delete": {
+            "operationId": "delete_job", "tags": ["jobs"], **secured, "parameters": [job_id],
+            "summary": "Delete a finished job: its output directory under the outputs root, its log and its record",
+            "responses": {"200": _ref_response("JobStatus", "deleted (the job as it was)"), **job_responses,
+                          "409": _ref_response("Error", "the job is queued or running: cancel it first")}}},
         "/api/v1/jobs/{job_id}/result": {"get": {
             "operationId": "get_job_result", "tags": ["jobs"], **secured, "parameters": [job_id],
             "summary": "A finished job's outcome: the same status code and body the blocking endpoint gives",

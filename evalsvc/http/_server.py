@@ -2,20 +2,101 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import ipaddress
+import logging
+import resource
 import sys
 from types import FrameType
 from typing import Any
 
+import h11
 import uvicorn
 import uvicorn.config
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ..core.errors import ConfigError
 from ..core.jobs import JobRunner
 from ._app import create_app
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 9000
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+"""Seconds a connection may take to send a complete request head (from connecting, or after an answer)."""
+MAX_CONNECTIONS_CAP = 1000
+
+log = logging.getLogger("evalsvc.service")
+
+
+def default_max_connections() -> int:
+    """Open connections served at once: half the descriptor limit (the rest is for jobs, logs and the
+    database), at most MAX_CONNECTIONS_CAP."""
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (OSError, ValueError):
+        soft = 1024
+    if soft == resource.RLIM_INFINITY:
+        soft = 2 * MAX_CONNECTIONS_CAP
+    return max(8, min(MAX_CONNECTIONS_CAP, soft // 2))
+
+
+def guarded_protocol(header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+                     max_connections: int | None = None) -> type[H11Protocol]:
+    """uvicorn's h11 protocol, closing connections that are slow to send a request head or too many.
+
+    uvicorn keeps a connection that never completes its request head forever (its keep-alive timeout only
+    runs between requests), so a few hundred half-sent requests exhaust the descriptors before any
+    authentication runs. Here a connection must complete each request head within `header_timeout_s` of
+    connecting or of the previous answer, and connections beyond `max_connections` are closed at once.
+    """
+    limit = max_connections if max_connections is not None else default_max_connections()
+
+    class GuardedH11Protocol(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > limit:
+                log.warning("closing a connection: %d open, the limit is %d (--max-connections)",
+                            len(self.connections) - 1, limit)
+                transport.close()
+                return
+            self._arm_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_head_timer()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is h11.IDLE:  # the head is still incomplete
+                self._arm_head_timer()
+            else:
+                self._cancel_head_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                self._cancel_head_timer()  # the keep-alive timeout covers an idle connection; data re-arms
+
+        def _arm_head_timer(self) -> None:
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(header_timeout_s, self._head_timed_out)
+
+        def _cancel_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                log.info("closing a connection from %s: no complete request head within %gs (--header-timeout)",
+                         "{}:{}".format(*self.client) if self.client else "?", header_timeout_s)
+                self.transport.close()
+
+    return GuardedH11Protocol
 
 
 class _Server(uvicorn.Server):
@@ -41,13 +122,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def run_service(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, debug: bool = False, **options: Any) -> None:
+def run_service(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, debug: bool = False, *,
+                header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S, max_connections: int | None = None,
+                **options: Any) -> None:
     """Serve the evalsvc HTTP service until interrupted (Ctrl-C / SIGTERM stop running jobs cleanly first).
 
     Args:
         host: interface to listen on ("0.0.0.0": all; a warning is printed when that is done without a token).
         port: TCP port.
         debug: debug logging and tracebacks in 500 answers.
+        header_timeout_s: seconds a connection may take to send a complete request head; slower ones are closed.
+        max_connections: open connections served at once; more are closed at once (None: half the
+            descriptor limit, at most 1000).
         **options: create_app() keywords: outputs, token, data_roots, dataset_dir, max_queued, eval_concurrency,
             perf_concurrency, cancel_grace_s, targets.
 
@@ -59,6 +145,10 @@ def run_service(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, debug: bool 
     service = app.state.service
     settings = service.settings
     service.runner.check_unlocked()
+    if not header_timeout_s > 0:
+        raise ConfigError("header_timeout", f"must be > 0 seconds, got {header_timeout_s}")
+    if max_connections is not None and max_connections < 1:
+        raise ConfigError("max_connections", f"must be >= 1, got {max_connections}")
     if not is_loopback(host) and not settings.token:
         print(f"WARNING: evalsvc service listens on {host}:{port}, beyond this machine, without a token: "
               "anyone who can reach it can run jobs. Set --token or EVALSVC_TOKEN.", file=sys.stderr)
@@ -71,7 +161,8 @@ def run_service(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, debug: bool 
                                         "propagate": False}
     config = uvicorn.Config(app, host=host, port=port, log_level="debug" if debug else "info",
                             log_config=log_config, lifespan="on",
-                            timeout_graceful_shutdown=int(settings.cancel_grace_s) + 15)
+                            timeout_graceful_shutdown=int(settings.cancel_grace_s) + 15,
+                            http=guarded_protocol(header_timeout_s, max_connections))
     server = _Server(config, service.runner)
     try:
         server.run()

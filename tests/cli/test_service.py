@@ -12,6 +12,7 @@ import uvicorn
 
 import evalsvc.http
 from evalsvc.cli import main
+from evalsvc.core.jobs._limits import ServiceLimits
 
 
 def _call(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -28,21 +29,30 @@ def _call(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> tuple[tuple[Any, 
 
 
 def test_flags_reach_run_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("EVALSVC_TOKEN", "EVALSVC_OUTPUTS", "EVALSVC_MAX_QUEUE", "EVALSVC_EVAL_CONCURRENCY",
-                "EVALSVC_DATASET_DIR"):
+    for var in ("EVALSVC_TOKEN", "EVALSVC_TOKEN_FILE", "EVALSVC_OUTPUTS", "EVALSVC_MAX_QUEUE",
+                "EVALSVC_EVAL_CONCURRENCY", "EVALSVC_DATASET_DIR"):
         monkeypatch.delenv(var, raising=False)
     args, kwargs = _call(monkeypatch, ["service"])
     assert args == ("0.0.0.0", 9000, False)
     assert kwargs == {"outputs": None, "token": None, "data_roots": None, "dataset_dir": None, "max_queued": None,
-                      "eval_concurrency": None, "cancel_grace_s": 15.0}
+                      "eval_concurrency": None, "cancel_grace_s": 15.0, "allow_origins": None,
+                      "header_timeout_s": 10.0, "max_connections": None, "limits": ServiceLimits(),
+                      "allow_targets": None, "keep_days": None}
     args, kwargs = _call(monkeypatch, ["service", "--host", "127.0.0.1", "--port", "9100", "--debug", "--token", "t",
                                        "--outputs", str(tmp_path), "--data-root", "/data/a", "--data-root", "/data/b",
                                        "--dataset-dir", "/data/bench",
-                                       "--max-queue", "3", "--eval-concurrency", "4", "--cancel-grace", "2"])
+                                       "--max-queue", "3", "--eval-concurrency", "4", "--cancel-grace", "2",
+                                       "--allow-origin", "https://ui.example.org", "--header-timeout", "5",
+                                       "--max-connections", "50", "--max-number", "10", "--max-job-seconds", "60",
+                                       "--allow-target", "10.0.0.0/8", "--allow-target", "llm.internal",
+                                       "--keep-days", "7"])
     assert args == ("127.0.0.1", 9100, True)
     assert kwargs == {"outputs": str(tmp_path), "token": "t", "data_roots": ("/data/a", "/data/b"),
                       "dataset_dir": "/data/bench", "max_queued": 3,
-                      "eval_concurrency": 4, "cancel_grace_s": 2.0}
+                      "eval_concurrency": 4, "cancel_grace_s": 2.0, "allow_origins": ("https://ui.example.org",),
+                      "header_timeout_s": 5.0, "max_connections": 50,
+                      "limits": ServiceLimits(max_number=10, max_job_seconds=60.0),
+                      "allow_targets": ("10.0.0.0/8", "llm.internal"), "keep_days": 7.0}
 
 
 def test_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def test_openapi_describes_every_endpoint_and_body(service: Live) -> None:
     assert doc["openapi"].startswith("3.1")
     expected = {"/health": {"get"}, "/openapi.json": {"get"}, "/api/v1/eval": {"post"}, "/api/v1/perf": {"post"},
                 "/api/v1/jobs": {"get"}, "/api/v1/jobs/eval": {"post"}, "/api/v1/jobs/perf": {"post"},
-                "/api/v1/jobs/{job_id}": {"get"}, "/api/v1/jobs/{job_id}/result": {"get"},
+                "/api/v1/jobs/{job_id}": {"get", "delete"}, "/api/v1/jobs/{job_id}/result": {"get"},
                 "/api/v1/jobs/{job_id}/cancel": {"post"}, "/api/v1/jobs/{job_id}/events": {"get"}}
     assert {p: set(ops) for p, ops in doc["paths"].items()} == expected
     schemas = doc["components"]["schemas"]
@@ -139,12 +139,22 @@ def test_blocking_eval_answers_spec_shape(service: Live) -> None:
     assert Path(body["output_dir"]).is_dir()
 
 
-def test_requests_and_curl_style_bodies_are_accepted(service: Live) -> None:
-    # curl -d sends application/x-www-form-urlencoded unless told otherwise: the body is JSON all the same
-    raw = httpx.post(service.base_url + "/api/v1/perf", content=b'{"model": "fake", "url": "' + PERF_URL.encode()
-                     + b'", "number": 5, "dataset": "random"}',
-                     headers={"content-type": "application/x-www-form-urlencoded"}, timeout=60, trust_env=False)
-    assert raw.status_code == 200 and raw.json()["status"] == "success"
+def test_bodies_must_be_declared_json(service: Live) -> None:
+    # A web page may POST text/plain or a form cross-site without a CORS preflight: such bodies are refused
+    # (curl -d sends application/x-www-form-urlencoded unless told otherwise: the answer says what to add).
+    body = b'{"model": "fake", "url": "' + PERF_URL.encode() + b'", "number": 5, "dataset": "random"}'
+    for content_type in ("application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x",
+                         None):
+        headers = {"content-type": content_type} if content_type else {}
+        for path in ("/api/v1/perf", "/api/v1/jobs/perf"):
+            r = httpx.post(service.base_url + path, content=body, headers=headers, timeout=60, trust_env=False)
+            assert r.status_code == 415, (content_type, r.text)
+            assert r.json()["error"]["type"] == "UnsupportedMediaType"
+            assert "application/json" in r.json()["message"]
+    assert service.client.get("/api/v1/jobs").json()["total"] == 0  # nothing was submitted
+    ok = httpx.post(service.base_url + "/api/v1/perf", content=body, timeout=60, trust_env=False,
+                    headers={"content-type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200 and ok.json()["status"] == "success"
 
 
 @pytest.mark.parametrize(("model", "status", "error_type"), [

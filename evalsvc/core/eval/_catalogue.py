@@ -178,6 +178,149 @@ def _suggest(name: str, index: dict[str, str]) -> str:
     return f"did you mean {lowered.get(close[0], close[0])!r}?" if close else "see `evalsvc benchmarks`"
 
 
+_REGISTER = re.compile(r"@register_(metric|filter|aggregation)\(\s*(?:name\s*=\s*)?(\[[^\]]*\]|'[^']*'|\"[^\"]*\")")
+
+
+@functools.lru_cache(maxsize=1)
+def registered_names() -> dict[str, frozenset[str]] | None:
+    """The metric, filter and aggregation names evalscope registers, read from its source (no import).
+
+    None when evalscope's source is not available (the check is then left to the worker).
+    """
+    root = _benchmarks_dir()
+    if root is None:
+        return None
+    found: dict[str, set[str]] = {"metric": set(), "filter": set(), "aggregation": set()}
+    for folder in ("metrics", "filters"):
+        for path in (root.parent / folder).rglob("*.py"):
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            for kind, names in _REGISTER.findall(text):
+                found[kind].update(re.findall(r"['\"]([^'\"]+)['\"]", names))
+    if not found["metric"] or not found["filter"]:
+        return None
+    return {kind: frozenset(names) for kind, names in found.items()}
+
+
+def _check_registered(field: str, name: Any, kind: str, also: tuple[str, ...] = ()) -> None:
+    names = registered_names()
+    if names is None:
+        return
+    if not isinstance(name, str) or not name:
+        raise ConfigError(field, f"must name a {kind}, got {name!r}")
+    known = names[kind] | set(also)
+    if name not in known:
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        shown = sorted(known)
+        hint = f"did you mean {close[0]!r}?" if close else \
+            f"known: {', '.join(shown[:20])}{', ...' if len(shown) > 20 else ''}"
+        raise ConfigError(field, f"unknown {kind} {name!r}: {hint}")
+
+
+def _benchmark_metrics(meta: dict[str, Any]) -> tuple[str, ...]:
+    out = []
+    for metric in meta.get("metrics") or []:
+        if isinstance(metric, str):
+            out.append(metric)
+        elif isinstance(metric, dict):
+            out.extend(str(k) for k in metric)
+    return tuple(out)
+
+
+def _check_scoring(field: str, args: dict[str, Any], meta: dict[str, Any]) -> None:
+    """metric_list, primary_metric, aggregation, filters and extra_params: names evalscope knows.
+
+    evalscope resolves these only when it scores (an unknown metric left every score null, an unknown
+    filter or extra parameter failed the run after loading the dataset): they are checked up front."""
+    defaults = _benchmark_metrics(meta)
+    metrics = list(defaults)
+    if "metric_list" in args:
+        value = args["metric_list"]
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"{field}.metric_list", "must be a non-empty list of metric names")
+        metrics = []
+        for item in value:
+            if isinstance(item, dict) and len(item) == 1 and isinstance(next(iter(item.values())), dict):
+                item = next(iter(item))
+            _check_registered(f"{field}.metric_list", item, "metric", defaults)
+            metrics.append(item)
+    if args.get("primary_metric") is not None and args["primary_metric"] not in metrics:
+        raise ConfigError(f"{field}.primary_metric", f"must be one of the metrics computed "
+                          f"({', '.join(map(str, metrics)) or 'none'}), got {args['primary_metric']!r}")
+    if args.get("aggregation") is not None:
+        _check_registered(f"{field}.aggregation", args["aggregation"], "aggregation",
+                          (meta["aggregation"],) if isinstance(meta.get("aggregation"), str) else ())
+    if args.get("filters") is not None:
+        filters = args["filters"]
+        if not isinstance(filters, dict):
+            raise ConfigError(f"{field}.filters", "must be an object of filter name -> argument")
+        for name in filters:
+            _check_registered(f"{field}.filters", name, "filter")
+    if args.get("extra_params") is not None:
+        params = args["extra_params"]
+        if not isinstance(params, dict):
+            raise ConfigError(f"{field}.extra_params", "must be an object of parameter name -> value")
+        declared = meta.get("extra_params") if isinstance(meta.get("extra_params"), dict) else None
+        if declared is not None or meta:
+            for key in params:
+                if key not in (declared or {}):
+                    accepted = ", ".join(sorted(declared or {})) or "none"
+                    raise ConfigError(f"{field}.extra_params.{key}", f"unknown parameter (accepted: {accepted})")
+
+
+def check_limit(limit: Any, datasets: list[str], dataset_args: dict[str, dict[str, Any]]) -> None:
+    """A fraction `limit` must select at least one sample of every subset evaluated.
+
+    evalscope takes int(size * fraction) samples of each subset: a fraction too small for a subset
+    leaves it empty and the run fails after loading (or scores nothing). Sizes are those of evalscope's
+    catalogue (the hub copies).
+
+    Raises:
+        ConfigError: field `limit`, naming the benchmark and the smallest fraction that works.
+    """
+    if not isinstance(limit, float) or limit >= 1:
+        return
+    for name in datasets:
+        _check_fraction(limit, name, dataset_args.get(name) or {}, benchmark_meta(name))
+
+
+def _check_fraction(limit: float, name: str, args: dict[str, Any], meta: dict[str, Any]) -> None:
+    subsets = args.get("subset_list") or meta.get("subset_list") or []
+    counts = {}
+    try:
+        raw = (_meta_statistics(name) or {}).get("subset_stats") or []
+        counts = {str(s["name"]): int(s["sample_count"]) for s in raw if isinstance(s, dict)}
+    except (KeyError, TypeError, ValueError):
+        counts = {}
+    sizes = [counts[s] for s in subsets if s in counts] or ([meta["_samples"]] if meta.get("_samples") else [])
+    if not sizes:
+        return
+    smallest = min(sizes)
+    if int(smallest * limit) < 1:
+        raise ConfigError("limit", f"the fraction {limit:g} selects no sample of {name}'s smallest subset "
+                          f"({smallest} samples): give at least {1 / smallest:.3g}, or an integer count")
+
+
+@functools.cache
+def _meta_statistics(name: str) -> dict[str, Any] | None:
+    root = _benchmarks_dir()
+    if root is None:
+        return None
+    try:
+        data = json.loads((root / "_meta" / f"{name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    stats = data.get("statistics")
+    return stats if isinstance(stats, dict) else None
+
+
+def _check_file_name(field: str, value: str, what: str) -> None:
+    if "/" in value or "\\" in value or "\x00" in value or value.startswith(".") or len(value) > 200:
+        raise ConfigError(field, f"{value[:80]!r} is not a {what} name (no '/', '\\' or leading '.')")
+
+
 def check_dataset_args(name: str, args: dict[str, Any], meta: dict[str, Any]) -> None:
     """Reject per-dataset options evalscope would silently ignore or choke on later."""
     field = f"dataset_args.{name}"
@@ -188,6 +331,16 @@ def check_dataset_args(name: str, args: dict[str, Any], meta: dict[str, Any]) ->
             raise ConfigError(f"{field}.{key}", f"unknown option: {hint}")
     if "local_path" in args and (not isinstance(args["local_path"], str) or not args["local_path"].strip()):
         raise ConfigError(f"{field}.local_path", "must be a non-empty path")
+    for key in ("dataset_id", "hf_dataset_id"):
+        value = args.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{field}.{key}", f"must be a hub id ('owner/name') or a local path, got {value!r}")
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", value):
+            raise ConfigError(f"{field}.{key}", f"{value[:80]!r} looks like a URL; give a hub id ('owner/name') "
+                              "or a local path")
+    _check_scoring(field, args, meta)
     if "few_shot_num" in args:
         value = args["few_shot_num"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -197,6 +350,15 @@ def check_dataset_args(name: str, args: dict[str, Any], meta: dict[str, Any]) ->
         if (not isinstance(subsets, list) or not subsets
                 or not all(isinstance(s, str) and s for s in subsets)):
             raise ConfigError(f"{field}.subset_list", "must be a non-empty list of subset names")
+        for subset in subsets:
+            _check_file_name(f"{field}.subset_list", subset, "subset")
+    # evalscope joins subset and split names onto the dataset folder to find its files
+    # (<subset>_<split>.jsonl): a '/' or '..' there would read files outside it.
+    for key in ("default_subset", "eval_split", "train_split"):
+        if args.get(key) is not None:
+            if not isinstance(args[key], str) or not args[key]:
+                raise ConfigError(f"{field}.{key}", f"must be a non-empty name, got {args[key]!r}")
+            _check_file_name(f"{field}.{key}", args[key], key.replace("_", " ").replace("default ", ""))
         known = list(meta.get("subset_list") or [])
         # Benchmarks with a fixed list of several subsets cannot load any other (ceval's prompt looks
         # the subject up by name); single-subset ones may be pointed at a local copy's 'default'.

@@ -18,7 +18,7 @@ from typing import Any
 from .._paths import cache_dir
 from ..config import EvalConfig
 from ..errors import ConfigError
-from ._catalogue import benchmark_meta
+from ._catalogue import benchmark_meta, check_limit
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
@@ -76,6 +76,7 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
     Raises:
         ConfigError: an unknown benchmark or option, a missing local copy, a bad use_cache directory.
     """
+    check_limit(config.limit, config.datasets, config.dataset_args)
     dataset_dir = None
     if config.dataset_dir is not None:
         dataset_dir = Path(config.dataset_dir).expanduser().resolve()
@@ -119,6 +120,57 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
             raise ConfigError("use_cache", f"is not an evalsvc evaluation output directory (no {CONFIG_FILE} "
                               f"in {resume_dir})")
     return EvalPlan(config=config, datasets=plans, resume_dir=resume_dir)
+
+
+_HUB_PROBE_TIMEOUT_S = 3.0
+_hub_reachable: dict[str, tuple[float, bool]] = {}
+
+
+def check_hub(plan: EvalPlan) -> None:
+    """Raise ConfigError (field dataset_dir) at once when a dataset must come from the hub and cannot.
+
+    Called after the preflight: an unreachable endpoint is the first thing to report."""
+    for dataset in plan.datasets:
+        if not dataset.args.get("local_path"):
+            meta = benchmark_meta(dataset.name)
+            _require_hub(dataset.name, str(dataset.args.get("dataset_id") or meta.get("dataset_id") or ""))
+
+
+def _require_hub(name: str, dataset_id: str) -> None:
+    """A benchmark without a local copy is downloaded from ModelScope: fail at once, in one English line,
+    when it is not in the ModelScope cache and the hub cannot be reached (offline, the hub library retries
+    for ~18 s and then fails in Chinese)."""
+    if not dataset_id or os.path.exists(dataset_id):
+        return
+    cache = Path(os.environ.get("MODELSCOPE_CACHE") or Path.home() / ".cache" / "modelscope" / "hub").expanduser()
+    if (cache / "datasets" / dataset_id).exists():
+        return
+    domain = (os.environ.get("MODELSCOPE_DOMAIN") or "www.modelscope.cn").removeprefix("https://")
+    domain = domain.removeprefix("http://").split("/")[0]
+    if not _reachable(domain):
+        raise ConfigError("dataset_dir", f"{name} has no local copy and the dataset hub {domain} cannot be reached "
+                          f"(offline?): give dataset_dir, a folder with one sub-folder per benchmark "
+                          f"(the service's --dataset-dir sets it for every request), or "
+                          f"dataset_args.{name}.local_path")
+
+
+def _reachable(domain: str) -> bool:
+    import socket
+    import time
+
+    now = time.monotonic()
+    known = _hub_reachable.get(domain)
+    if known is not None and now - known[0] < 60:
+        return known[1]
+    host, _, port = domain.rpartition(":") if domain.count(":") == 1 else (domain, "", "")
+    try:
+        with socket.create_connection((host or domain, int(port) if port.isdigit() else 443),
+                                      timeout=_HUB_PROBE_TIMEOUT_S):
+            ok = True
+    except (OSError, ValueError):
+        ok = False
+    _hub_reachable[domain] = (now, ok)
+    return ok
 
 
 def _local_key(root: Path) -> str:

@@ -21,9 +21,30 @@ _DEFAULT_TIMEOUT_S = 60.0
 _CONNECT_TIMEOUT_S = 10.0
 
 
-def _snippet(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "..."
+def _snippet(text: str, limit: int = 120) -> str:
+    """The reason an answer gives, short; never the target's content as such.
+
+    The service may be pointed at any URL, so what the target answered is not relayed: only the
+    `error.message` / `message` / `detail` string of a JSON error body (clipped), else its size.
+    """
+    import json
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    reason = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        for value in ((error.get("message") if isinstance(error, dict) else error), data.get("message"),
+                      data.get("detail")):
+            if isinstance(value, str) and value.strip():
+                reason = value
+                break
+    if reason is None:
+        return f"a {'JSON' if data is not None else 'non-JSON'} body of {len(text.encode())} bytes"
+    reason = " ".join("".join(c if c.isprintable() else " " for c in reason).split())
+    return repr(reason if len(reason) <= limit else reason[:limit] + "...")
 
 
 async def preflight(config: EvalConfig, *, deadline: float | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from ..config import EvalConfig
 from ..progress import ProgressCallback, eval_log, eval_progress, eval_status
 from ..status import Phase, RunStatus
 from ._plan import (CONFIG_FILE, DATASET_INFOS, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPlan, build_mirror,
-                    plan_eval, task_kwargs)
+                    check_hub, plan_eval, task_kwargs)
 from ._extra import require_eval
 from ._preflight import preflight
 from ._result import DatasetResult, EvalResult, describe_shortfall, read_dataset_result
@@ -115,6 +115,7 @@ class _Run:
                 if not await self._preflight(deadline):
                     self.stop(RunStatus.CANCELLED)  # before anything was written: no output directory
                     return self._result(started_at, t0)
+            check_hub(self.plan)  # offline without local copies: one clear line now, not the hub's after ~18 s
             self.root = self.plan.resume_dir or new_run_dir(config.work_dir, prefix="eval_")
             self._write_config()
             self.emit(eval_status(None, Phase.RUNNING, output_dir=str(self.root)))

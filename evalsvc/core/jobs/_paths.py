@@ -10,6 +10,7 @@ and send its lines as prompts to a URL of the client's choosing.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
@@ -72,7 +73,10 @@ class PathPolicy:
             ConfigError: the path is outside every allowed root, or inside the service's private state dir.
         """
         text = _as_path_text(field, value)
-        path = Path(text).expanduser()
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:  # "~someone" for a user this machine does not know
+            raise ConfigError(field, f"{value!r} names the home directory of an unknown user") from None
         resolved = _resolve(field, path if path.is_absolute() else self.outputs_root / path)
         roots = (self.outputs_root,) if outputs_only else (self.outputs_root, *self.data_roots)
         if not any(_inside(resolved, root) for root in roots):
@@ -91,14 +95,12 @@ class PathPolicy:
             ConfigError: unknown or missing fields, wrong types, invalid values, paths outside the roots.
         """
         if kind == "perf":
-            config: PerfConfig | EvalConfig = PerfConfig.from_dict(body)
-        elif kind == "eval":
+            return self.confine(PerfConfig.from_dict(body), work_dir_given="work_dir" in body)
+        if kind == "eval":
             if self.dataset_dir is not None and isinstance(body, dict) and body.get("dataset_dir") is None:
                 body = {**body, "dataset_dir": str(self.dataset_dir)}
-            config = EvalConfig.from_dict(body)
-        else:
-            raise ConfigError("kind", f"must be eval or perf, got {kind!r}")
-        return self.confine(config, work_dir_given="work_dir" in body)
+            return self.confine(EvalConfig.from_dict(body), work_dir_given="work_dir" in body)
+        raise ConfigError("kind", f"must be eval or perf, got {kind!r}")
 
     def confine(self, config: C, *, work_dir_given: bool = True) -> C:
         """A copy of `config` whose paths are absolute and checked; `work_dir` is placed under the outputs root.
@@ -132,31 +134,64 @@ class PathPolicy:
             if args.get("local_path") is not None:
                 args["local_path"] = self.read_path(f"dataset_args.{name}.local_path", args["local_path"])
             for key in ("dataset_id", "hf_dataset_id"):
-                if isinstance(args.get(key), str):
+                if args.get(key) is not None:
                     args[key] = self.dataset_id(f"dataset_args.{name}.{key}", args[key])
+            for key in ("dataset_revision", "hf_dataset_revision"):
+                if key in args:
+                    args[key] = self.revision(f"dataset_args.{name}.{key}", args[key])
             out[name] = args
         return out
 
     def dataset_id(self, field: str, value: str) -> str:
-        """A hub dataset id as given, or, when it names something on disk, its confined absolute path.
+        """A hub dataset id as given, or otherwise the confined absolute path of an existing local copy.
 
-        evalscope loads a `dataset_id` from disk whenever `os.path.exists(dataset_id)` (relative to the
-        worker's cwd, which is the outputs root), and so does HF for an `hf_dataset_id`. An id that contains
-        a path separator, starts with "." or "~", or exists relative to the outputs root or the service's
-        cwd is therefore checked as a read path. If nothing exists at it under the outputs root it stays a
-        hub id ("org/name"); otherwise it becomes the absolute path.
+        A hub id is accepted only in the hub's own form: `name` or `owner/name`, each segment starting with
+        a letter or digit and made of letters, digits, '.', '_' and '-' (no scheme, no empty segment, no
+        '..', no leading '/'). evalscope loads a `dataset_id` from disk whenever `os.path.exists` holds
+        for it (relative to the worker's cwd, the outputs root), HF does the same for an `hf_dataset_id`,
+        and offline both join the id onto their cache root, where '//' or '..' would make it any path.
+        So every other value is a path: it must exist inside the outputs root or a data root and is
+        replaced by its absolute path; a hub-form id that exists under the outputs root is that path too.
 
         Raises:
-            ConfigError: the id, read as a path, is outside the allowed roots or inside the state dir.
+            ConfigError: the value is neither a hub id nor an existing path inside the allowed roots.
         """
         text = _as_path_text(field, value)
-        path_like = ("/" in text or os.sep in text or text.startswith((".", "~"))
-                     or os.path.lexists(self.outputs_root / text) or os.path.lexists(text))  # text: from the cwd
-        if not path_like:
+        if is_hub_id(text) and not os.path.lexists(self.outputs_root / text):
             return value
         resolved = self.read_path(field, text)
-        if not Path(text).expanduser().is_absolute() and not os.path.lexists(self.outputs_root / text):
+        if not os.path.exists(resolved):
+            raise ConfigError(field, f"{value!r} is not a hub id ('owner/name': letters, digits, '.', '_', '-') "
+                              "and no such path exists inside the service's outputs root or data roots")
+        return resolved
+
+    def revision(self, field: str, value: Any) -> Any:
+        """A dataset revision (a branch, tag or commit; hub libraries join it into cache paths).
+
+        Raises:
+            ConfigError: the revision is not a plain ref (no '..', empty or leading-'/' segments).
+        """
+        if value is None:
             return value
+        if not isinstance(value, str) or not _REVISION.fullmatch(value) or ".." in value.split("/"):
+            raise ConfigError(field, f"must be a branch, tag or commit ('master', 'v1.0', 'refs/pr/1'), "
+                              f"got {str(value)[:80]!r}")
+        return value
+
+    def removable(self, path: str | os.PathLike[str] | None) -> Path | None:
+        """`path` resolved, if the service may delete it: strictly inside the outputs root, outside its
+        private state directory; else None."""
+        if not path:
+            return None
+        try:
+            resolved = Path(path).resolve()
+        except (OSError, ValueError):
+            return None
+        if resolved == self.outputs_root or not _inside(resolved, self.outputs_root):
+            return None
+        if any(_inside(resolved, private) or _inside(private, resolved)
+               for private in (self.state_dir, self.state_dir.resolve())):
+            return None
         return resolved
 
     def _resolve_relative(self, field: str, value: Any, root: Path) -> Path:
@@ -164,6 +199,16 @@ class PathPolicy:
         if text.startswith("~") or PurePath(text).is_absolute():
             raise ConfigError(field, f"must be a path relative to the service's outputs root, got {value!r}")
         return _resolve(field, root / text)
+
+
+_HUB_SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
+_HUB_ID = re.compile(rf"{_HUB_SEGMENT}(?:/{_HUB_SEGMENT})?")
+_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,99}){0,3}")
+
+
+def is_hub_id(text: str) -> bool:
+    """Whether `text` has a hub dataset id's own form: `name` or `owner/name` in a conservative alphabet."""
+    return bool(_HUB_ID.fullmatch(text)) and ".." not in text
 
 
 def _as_path_text(field: str, value: Any) -> str:

@@ -107,6 +107,26 @@ class JobStore:
         with self._lock:
             return int(self._db.execute(sql, args).fetchone()[0])
 
+    def delete(self, job_id: str) -> bool:
+        """Remove the job's row; False if there was none."""
+        with self._lock:
+            return self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
+
+    def finished_before(self, cutoff: str, limit: int = 1000) -> builtins.list[Job]:
+        """Finished jobs whose finished_at (ISO, UTC) is before `cutoff`, oldest first."""
+        marks = ", ".join("?" * len(ACTIVE_STATES))
+        sql = (f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE state NOT IN ({marks}) AND finished_at IS NOT NULL "
+               "AND finished_at < ? ORDER BY finished_at LIMIT ?")
+        with self._lock:
+            rows = self._db.execute(sql, (*ACTIVE_STATES, cutoff, limit)).fetchall()
+        return [_job(r) for r in rows]
+
+    def output_dir_used_by_others(self, output_dir: str, job_id: str) -> bool:
+        """Whether another job records the same output directory (an eval resumed with use_cache)."""
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM jobs WHERE output_dir = ? AND id != ? LIMIT 1",
+                                    (output_dir, job_id)).fetchone() is not None
+
     def recover(self) -> builtins.list[str]:  # `list` here is the method above
         """Mark jobs left queued or running by a previous service process as interrupted; return their ids.
 

@@ -13,8 +13,12 @@ SQLite through the store's one writer thread (_store.py), so reads see the write
 from __future__ import annotations
 
 import asyncio
+import builtins
+import contextlib
+import datetime
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -129,6 +133,7 @@ class _Active:
         self.subscribers: set[asyncio.Queue[tuple[str, Any]]] = set()
         self.persisted_at = 0.0
         self.tasks: set[asyncio.Task[None]] = set()
+        self.expired: str | None = None  # why expire() stopped it
 
 
 class JobRunner:
@@ -343,6 +348,58 @@ class JobRunner:
             self._stop(active, "cancel")
         return active.job
 
+    def running_jobs(self) -> builtins.list[Job]:
+        """The jobs running now (live objects: read only)."""
+        return [a.job for a in self._active.values() if a.job.state == RUNNING]
+
+    async def expire(self, job_id: str, message: str) -> None:
+        """Stop a running job that reached a time limit: it ends failed, category timeout, with `message`."""
+        active = self._active.get(job_id)
+        if active is None or active.job.finished:
+            return
+        active.expired = message
+        with contextlib.suppress(JobStateError):
+            await self.cancel(job_id)
+
+    async def delete(self, job_id: str) -> Job:
+        """Delete a finished job: its output directory (if inside the outputs root and no other job records
+        it), its log and its record.
+
+        Raises:
+            JobNotFound: no such job.
+            JobStateError: the job is queued or running (cancel it first).
+        """
+        active = self._active.get(job_id)
+        if active is not None and not active.job.finished:
+            raise JobStateError(job_id, active.job.state,
+                                f"job {job_id} is {active.job.state}; cancel it before deleting it")
+        if active is not None:
+            await active.done.wait()  # its final record is being written
+        job = await self.get(job_id)
+        await self._store.run(self._delete_files, job)
+        return job
+
+    async def prune(self, older_than_s: float) -> builtins.list[str]:
+        """Delete finished jobs (files and records) that finished more than `older_than_s` ago."""
+        cutoff = (datetime.datetime.now(datetime.timezone.utc)
+                  - datetime.timedelta(seconds=older_than_s)).isoformat(timespec="milliseconds")[:23] + "Z"
+        jobs: builtins.list[Job] = await self._store.run(self._store.store.finished_before, cutoff)
+        for job in jobs:
+            await self._store.run(self._delete_files, job)
+        if jobs:
+            log.info("retention: deleted %d jobs that finished before %s", len(jobs), cutoff)
+        return [job.id for job in jobs]
+
+    def _delete_files(self, job: Job) -> None:
+        """On the store's writer thread: the job's output directory, log and record."""
+        store = self._store.store
+        output = self.policy.removable(job.output_dir)
+        if output is not None and output.is_dir() and not store.output_dir_used_by_others(str(job.output_dir), job.id):
+            shutil.rmtree(output, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            (self.policy.state_dir / "logs" / f"{job.id}.log").unlink()
+        store.delete(job.id)
+
     # ---- internals: starting and supervising children -------------------------------------------
 
     def _schedule(self) -> None:
@@ -390,7 +447,10 @@ class JobRunner:
         kind = message.get("type", "progress")
         job = active.job
         if isinstance(message.get("output_dir"), str) and kind != "result":
+            first = job.output_dir is None
             job.output_dir = message["output_dir"]
+            if first:  # stored at once: after a kill -9 the record still says where the run wrote
+                self._persist(active)
         if kind == "progress":
             key = str(message.get("part") or "")
             job.progress[key] = {k: v for k, v in message.items() if k != "type"}
@@ -413,6 +473,8 @@ class JobRunner:
     def _finish(self, active: _Active, state: str, *, result: dict[str, Any] | None = None,
                 error: dict[str, Any] | None = None, output_dir: str | None = None) -> None:
         job = active.job
+        if active.expired is not None and state in (CANCELLED, FAILED):  # stopped by expire(): a time limit
+            state, error = FAILED, {"type": "Timeout", "category": "timeout", "message": active.expired}
         was_running = job.state == RUNNING
         job.state = state
         job.finished_at = utc_now_iso()

@@ -174,31 +174,41 @@ async def _cancel_all(stop: asyncio.Event, sender: Sender, main: asyncio.Future[
 
 
 async def _warmup(plan: ShardPlan, sender: Sender, stop: asyncio.Event | None = None) -> None:
-    """Requests sent before the measured run (connections, caches); their outcomes are not kept."""
+    """Requests sent before the measured run (connections, caches); their outcomes are not kept.
+
+    `plan.duration` bounds the warm-up too: it stops when the duration is spent, and the time it took is
+    taken off `plan.duration`, so the warm-up and the measured run together last at most `duration`.
+    """
     it = iter(range(plan.warmup))
+    started = perf_counter()
+    halted = False
 
     async def worker() -> None:
         for j in it:
-            if stop is not None and stop.is_set():
+            if halted or (stop is not None and stop.is_set()):
                 return
             await sender.send(plan.start + plan.step * (plan.count + j), None)
 
     workers = [asyncio.ensure_future(worker()) for _ in range(min(plan.parallel, plan.warmup))]
     try:
-        if stop is None:
-            await asyncio.gather(*workers)
-            return
-        waiter = asyncio.ensure_future(stop.wait())
-        together: asyncio.Future[Any] = asyncio.gather(*workers)
-        await asyncio.wait([together, waiter], return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
+        everything: asyncio.Future[Any] = asyncio.gather(*workers)
+        waiter = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        await asyncio.wait([everything, *([waiter] if waiter else [])], timeout=plan.duration,
+                           return_when=asyncio.FIRST_COMPLETED)
+        if waiter is not None:
+            waiter.cancel()
+        if everything.done():
+            everything.result()  # a bug in a warm-up send is raised, as before
     finally:
         if any(not w.done() for w in workers):
+            halted = True  # a cancelled send returns as "unfinished": the worker must not start another
             sender.stopping = True
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             sender.stopping = False
+        if plan.duration is not None:
+            plan.duration = max(0.0, plan.duration - (perf_counter() - started))
 
 
 async def _loop_lag(stats: RunStats) -> None:

@@ -17,7 +17,7 @@ from .._aio import run_blocking
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import PerfConfig
 from ..errors import ClientProcessError, ConfigError
-from ..progress import ProgressCallback, perf_progress, perf_run_done
+from ..progress import ProgressCallback, perf_progress, perf_run_done, run_started
 from ..status import RunStatus
 from ._engine import PROGRESS_PERIOD, Counters, RecordSink, ShardPlan, _warmup, run_shard
 from ._metrics import RunStats
@@ -45,7 +45,8 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
 
     Args:
         config: the validated PerfConfig.
-        progress: called about twice a second with {"type": "progress", "part", "run", "done", "total",
+        progress: called once with {"type": "status", "status": "running", "output_dir"} when the run
+            directory exists, about twice a second with {"type": "progress", "part", "run", "done", "total",
             "failed", "rps", "elapsed_s"} and once per finished run with {"type": "run_done", "part", "run",
             "metrics"} ("part" and "run" both hold the sweep key; see evalsvc.core.progress).
         stop: set it to stop early; what was measured so far is kept and written (status "interrupted").
@@ -73,6 +74,8 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
     started = not config.preflight or await preflight(config, prompts[0], stop)
 
     out_dir = new_run_dir(config.work_dir, prefix="perf_")
+    if progress is not None:  # where the run writes, known before it ends (a job killed mid-run keeps it)
+        progress(run_started(str(out_dir)))
     write_json(out_dir / "config.json", config.to_dict())
     result = PerfResult(output_dir=str(out_dir), info={"started_at": utc_now_iso(), "dataset": data_info,
                                                        "api": config.api, "model": config.model,

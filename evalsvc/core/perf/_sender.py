@@ -10,6 +10,7 @@ from time import perf_counter
 from typing import Any
 
 from .._net import proxy_for
+from .._secrets import config_secrets, mask
 from ._http import ConnectionLost, Exchange, HttpClient, RequestTimeout, encode_request
 from ._kinds import FailureKind, http_kind
 from .dialects._base import approx_tokens
@@ -77,6 +78,7 @@ class Sender:
         self.timeout = float(config.timeout)
         self.client = HttpClient(url, connect_timeout=float(config.connect_timeout), proxy=proxy)
         self.stopping = False  # set by the engine before it cancels in-flight requests on purpose
+        self.secrets = config_secrets(config)  # an endpoint may quote the key in an error: never stored in clear
 
     def close(self) -> None:
         self.client.close()
@@ -98,7 +100,7 @@ class Sender:
                 text = await payload.read(2048)
                 out.end = perf_counter()
                 out.kind = http_kind(status)
-                out.detail = _error_detail(text)
+                out.detail = _error_detail(text, self.secrets)
                 return out
             if self.stream and "json" not in exchange.content_type.lower():
                 parser = self.dialect.stream_parser(self.config)
@@ -150,6 +152,8 @@ class Sender:
             exchange.finish()
             if out.connect is None:
                 out.connect = exchange.connect_s
+            if out.detail and self.secrets:
+                out.detail = mask(out.detail, self.secrets)
             if parser is not None and out.first is None and parser.first_t is not None:
                 out.first, out.last, out.chunks = parser.first_t, parser.last_t, parser.n_output
         return out
@@ -204,6 +208,6 @@ def merge_headers(base: dict[str, str], extra: dict[str, str] | None) -> dict[st
     return out
 
 
-def _error_detail(raw: bytes) -> str | None:
-    text = raw.decode("utf-8", "replace").strip()
+def _error_detail(raw: bytes, secrets: tuple[str, ...] = ()) -> str | None:
+    text = mask(raw.decode("utf-8", "replace").strip(), secrets)  # before clipping: no half key survives
     return text[:200] or None

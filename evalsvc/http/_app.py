@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import contextlib
 import hmac
 import logging
+import re
 import math
 import os
 import time
@@ -517,9 +519,17 @@ async def _read_json(request: Request) -> Any:
     if not raw.strip():
         raise ConfigError("body", "is empty; send a JSON object with the run's fields")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ConfigError("body", f"is not valid JSON: {exc}") from None
+    if _LONG_NUMBER.search(raw):
+        # orjson reads an integer beyond 64 bits as a float, rounded (-2**63 - 1 becomes -2**63, in range):
+        # read such a body again exactly, so the range checks see the number that was sent
+        body = json.loads(raw)
+    return body
+
+
+_LONG_NUMBER = re.compile(rb"\d{19,}")  # more digits than a 64-bit integer can hold without rounding
 
 
 async def _wait_unless_disconnected(request: Request, runner: JobRunner, job_id: str) -> Job | None:

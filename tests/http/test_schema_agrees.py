@@ -188,3 +188,13 @@ def test_boundary_values_get_the_same_verdict_from_schema_and_validation(kind: s
     print(kind, dict(checked))
     assert not disagreements, "\n".join(disagreements[:20])
     assert checked["agree_valid"] > 50 and checked["agree_invalid"] > 200, checked
+
+
+@pytest.mark.parametrize("raw", [b"-9223372036854775809", b"9223372036854775808", b"18446744073709551616"])
+def test_an_integer_beyond_64_bits_is_refused_not_rounded(client: Any, raw: bytes) -> None:
+    # orjson reads these as floats rounded into the 64-bit range (-2**63 - 1 -> -2**63): the schema refuses
+    # them (minimum/maximum), so validation must see the number that was sent and refuse it too
+    body = b'{"model": "m", "api_url": "http://127.0.0.1:1/v1", "datasets": ["gsm8k"], "seed": ' + raw + b"}"
+    r = client.post("/api/v1/jobs/eval", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["field"] == "seed"

@@ -18,7 +18,10 @@ _CROSS_FIELD = {
                   "the enum lists them when the catalogue is installed), and dataset_args names only requested "
                   "datasets with options that benchmark accepts.",
 }
-_JSON_LIMIT = "Integers anywhere in the body, free-form objects included, must fit in 64 bits."
+_JSON_LIMIT = ("Integers anywhere in the body, free-form objects included, must fit in 64 bits. The service "
+               "itself also refuses targets it may not call (a host that is not a valid DNS name or address, "
+               "link-local addresses, hosts outside --allow-target), paths outside its roots and values "
+               "beyond its operator limits (see the README's Security section).")
 _FILE_DATASETS = {"if": {"properties": {"dataset": {"enum": list(FILE_DATASETS)}}, "required": ["dataset"]},
                   "then": {"required": ["dataset_path"], "properties": {"dataset_path": {"type": "string"}}}}
 

@@ -86,6 +86,9 @@ def test_perf_progress_events_name_the_part_and_keep_the_documented_keys(mock_se
     result = run_perf(PerfConfig(model="mock-model", url=mock_server.chat_url, dataset="random", prompt_tokens=8,
                                  max_tokens=4, number=[3, 4], parallel=[1, 2], work_dir=str(tmp_path)),
                       progress=events.append)
+    started, *events = events  # first: the run's output directory exists (part None: the run as a whole)
+    assert started == {"type": "status", "part": None, "dataset": None, "status": "running",
+                       "output_dir": result.output_dir}
     assert events and all(e["part"] == e["run"] and e["part"] in result for e in events)
     progress = [e for e in events if e["type"] == "progress"]
     assert progress and {"type", "part", "run", "done", "total", "failed", "rps", "elapsed_s"} <= set(progress[-1])

@@ -106,6 +106,11 @@ def _run(client: Any, kind: str, mode: GenerationMode) -> tuple[Counter[str], li
                 counts["accepted"] += 1
             elif status == 400 and error.get("field", "").split(".")[0] in PATH_FIELDS:
                 counts["path_policy"] += 1
+            elif status == 400 and error.get("field") in ("url", "api_url") and any(
+                    why in error.get("reason", "") for why in ("valid host name", "link-local", "--allow-target")):
+                counts["target_policy"] += 1  # the service's target rules (README, Security), not the schema's
+            elif status == 400 and "exceeds the service's limit" in error.get("reason", ""):
+                counts["operator_limit"] += 1  # the operator's limits (evalsvc service --max-*), not the schema's
             else:
                 problems.append(f"schema and validation accept, service answers {status} {error}: {body!r}"[:400])
         else:

@@ -237,6 +237,21 @@ def test_secrets_are_scrubbed_from_everything_kept() -> None:
     assert _secrets_of(EvalConfig(model="m", api_url="http://h/v1", datasets=["gsm8k"])) == ()
 
 
+def test_eval_generation_config_extra_body_secrets_are_hidden() -> None:
+    # EvalConfig's extra_body sits in generation_config: its secret-named values are secrets like
+    # PerfConfig.extra_body's (hidden in what a job keeps, masked wherever a run quotes them).
+    config = EvalConfig(model="m", api_url="http://h/v1", datasets=["gsm8k"], api_key="sk-evalkey1",
+                        generation_config={"temperature": 0.5, "extra_body": {"user_token": "GENSECRET99", "top_k": 3}})
+    shown = config.to_dict(redact=True)["generation_config"]
+    assert shown["extra_body"] == {"user_token": "***", "top_k": 3} and shown["temperature"] == 0.5
+    assert "GENSECRET99" not in repr(config)
+    assert set(_secrets_of(config)) == {"sk-evalkey1", "GENSECRET99"}
+    for placeholder in ("EMPTY", " EMPTY ", ""):  # "no key" is no secret, and is shown as it is
+        blank = EvalConfig(model="m", api_url="http://h/v1", datasets=["gsm8k"], api_key=placeholder)
+        assert _secrets_of(blank) == ()
+        assert blank.to_dict(redact=True)["api_key"] == placeholder
+
+
 def test_a_stop_that_surfaces_as_an_error_is_still_a_stop(tmp_path: Path) -> None:
     async def body(runner: JobRunner, policy: PathPolicy) -> None:
         cancelled = runner.submit("eval", policy.config_from_body(

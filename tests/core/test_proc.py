@@ -131,6 +131,7 @@ time.sleep(60)
     assert not flag.exists()
     parent.kill()  # no goodbye
     parent.wait()
+    parent.stdout.close()
     deadline = time.monotonic() + 20
     while not flag.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -146,3 +147,4 @@ def test_signal_group_reaches_what_the_child_started() -> None:
     assert child.wait(20) == -signal.SIGTERM
     assert wait_gone(grandchild), "the grandchild survived its group's SIGTERM"
     _proc.signal_group(child.pid, signal.SIGTERM)  # gone: not an error
+    child.stdout.close()

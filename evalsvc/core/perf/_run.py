@@ -76,7 +76,7 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
                                                        "api": config.api, "model": config.model,
                                                        "workers": config.workers})
     if not started:
-        result.status, result.error, runs = "interrupted", "stopped during the test request", []
+        result.status, result.error, runs = RunStatus.INTERRUPTED, "stopped during the test request", []
     try:
         for key, number, parallel, rate in runs:
             try:

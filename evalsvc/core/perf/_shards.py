@@ -130,22 +130,11 @@ class _Shard:
 
     def __init__(self, index: int, inbox: asyncio.Queue[tuple[int, Any]]) -> None:
         self.index = index
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
-        try:
-            self.process = _proc.start("evalsvc.core.perf._shards:main", str(to_child_r), str(from_child_w), str(index),
-                                       pass_fds=(to_child_r, from_child_w), stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE)
-        except BaseException:
-            for fd in (to_child_w, from_child_r):
-                os.close(fd)
-            raise
-        finally:
-            os.close(to_child_r)
-            os.close(from_child_w)
-        self.control = _proc.Channel(to_child_w, "pickle")
+        self.process, control_w, events_r = _proc.start_piped("evalsvc.core.perf._shards:main", str(index),
+                                                              stderr=subprocess.PIPE)
+        self.control = _proc.Channel(control_w, "pickle")
         self.stderr = _proc.StderrTail(self.process.stderr)
-        self.reader = asyncio.ensure_future(self._read(from_child_r, inbox))
+        self.reader = asyncio.ensure_future(self._read(events_r, inbox))
 
     async def _read(self, fd: int, inbox: asyncio.Queue[tuple[int, Any]]) -> None:
         try:

@@ -440,3 +440,28 @@ def test_state_files_are_private(tmp_path: Path) -> None:
     for path in files:
         assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
     assert state.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(("status", "stop_reason", "state"), [
+    ("completed", None, "completed"), ("incomplete", None, "completed"), ("failed", None, "failed"),
+    ("timeout", None, "failed"), ("cancelled", "cancel", "cancelled"), ("interrupted", "shutdown", "interrupted"),
+    ("interrupted", "cancel", "cancelled"),
+])
+def test_every_run_status_maps_to_a_job_state(status: str, stop_reason: str | None, state: str) -> None:
+    from evalsvc.core.jobs._outcome import job_outcome
+    from evalsvc.core.status import JobState, RunStatus
+
+    assert {s.value for s in RunStatus} >= {status}
+    outcome = job_outcome({"type": "result", "status": status, "data": {"x": 1}}, 0, stop_reason, False)
+    assert outcome.state == JobState(state) and outcome.result == {"x": 1}
+    assert (outcome.error is None) == (state == "completed")
+
+
+def test_a_worker_that_dies_without_a_word_fails_its_job_saying_how() -> None:
+    from evalsvc.core.jobs._outcome import job_outcome
+
+    outcome = job_outcome(None, -9, None, False)
+    assert outcome.state == "failed" and outcome.error is not None
+    assert outcome.error["type"] == "WorkerDied"
+    assert outcome.error["message"] == "the worker process ended (killed by SIGKILL) without a result"
+    assert job_outcome(None, -9, "cancel", False).state == "cancelled"  # told to stop: not a failure

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .._aio import run_blocking
+from .._proc import describe_exit
 from .._secrets import config_secrets
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import EvalConfig
@@ -308,7 +309,7 @@ class _Run:
         else:
             run.status = RunStatus.FAILED
             if run.error is None:
-                how = "ended" if code is None else f"exited with code {code}"
+                how = "ended" if code is None else f"ended ({describe_exit(code)})"
                 run.error = mask(f"the worker {how} without a result: {worker.crash_reason()}".rstrip(": "),
                                  self.secrets)
 

@@ -8,7 +8,6 @@ same result, and requests are built in each provider's shape.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,8 @@ from evalsvc import PerfConfig, run_perf
 from evalsvc.core.perf.datasets import Prompt
 from evalsvc.core.perf.dialects import get_dialect
 from evalsvc.core.perf.dialects.gemini import gemini_url
+from tests._perfrun import cfg as perf_cfg
+from tests._perfrun import only, records
 from tests._servers import MockHandle, QuietHandler, serve_http, start_mock
 
 APIS = ("openai", "dashscope", "anthropic", "gemini")
@@ -41,21 +42,7 @@ def route(api: str, stream: bool) -> str:
 
 
 def cfg(url: str, tmp_path: Path, api: str, **kw: Any) -> PerfConfig:
-    base: dict[str, Any] = dict(model="mock-model", url=url, api=api, dataset="random", prompt_tokens=9,
-                                max_tokens=64, number=6, parallel=3, work_dir=str(tmp_path),
-                                preflight=False)  # engine tests: the server sees only the run (test_perf_preflight.py)
-    base.update(kw)
-    return PerfConfig(**base)
-
-
-def only(result: Any) -> dict[str, Any]:
-    (run,) = result.results.values()
-    return run.to_dict()
-
-
-def records(result: Any) -> list[dict[str, Any]]:
-    (path,) = Path(result.output_dir).glob("requests_*.jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return perf_cfg(url, tmp_path, **{"api": api, "prompt_tokens": 9, "number": 6, "parallel": 3, **kw})
 
 
 @pytest.fixture(scope="module")

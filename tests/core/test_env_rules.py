@@ -17,7 +17,7 @@ import pytest
 
 from evalsvc import EndpointUnreachable, EvalConfig, PerfConfig, run_perf
 from evalsvc.core._io import AtomicLines, write_atomic, write_json
-from evalsvc.core._net import aiohttp_proxy, exempt_if_direct, is_loopback, proxy_for
+from evalsvc.core._net import aiohttp_proxy, exempt_if_direct, host_port, is_loopback, proxy_for
 from evalsvc.core._paths import cache_dir
 from evalsvc.core.eval import plan_eval
 from evalsvc.core.eval._preflight import preflight
@@ -257,3 +257,11 @@ def test_evaluation_reaches_a_loopback_endpoint_directly_with_a_proxy_set(
     (gsm8k,) = result.datasets.values()
     assert (gsm8k.requested, gsm8k.scored, gsm8k.errored) == (2, 2, 0), gsm8k.error
     assert seen == []
+
+
+def test_host_port_gives_the_scheme_default_where_the_url_names_no_port() -> None:
+    # One rule for the client's connection, the proxy decision and the preflight's "cannot connect to" line.
+    assert host_port("https://api.example.com/v1/chat/completions") == ("api.example.com", 443)
+    assert host_port("http://Example.COM/v1") == ("example.com", 80)
+    assert host_port("http://[::1]:8080/v1") == ("::1", 8080)
+    assert host_port("http://127.0.0.1:99999/v1") == ("127.0.0.1", 80)  # not a port: the default

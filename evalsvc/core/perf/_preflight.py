@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 from urllib.parse import urlsplit
 
+from .._net import host_port
 from .._secrets import config_secrets, has_key, mask, redact_url, secret_name
 from ..config import PerfConfig
 from ..errors import EndpointError, EndpointStatusError, EndpointTimeout, EndpointUnreachable
@@ -87,13 +88,12 @@ def rejection(config: PerfConfig, url: str, out: Outcome) -> EndpointError:
     if len(detail) > _EXCERPT:
         detail = detail[:_EXCERPT] + "..."
     if out.kind == FailureKind.CONNECTION:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        target, port = host_port(url)
         host, hop_port = first_hop(url)
-        if (host, hop_port) == (parts.hostname, port):
-            where = f"{parts.scheme}://{parts.hostname}:{port}"
+        if (host, hop_port) == (target, port):
+            where = f"{urlsplit(url).scheme}://{target}:{port}"
         else:  # the environment routes this URL through a proxy
-            where = f"the proxy {host}:{hop_port} for {parts.hostname}"
+            where = f"the proxy {host}:{hop_port} for {target}"
         return EndpointUnreachable(f"cannot connect to {where} ({detail})")
     if out.kind == FailureKind.TIMEOUT:
         return EndpointTimeout(f"{shown} did not answer the test request within {config.timeout:g} s (timeout)")

@@ -65,7 +65,7 @@ def test_perf_with_a_failed_run_prints_why_in_the_table_output(monkeypatch: pyte
 
 
 def _client_processes(pid: int) -> list[int]:
-    """The perf client processes (multiprocessing spawn children) of process `pid`."""
+    """The perf client processes (perf/_shards.py's `main`, started through core/_proc.py) of process `pid`."""
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
@@ -73,7 +73,7 @@ def _client_processes(pid: int) -> list[int]:
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"spawn_main" in cmdline:
+            if b"evalsvc.core.perf._shards:main" in cmdline:
                 found.append(int(child))
     return found
 

@@ -7,6 +7,9 @@ are the server's, not the test process's scheduling.
     with start_mock(ttft_ms=0, itl_ms=0, error_500=0.1) as mock:
         httpx.post(mock.chat_url, json={...})
         assert mock.stats()["faults"]["error_500"] == ...
+
+`serve_http(Handler)` serves a test's own `QuietHandler` subclass (canned answers, a stub proxy, a hub)
+on a thread of the test process, for a test that needs one exact answer rather than a mock endpoint.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ import select
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +190,32 @@ def shard_pids(parent: int | None = None) -> list[int]:
             if b"evalsvc.core.perf._shards" in cmdline:
                 found.append(int(pid))
     return found
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing and answers in one call."""
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def answer(self, body: bytes, status: int = 200, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def serve_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on 127.0.0.1 (a thread per request) until the block ends; yields http://127.0.0.1:PORT."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

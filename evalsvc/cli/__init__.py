@@ -12,6 +12,7 @@ from .. import __version__
 from ..core.errors import EvalsvcError
 from ..core.status import ExitCode
 from . import _eval, _mock, _perf, _report, _service
+from ._common import error_line
 
 try:  # typer >= 0.26 vendors its own click: its exceptions are not the click package's
     from typer._click.exceptions import ClickException as _TyperClickException
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     except (click.exceptions.Abort, typer.Abort):
         print("Aborted.", file=sys.stderr)
         sys.exit(ExitCode.INTERRUPTED)
-    except EvalsvcError as exc:
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+    except EvalsvcError as exc:  # raised outside a command's own handling (fail)
+        print(error_line(exc), file=sys.stderr)
         sys.exit(exc.exit_code)
     sys.exit(rc if isinstance(rc, int) else ExitCode.OK)

@@ -10,9 +10,14 @@ import typer
 from ..core.errors import ConfigError, EvalsvcError
 
 
+def error_line(exc: EvalsvcError) -> str:
+    """The one line the CLI prints for an error: `Type: message`."""
+    return f"{type(exc).__name__}: {exc}"
+
+
 def fail(exc: EvalsvcError) -> NoReturn:
-    """Print `Type: message` on stderr and exit with the error's code (2 user error, 1 endpoint failure)."""
-    print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+    """Print the error's line on stderr and exit with its code (2 user error, 1 endpoint failure)."""
+    print(error_line(exc), file=sys.stderr)
     raise typer.Exit(code=exc.exit_code)
 
 

@@ -42,6 +42,21 @@ def is_loopback(host: str) -> bool:
     return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
+def default_port(scheme: str) -> int:
+    """The port an http(s) URL without one means: 443 for https, 80 otherwise."""
+    return _DEFAULT_PORTS.get(scheme.lower(), 80)
+
+
+def host_port(url: str) -> tuple[str, int]:
+    """(host, port) of an http(s) URL: its port, else the scheme's default (80 for http, 443 for https)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # not a port: the default (the config's validation refuses such a URL anyway)
+        port = None
+    return parts.hostname or "", port or default_port(parts.scheme)
+
+
 def proxy_for(url: str, env: Mapping[str, str] | None = None, *, bypass_loopback: bool | None = None) -> str | None:
     """The proxy URL a request to `url` goes through, or None to connect directly.
 
@@ -54,16 +69,11 @@ def proxy_for(url: str, env: Mapping[str, str] | None = None, *, bypass_loopback
     env = os.environ if env is None else env
     if bypass_loopback is None:
         bypass_loopback = LOOPBACK_DIRECT
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = parts.hostname or ""
+    scheme = urlsplit(url).scheme.lower()
+    host, port = host_port(url)
     if scheme not in _DEFAULT_PORTS or not host or (bypass_loopback and is_loopback(host)):
         return None
     proxy = _env(env, f"{scheme}_proxy") or _env(env, "all_proxy")
-    try:
-        port = parts.port or _DEFAULT_PORTS[scheme]
-    except ValueError:
-        port = _DEFAULT_PORTS[scheme]
     if not proxy or _no_proxy(host, port, _env(env, "no_proxy")):
         return None
     return proxy if "://" in proxy else f"http://{proxy}"

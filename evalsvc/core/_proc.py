@@ -7,11 +7,10 @@ stays theirs: the zygote forks a warm process per dataset, shards run a fresh in
 child gets its own session so a cancel reaches everything it started.
 
 Start: `python -P -m evalsvc.core._entry MODULE:FUNCTION ARGS` with PYTHONPATH led by the directory holding
-this evalsvc, so a child
-imports the very code that started it (even from a source tree that is not installed), and `-P` keeps the
-working directory (where runs write) off sys.path, so nothing there can shadow a module. A parent that
-hands over its own sys.path (where callers' fakes and plugins live) does it in its first message
-(`parent_sys_path()` there, `adopt_sys_path()` here).
+this evalsvc, so a child imports the very code that started it (even from a source tree that is not
+installed), and `-P` keeps the working directory (where runs write) off sys.path, so nothing there can
+shadow a module. A parent that hands over its own sys.path (where callers' fakes and plugins live) does it
+in its first message (`parent_sys_path()` there, `adopt_sys_path()` here).
 
 Lifeline: the child holds the read end of a pipe whose write end only the parent holds. End of file on
 it means the parent is gone, however it went (exit, crash, kill -9): `watch_lifeline` calls back then.
@@ -88,6 +87,31 @@ def start(target: str, *args: str, pass_fds: Sequence[int] = (), stdout: Any = s
     """
     return subprocess.Popen(command(target, *args), pass_fds=tuple(pass_fds), stdin=subprocess.DEVNULL,
                             stdout=stdout, stderr=stderr, start_new_session=new_session, env=child_env(), cwd=cwd)
+
+
+def start_piped(target: str, *args: str, stdout: Any = subprocess.DEVNULL, stderr: Any = None,
+                new_session: bool = False, cwd: str | Path | None = None) -> tuple[subprocess.Popen[bytes], int, int]:
+    """Start a child with two pipes (see `start`): `target` is called as (CONTROL_FD, EVENTS_FD, *args).
+
+    The child reads CONTROL_FD, whose end of file is its lifeline (see `watch_lifeline`), and writes its
+    messages to EVENTS_FD; the parent holds the other ends only.
+
+    Returns:
+        (the process, the write end of the control pipe, the read end of the events pipe).
+    """
+    control_r, control_w = os.pipe()
+    events_r, events_w = os.pipe()
+    try:
+        process = start(target, str(control_r), str(events_w), *args, pass_fds=(control_r, events_w),
+                        stdout=stdout, stderr=stderr, new_session=new_session, cwd=cwd)
+    except BaseException:
+        os.close(control_w)
+        os.close(events_r)
+        raise
+    finally:
+        os.close(control_r)
+        os.close(events_w)
+    return process, control_w, events_r
 
 
 async def start_async(target: str, *args: str, pass_fds: Sequence[int] = (), stdout: Any = subprocess.DEVNULL,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import Any
+from typing import Any, TypeGuard
 
 SUBSTRING_MIN = 8
 """Secrets this long are masked wherever they occur. A shorter one ("test", "k9") is masked only where it
@@ -14,6 +14,14 @@ words into ***, corrupting logs and the file paths a result reports."""
 _SECRET_ENDINGS = ("key", "token", "secret", "password", "passwd", "pwd", "auth", "authorization", "cookie",
                    "credential", "credentials", "signature", "sig", "bearer")
 _SECRET_STARTS = ("auth", "secret", "passw", "credential", "bearer")
+
+KEY_PLACEHOLDERS = ("", "EMPTY")
+"""API key values that stand for "no key": nothing is sent for them, nothing is masked or hidden."""
+
+
+def has_key(api_key: Any) -> TypeGuard[str]:
+    """Whether `api_key` is a real key (not None, blank, or the "EMPTY" placeholder OpenAI clients use)."""
+    return isinstance(api_key, str) and api_key.strip() not in KEY_PLACEHOLDERS
 
 
 def secret_name(name: Any) -> bool:
@@ -108,10 +116,11 @@ def secret_values(value: Any, secret: bool = False) -> list[str]:
 
 def config_secrets(config: Any) -> tuple[str, ...]:
     """Every secret a PerfConfig or EvalConfig holds, longest first: the API key, URL credentials and secret
-    query values, secret-named header values (and their token part) and secret-named extra_body values."""
+    query values, secret-named header values (and their token part) and secret-named values in extra_body
+    (PerfConfig) or generation_config (EvalConfig, whose extra_body sits in it)."""
     values: list[str] = []
     api_key = getattr(config, "api_key", None)
-    if isinstance(api_key, str) and api_key.strip() and api_key != "EMPTY":
+    if has_key(api_key):
         values.append(api_key)
     url = getattr(config, "url", None) or getattr(config, "api_url", None)
     if isinstance(url, str):
@@ -121,4 +130,5 @@ def config_secrets(config: Any) -> tuple[str, ...]:
             values.append(value)
             values.append(value.split()[-1])  # "Bearer sk-..." also leaks as its token part
     values += secret_values(getattr(config, "extra_body", None))
+    values += secret_values(getattr(config, "generation_config", None))
     return tuple(sorted({v for v in values if v.strip()}, key=len, reverse=True))

@@ -8,6 +8,7 @@ import types
 import typing
 from typing import Any, TypeVar, Union
 
+from ._secrets import has_key
 from .errors import ConfigError
 
 T = TypeVar("T")
@@ -143,6 +144,6 @@ def redact_secret(value: str | None) -> str | None:
     """What is shown in place of an API key: never the key, but whether one was set."""
     if value is None:
         return None
-    if value in ("", "EMPTY"):
+    if not has_key(value):  # "" or the "EMPTY" placeholder: shown as is
         return value
     return "***"

@@ -197,7 +197,7 @@ class EvalConfig:
     generation_config: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_GENERATION_CONFIG),
                                               help="Sampling options (a JSON object): "
                                               + ", ".join(GENERATION_KEYS) + ".",
-                                              options=GenerationOptions, cli=Cli(parse="json"))
+                                              options=GenerationOptions, redact=redact_keys, cli=Cli(parse="json"))
     work_dir: str = field("outputs", help="Each run writes a timestamped directory under it.", text=True)
     seed: int = field(42, help="Random seed.")
     debug: bool = field(False, help="Verbose evalscope logs, shown live.")

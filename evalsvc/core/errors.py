@@ -94,7 +94,7 @@ class MissingExtra(EvalsvcError):
     `extra` names it; the message says how to install it.
     """
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
     def __init__(self, extra: str, message: str) -> None:
         self.extra = extra

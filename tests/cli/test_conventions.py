@@ -6,13 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import evalsvc
 from tests._evaldata import gsm8k_row, write_local_copy
+from tests._servers import QuietHandler, serve_http
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -49,24 +47,15 @@ def test_perf_and_eval_read_the_api_key_from_evalsvc_api_key(tmp_path: Path) -> 
                                       "finish_reason": "stop"}],
                          "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}).encode()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.read_body()
             seen.append(self.headers.get("Authorization"))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+            self.answer(answer)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}/v1"
     env = {**os.environ, "EVALSVC_API_KEY": "sk-env-0123456789"}
-    try:
+    with serve_http(Handler) as root:
+        base = f"{root}/v1"
         perf = subprocess.run([sys.executable, "-m", "evalsvc", "perf", "--model", "m",
                                "--url", f"{base}/chat/completions", "--dataset", "random", "--prompt-tokens", "4",
                                "--max-tokens", "1", "--no-stream",
@@ -83,9 +72,6 @@ def test_perf_and_eval_read_the_api_key_from_evalsvc_api_key(tmp_path: Path) -> 
                                     check=False, capture_output=True, text=True, timeout=180, env=env)
         assert evaluation.returncode == 0, evaluation.stderr
         assert len(seen) == 2 and set(seen) == {"Bearer sk-env-0123456789"}  # the preflight, then the sample
-    finally:
-        server.shutdown()
-        server.server_close()
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert "sk-env-0123456789" not in path.read_text(errors="replace"), path

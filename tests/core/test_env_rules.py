@@ -8,10 +8,8 @@ import json
 import os
 import socket
 import stat
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +17,13 @@ import pytest
 
 from evalsvc import EndpointUnreachable, EvalConfig, PerfConfig, run_perf
 from evalsvc.core._io import AtomicLines, write_atomic, write_json
-from evalsvc.core._net import aiohttp_proxy, exempt_if_direct, is_loopback, proxy_for
+from evalsvc.core._net import aiohttp_proxy, exempt_if_direct, host_port, is_loopback, proxy_for
 from evalsvc.core._paths import cache_dir
 from evalsvc.core.eval import plan_eval
 from evalsvc.core.eval._preflight import preflight
 from evalsvc.core.perf.datasets import _openqa
 from tests._evaldata import gsm8k_row, write_local_copy
+from tests._servers import QuietHandler, serve_http
 
 PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
               "no_proxy", "NO_PROXY", "REQUEST_METHOD")
@@ -46,30 +45,16 @@ def stub_proxy(body: bytes) -> Iterator[tuple[str, list[tuple[str, str, str | No
     """
     seen: list[tuple[str, str, str | None]] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
+            self.read_body()
             seen.append((self.command, self.path, self.headers.get("Proxy-Authorization")))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(body)
 
         do_GET = do_POST = _answer
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(Handler) as url:
+        yield url, seen
 
 
 # --- the cache folder ---------------------------------------------------------------------------------------
@@ -272,3 +257,11 @@ def test_evaluation_reaches_a_loopback_endpoint_directly_with_a_proxy_set(
     (gsm8k,) = result.datasets.values()
     assert (gsm8k.requested, gsm8k.scored, gsm8k.errored) == (2, 2, 0), gsm8k.error
     assert seen == []
+
+
+def test_host_port_gives_the_scheme_default_where_the_url_names_no_port() -> None:
+    # One rule for the client's connection, the proxy decision and the preflight's "cannot connect to" line.
+    assert host_port("https://api.example.com/v1/chat/completions") == ("api.example.com", 443)
+    assert host_port("http://Example.COM/v1") == ("example.com", 80)
+    assert host_port("http://[::1]:8080/v1") == ("::1", 8080)
+    assert host_port("http://127.0.0.1:99999/v1") == ("127.0.0.1", 80)  # not a port: the default

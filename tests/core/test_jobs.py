@@ -237,6 +237,21 @@ def test_secrets_are_scrubbed_from_everything_kept() -> None:
     assert _secrets_of(EvalConfig(model="m", api_url="http://h/v1", datasets=["gsm8k"])) == ()
 
 
+def test_eval_generation_config_extra_body_secrets_are_hidden() -> None:
+    # EvalConfig's extra_body sits in generation_config: its secret-named values are secrets like
+    # PerfConfig.extra_body's (hidden in what a job keeps, masked wherever a run quotes them).
+    config = EvalConfig(model="m", api_url="http://h/v1", datasets=["gsm8k"], api_key="sk-evalkey1",
+                        generation_config={"temperature": 0.5, "extra_body": {"user_token": "GENSECRET99", "top_k": 3}})
+    shown = config.to_dict(redact=True)["generation_config"]
+    assert shown["extra_body"] == {"user_token": "***", "top_k": 3} and shown["temperature"] == 0.5
+    assert "GENSECRET99" not in repr(config)
+    assert set(_secrets_of(config)) == {"sk-evalkey1", "GENSECRET99"}
+    for placeholder in ("EMPTY", " EMPTY ", ""):  # "no key" is no secret, and is shown as it is
+        blank = EvalConfig(model="m", api_url="http://h/v1", datasets=["gsm8k"], api_key=placeholder)
+        assert _secrets_of(blank) == ()
+        assert blank.to_dict(redact=True)["api_key"] == placeholder
+
+
 def test_a_stop_that_surfaces_as_an_error_is_still_a_stop(tmp_path: Path) -> None:
     async def body(runner: JobRunner, policy: PathPolicy) -> None:
         cancelled = runner.submit("eval", policy.config_from_body(
@@ -425,3 +440,28 @@ def test_state_files_are_private(tmp_path: Path) -> None:
     for path in files:
         assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
     assert state.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(("status", "stop_reason", "state"), [
+    ("completed", None, "completed"), ("incomplete", None, "completed"), ("failed", None, "failed"),
+    ("timeout", None, "failed"), ("cancelled", "cancel", "cancelled"), ("interrupted", "shutdown", "interrupted"),
+    ("interrupted", "cancel", "cancelled"),
+])
+def test_every_run_status_maps_to_a_job_state(status: str, stop_reason: str | None, state: str) -> None:
+    from evalsvc.core.jobs._outcome import job_outcome
+    from evalsvc.core.status import JobState, RunStatus
+
+    assert {s.value for s in RunStatus} >= {status}
+    outcome = job_outcome({"type": "result", "status": status, "data": {"x": 1}}, 0, stop_reason, False)
+    assert outcome.state == JobState(state) and outcome.result == {"x": 1}
+    assert (outcome.error is None) == (state == "completed")
+
+
+def test_a_worker_that_dies_without_a_word_fails_its_job_saying_how() -> None:
+    from evalsvc.core.jobs._outcome import job_outcome
+
+    outcome = job_outcome(None, -9, None, False)
+    assert outcome.state == "failed" and outcome.error is not None
+    assert outcome.error["type"] == "WorkerDied"
+    assert outcome.error["message"] == "the worker process ended (killed by SIGKILL) without a result"
+    assert job_outcome(None, -9, "cancel", False).state == "cancelled"  # told to stop: not a failure

@@ -10,20 +10,8 @@ from typing import Any
 import pytest
 
 from evalsvc import EndpointUnreachable, PerfConfig, PerfResult, run_perf, run_perf_async
+from tests._perfrun import cfg, only
 from tests._servers import shard_pids
-
-
-def cfg(url: str, tmp_path: Path, **kw: Any) -> PerfConfig:
-    base: dict[str, Any] = dict(model="mock-model", url=url, dataset="random", prompt_tokens=8, max_tokens=64,
-                                number=20, parallel=4, work_dir=str(tmp_path),
-                                preflight=False)  # engine tests: the server sees only the run (test_perf_preflight.py)
-    base.update(kw)
-    return PerfConfig(**base)
-
-
-def only(result: PerfResult) -> dict[str, Any]:
-    (run,) = result.results.values()
-    return run.to_dict()
 
 
 @pytest.mark.parametrize("parallel", [1, 128])

@@ -8,11 +8,8 @@ same result, and requests are built in each provider's shape.
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,9 @@ from evalsvc import PerfConfig, run_perf
 from evalsvc.core.perf.datasets import Prompt
 from evalsvc.core.perf.dialects import get_dialect
 from evalsvc.core.perf.dialects.gemini import gemini_url
-from tests._servers import MockHandle, start_mock
+from tests._perfrun import cfg as perf_cfg
+from tests._perfrun import only, records
+from tests._servers import MockHandle, QuietHandler, serve_http, start_mock
 
 APIS = ("openai", "dashscope", "anthropic", "gemini")
 PATHS = {"openai": "/v1/chat/completions", "dashscope": "/api/v1/services/aigc/text-generation/generation",
@@ -43,21 +42,7 @@ def route(api: str, stream: bool) -> str:
 
 
 def cfg(url: str, tmp_path: Path, api: str, **kw: Any) -> PerfConfig:
-    base: dict[str, Any] = dict(model="mock-model", url=url, api=api, dataset="random", prompt_tokens=9,
-                                max_tokens=64, number=6, parallel=3, work_dir=str(tmp_path),
-                                preflight=False)  # engine tests: the server sees only the run (test_perf_preflight.py)
-    base.update(kw)
-    return PerfConfig(**base)
-
-
-def only(result: Any) -> dict[str, Any]:
-    (run,) = result.results.values()
-    return run.to_dict()
-
-
-def records(result: Any) -> list[dict[str, Any]]:
-    (path,) = Path(result.output_dir).glob("requests_*.jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return perf_cfg(url, tmp_path, **{"api": api, "prompt_tokens": 9, "number": 6, "parallel": 3, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -208,28 +193,15 @@ EXPECTED_DETAIL = {"dashscope": "model overloaded", "anthropic": "Overloaded", "
 def canned_server(body: bytes, status: int = 200, content_type: str = "text/event-stream") -> Iterator[str]:
     """An HTTP server on 127.0.0.1 answering every POST with `body`; yields its root URL."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.read_body()
+            self.answer(body, status, content_type)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(Handler) as url:
+        yield url
 
 
 @pytest.mark.parametrize("api", APIS)

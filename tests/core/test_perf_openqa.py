@@ -9,10 +9,8 @@ import random
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,8 @@ import pytest
 from evalsvc import DatasetError, PerfConfig, run_perf
 from evalsvc.core.perf.datasets import _openqa, load_prompts
 from evalsvc.core.perf.datasets._random import WORDS
+
+from tests._servers import QuietHandler, serve_http
 
 QUESTIONS = [f"问题{i}：为什么天空是蓝色的？请解释 reason {i}" for i in range(30)]
 
@@ -63,24 +63,13 @@ def hub(body: bytes) -> Iterator[tuple[str, list[str]]]:
     """A stand-in for the dataset hub on 127.0.0.1; yields (endpoint, request paths seen)."""
     seen: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             seen.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(body)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(Handler) as url:
+        yield url, seen
 
 
 # -- local copy ---------------------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from evalsvc import PerfConfig, run_perf
+from evalsvc import run_perf
 from evalsvc.core.perf._metrics import RunStats
 from evalsvc.core.perf._sender import Outcome
+from tests._perfrun import cfg
 
 SLO = {"ttft_ms": 250, "tpot_ms": 50, "latency_ms": 350}
 
@@ -90,14 +91,6 @@ def test_shards_merge_to_the_same_counts() -> None:
 
 
 # -- over HTTP --------------------------------------------------------------------------------------------
-
-def cfg(url: str, tmp_path: Path, **kw: Any) -> PerfConfig:
-    base: dict[str, Any] = dict(model="mock-model", url=url, dataset="random", prompt_tokens=8, max_tokens=64,
-                                number=20, parallel=4, work_dir=str(tmp_path),
-                                preflight=False)  # engine tests: the server sees only the run (test_perf_preflight.py)
-    base.update(kw)
-    return PerfConfig(**base)
-
 
 @pytest.fixture(scope="module")
 def quarter_failing() -> Any:

@@ -14,7 +14,7 @@ from .._net import aiohttp_proxy, without_credentials
 from ..config import EvalConfig
 from ..errors import EndpointStatusError, EndpointTimeout, EndpointUnreachable
 from ._plan import api_base
-from ._secrets import mask, secrets_of
+from .._secrets import config_secrets, mask
 
 _RETRIED = {408, 429, 500, 502, 503, 504}
 _DEFAULT_TIMEOUT_S = 60.0
@@ -113,7 +113,7 @@ async def preflight(config: EvalConfig, *, deadline: float | None = None) -> dic
             try:
                 async with session.post(url, json=body, headers=headers, **proxy,
                                         timeout=aiohttp.ClientTimeout(total=limit, connect=connect)) as resp:
-                    text = mask(await resp.text(errors="replace"), secrets_of(config.api_key))  # 401s may quote it
+                    text = mask(await resp.text(errors="replace"), config_secrets(config))  # 401s may quote it
                     status = resp.status
             except asyncio.TimeoutError:
                 if not connected:

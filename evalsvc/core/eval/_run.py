@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .._aio import run_blocking
+from .._proc import describe_exit
+from .._secrets import config_secrets
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import EvalConfig
 from ..progress import ProgressCallback, eval_log, eval_progress, eval_status
@@ -28,7 +30,7 @@ from ._plan import (CONFIG_FILE, DATASET_INFOS, REPORT_FILE, SUMMARY_FILE, Datas
 from ._extra import require_eval
 from ._preflight import preflight
 from ._result import DatasetResult, EvalResult, describe_shortfall, read_dataset_result
-from ._secrets import mask, mask_event, secrets_of
+from ._secrets import mask, mask_event
 from ._zygote import _KILL_GRACE_S, WorkerHandle, Zygote
 
 log = logging.getLogger("evalsvc.eval")
@@ -73,7 +75,7 @@ class _Run:
                  cancel: asyncio.Event | None) -> None:
         self.plan = plan
         self.config = plan.config
-        self.secrets = secrets_of(self.config.api_key)
+        self.secrets = config_secrets(self.config)
         self.emit = _Sink(progress, self.secrets)
         self.cancel = cancel
         self.stop_reason: str | None = None
@@ -308,7 +310,7 @@ class _Run:
         else:
             run.status = RunStatus.FAILED
             if run.error is None:
-                how = "ended" if code is None else f"exited with code {code}"
+                how = "ended" if code is None else f"ended ({describe_exit(code)})"
                 run.error = mask(f"the worker {how} without a result: {worker.crash_reason()}".rstrip(": "),
                                  self.secrets)
 

@@ -1,7 +1,8 @@
-"""The secrets of an evaluation and how they are hidden in what a run relays or writes.
+"""How the secrets of an evaluation are hidden in what a run relays or writes.
 
-The API key is the only secret an EvalConfig carries: credentials and query strings in `api_url` are
-refused by EvalConfig. The parent masks events and errors with `mask`; the worker masks its events
+The secrets are `config_secrets(config)` (evalsvc.core._secrets): the API key and any secret-named value
+in generation_config's extra_body; credentials and query strings in `api_url` are refused by EvalConfig.
+The parent masks events and errors with `mask`; the worker masks its events
 and every log record (eval_log.log, worker.log) with the same rule, so no file or event shows the key
 even when the endpoint quotes it back in an error ("Incorrect API key provided: ...").
 The masking rule itself (and what counts as a secret) is `evalsvc.core._secrets`, shared with the jobs.
@@ -12,16 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from .._secrets import SUBSTRING_MIN, mask
-
-_NOT_SECRET = ("", "EMPTY")
-
-
-def secrets_of(api_key: str | None) -> tuple[str, ...]:
-    """The strings to mask for this API key (none for the "EMPTY" placeholder)."""
-    if api_key is None or api_key.strip() in _NOT_SECRET:
-        return ()
-    return (api_key,)
-
 
 TEXT_FIELDS = ("message", "error", "traceback")
 """The free-text fields of an event: the only ones that can quote a secret."""
@@ -40,4 +31,4 @@ def mask_event(event: dict[str, Any], secrets: tuple[str, ...] | list[str]) -> d
     return event
 
 
-__all__ = ["SUBSTRING_MIN", "TEXT_FIELDS", "mask", "mask_event", "secrets_of"]
+__all__ = ["SUBSTRING_MIN", "TEXT_FIELDS", "mask", "mask_event"]

@@ -1,6 +1,6 @@
 """The body of a job's worker process: run the engine, relay its progress, send back its result.
 
-The service starts a child calling `main(EVENTS_FD, CONTROL_FD)` (see core/_proc.py) in a new
+The service starts a child calling `main(CONTROL_FD, EVENTS_FD)` (core/_proc.py's `start_piped`) in a new
 session (its own process group), with stdout and stderr going to the job's log file. A plain subprocess rather
 than multiprocessing's spawn: spawn re-imports the parent's __main__ in the child, which breaks services
 started from scripts without a __main__ guard.
@@ -24,7 +24,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple, TypedDict
 
-from .._proc import Channel, adopt_sys_path, watch_lifeline
+from ..status import RunStatus
+from .._proc import Channel, adopt_sys_path, signal_group, watch_lifeline
 
 PROGRESS_INTERVAL_S = 0.25
 """At most one progress message per key per this interval: a 256-way load test must not flood the pipe."""
@@ -74,12 +75,12 @@ Message = dict[str, Any] | ResultMessage | ErrorMessage | StoppedMessage
 progress throttled), then one ResultMessage, ErrorMessage or StoppedMessage."""
 
 
-def main(events_fd: int, control_fd: int) -> None:
+def main(control_fd: int, events_fd: int) -> None:
     """Entry point of the worker process.
 
     Args:
-        events_fd: write end of the message pipe to the service.
         control_fd: read end of the control pipe (the init message, then EOF when the service is gone).
+        events_fd: write end of the message pipe to the service.
     """
     events = Channel(events_fd, "json")
     control = Channel(control_fd, "pickle")
@@ -101,7 +102,7 @@ def main(events_fd: int, control_fd: int) -> None:
         func = _load(target)
         result = func(config, progress=sender.progress)
         sender.flush()
-        sender.send({"type": "result", "status": getattr(result, "status", "completed"),
+        sender.send({"type": "result", "status": str(getattr(result, "status", RunStatus.COMPLETED)),
                      "error": getattr(result, "error", None), "output_dir": getattr(result, "output_dir", None),
                      "data": result.to_dict()})
     except KeyboardInterrupt:
@@ -158,15 +159,10 @@ def _load(target: str) -> Callable[..., Any]:
 
 def _parent_gone() -> None:
     # The service is gone: stop the run the way a cancel does (it keeps what it measured), then make sure.
-    try:
-        os.killpg(os.getpgrp(), signal.SIGINT)
-    except OSError:
-        os.kill(os.getpid(), signal.SIGINT)
+    # The worker leads its own session (start_piped(new_session=True)): its group is everything it started.
+    signal_group(os.getpid(), signal.SIGINT)
     time.sleep(ORPHAN_KILL_AFTER_S)
-    try:
-        os.killpg(os.getpgrp(), signal.SIGKILL)
-    except OSError:
-        os.kill(os.getpid(), signal.SIGKILL)
+    signal_group(os.getpid(), signal.SIGKILL)
 
 
 class _Sender:

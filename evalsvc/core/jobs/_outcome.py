@@ -1,10 +1,11 @@
-"""What a job ends as: its state, result and error, from what its child said and how it stopped; and the
-secrets of a job's config, which nothing the job keeps may quote."""
+"""What a job ends as: its state, result and error, from what its child said and how it stopped; and what
+it keeps of its config (redacted, its secrets, `_secrets.config_secrets`, scrubbed)."""
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from .._proc import describe_exit
 from .._secrets import scrub
 from ..config import EvalConfig, PerfConfig
 from ..status import RunStatus
@@ -54,8 +55,9 @@ def job_outcome(message: dict[str, Any] | None, exitcode: int | None, stop_reaso
     if message is None:
         if stop_reason is not None:
             return halt
+        how = describe_exit(exitcode)
         return Outcome(FAILED, error={"type": "WorkerDied", "category": "internal",
-                                      "message": f"the worker process exited (code {exitcode}) without a result"})
+                                      "message": f"the worker process ended ({how}) without a result"})
     kind = message.get("type")
     if kind == "result":
         return _from_result(message, halt)

@@ -557,19 +557,8 @@ def _launch(log_path: Path, cwd: Path) -> JobChild:
     cwd, and PathPolicy confines such ids against the outputs root.
     """
     private_dir(log_path.parent)
-    events_r, events_w = os.pipe()
-    control_r, control_w = os.pipe()
-    try:
-        # 0600: a log may quote what a run read or was told
-        with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log_file:
-            process = _proc.start("evalsvc.core.jobs._child:main", str(events_w), str(control_r),
-                                  pass_fds=(events_w, control_r), stdout=log_file, stderr=log_file,
-                                  new_session=True, cwd=cwd)
-    except BaseException:
-        for fd in (events_r, control_w):
-            os.close(fd)
-        raise
-    finally:
-        os.close(events_w)
-        os.close(control_r)
+    # 0600: a log may quote what a run read or was told
+    with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log_file:
+        process, control_w, events_r = _proc.start_piped("evalsvc.core.jobs._child:main", stdout=log_file,
+                                                         stderr=log_file, new_session=True, cwd=cwd)
     return JobChild(process, _proc.Channel(events_r, "json"), _proc.Channel(control_w, "pickle"))

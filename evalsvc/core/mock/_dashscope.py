@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 
 from ._config import MockConfig
-from ._dialect import BadRequest, MockDialect, Endpoint, GenRequest
+from ._dialect import BadRequest, Endpoint, GenRequest, MockDialect, ReasonAtUsage
 from ._openai import _int_field
 from ._text import count_words
 
@@ -77,10 +77,10 @@ def sse_from_header(req: GenRequest, request: web.Request) -> None:
     req.stream = request.headers.get("X-DashScope-SSE", "").strip().lower() == "enable"
 
 
-class GenerationWire:
+class GenerationWire(ReasonAtUsage):
     """Events of one generation response (stream) or its body."""
 
-    __slots__ = ("_rid", "_prompt_tokens", "_per_chunk", "_n", "_reason", "_role")
+    __slots__ = ("_rid", "_prompt_tokens", "_per_chunk", "_n", "_role")
 
     def __init__(self, req: GenRequest, rid: str, created: int, cfg: MockConfig) -> None:
         self._rid = rid
@@ -88,7 +88,7 @@ class GenerationWire:
         self._per_chunk = cfg.tokens_per_chunk
         self._role = cfg.role_chunk
         self._n = 0  # content events sent
-        self._reason = "stop"
+        super().__init__()
 
     def _event(self, n: int, content: bytes, finish: bytes, output_tokens: int) -> bytes:
         p = self._prompt_tokens
@@ -106,21 +106,10 @@ class GenerationWire:
         self._n += 1
         return self._event(self._n + self._role, text_json, b'"null"', self._n * self._per_chunk)
 
-    def last_delta(self, text_json: bytes, reason: str) -> bytes:
-        self._reason = reason
-        return self.delta(text_json)
-
-    def finish(self, reason: str) -> bytes:
-        self._reason = reason
-        return b""
-
     def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
         # built before the content events go out (the server prepares the tail first): number it from the count
         n = -(-completion_tokens // self._per_chunk) + self._role + 1
         return self._event(n, b'""', b'"%s"' % self._reason.encode(), completion_tokens)
-
-    def done(self) -> bytes:
-        return b""
 
     def malformed(self) -> bytes:
         return (b'id:0\nevent:result\n:HTTP_STATUS/200\n'

@@ -1,7 +1,7 @@
 """What an API dialect gives the mock server: request parsing and wire encoding, nothing else.
 
-The server (`_server.py`) owns timing, faults, answers and counters. A dialect module (`_openai.py`;
-DashScope, Anthropic or Gemini later) declares its generation endpoints: how to read a request body
+The server (`_server.py`) owns timing, faults, answers and counters. A dialect module (`_openai.py`,
+`_dashscope.py`, `_anthropic.py`, `_gemini.py`) declares its generation endpoints: how to read a request body
 into a `GenRequest`, and a `Wire` that turns text pieces into the bytes of that dialect's stream or body.
 """
 
@@ -69,6 +69,30 @@ class Wire(Protocol):
 
     def body(self, text: str, reason: str | None, prompt_tokens: int, completion_tokens: int) -> bytes:
         """The whole non-streaming response body."""
+
+
+class ReasonAtUsage:
+    """Part of a `Wire` whose finish reason travels in its usage event (DashScope, Gemini): the last content
+    chunk is an ordinary one, a finish sends nothing, the reason is kept for `usage`, and nothing marks the end."""
+
+    __slots__ = ("_reason",)
+
+    def __init__(self) -> None:
+        self._reason = "stop"
+
+    def delta(self, text_json: bytes) -> bytes:
+        raise NotImplementedError
+
+    def last_delta(self, text_json: bytes, reason: str) -> bytes:
+        self._reason = reason
+        return self.delta(text_json)
+
+    def finish(self, reason: str) -> bytes:
+        self._reason = reason
+        return b""
+
+    def done(self) -> bytes:
+        return b""
 
 
 @dataclass(frozen=True)

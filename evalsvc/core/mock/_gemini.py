@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from ._config import MockConfig
-from ._dialect import BadRequest, MockDialect, Endpoint, GenRequest
+from ._dialect import BadRequest, Endpoint, GenRequest, MockDialect, ReasonAtUsage
 from ._openai import _int_field
 from ._text import count_words
 
@@ -74,10 +74,10 @@ def model_from_path(req: GenRequest, request: web.Request) -> None:
     req.model = request.match_info.get("model", req.model)
 
 
-class GenerateWire:
+class GenerateWire(ReasonAtUsage):
     """Events of one GenerateContentResponse stream, or its body."""
 
-    __slots__ = ("_rid", "_model", "_pre", "_post", "_reason")
+    __slots__ = ("_rid", "_model", "_pre", "_post")
 
     def __init__(self, req: GenRequest, rid: str, created: int, cfg: MockConfig) -> None:
         self._rid, self._model = rid, req.model
@@ -86,7 +86,7 @@ class GenerateWire:
                       % (req.prompt_tokens, req.prompt_tokens)
                       + b'"modelVersion":' + orjson.dumps(req.model) + b',"responseId":' + orjson.dumps(rid)
                       + b"}\r\n\r\n")
-        self._reason = "stop"
+        super().__init__()
 
     def open(self) -> bytes:
         return b""
@@ -94,19 +94,8 @@ class GenerateWire:
     def delta(self, text_json: bytes) -> bytes:
         return b"".join((self._pre, text_json, self._post))
 
-    def last_delta(self, text_json: bytes, reason: str) -> bytes:
-        self._reason = reason
-        return self.delta(text_json)
-
-    def finish(self, reason: str) -> bytes:
-        self._reason = reason
-        return b""
-
     def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
         return b"data: " + self._response("", self._reason, prompt_tokens, completion_tokens) + b"\r\n\r\n"
-
-    def done(self) -> bytes:
-        return b""
 
     def malformed(self) -> bytes:
         return self._pre + b'"cut off here\r\n\r\n'

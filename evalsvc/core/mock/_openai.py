@@ -118,18 +118,31 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 class _ChunkWire:
     """Byte templates shared by the chat and completion streams: `head` is the chunk's opening fields."""
 
-    __slots__ = ("_head", "_pre", "_include_usage")
+    __slots__ = ("_rid", "_created", "_model", "_head", "_pre", "_include_usage")
 
     object_name = b""
     content_key = b""
     trailer = b""
+    body_object = ""
 
     def __init__(self, req: GenRequest, rid: str, created: int) -> None:
+        self._rid, self._created, self._model = rid, created, req.model
         head = orjson.dumps({"id": rid, "object": self.object_name.decode(), "created": created,
                              "model": req.model})[:-1]
         self._head = b"data: " + head
         self._pre = self._head + b',"choices":[{"index":0,' + self.content_key
         self._include_usage = req.include_usage
+
+    def _choice(self, text: str) -> dict[str, Any]:
+        """The body's one choice up to its finish_reason."""
+        raise NotImplementedError
+
+    def body(self, text: str, reason: str | None, prompt_tokens: int, completion_tokens: int) -> bytes:
+        return orjson.dumps({
+            "id": self._rid, "object": self.body_object, "created": self._created, "model": self._model,
+            "choices": [{**self._choice(text), "finish_reason": reason}],
+            "usage": _usage(prompt_tokens, completion_tokens),
+        })
 
     def delta(self, text_json: bytes) -> bytes:
         return b"".join((self._pre, text_json, self.trailer, b"null}]}\n\n"))
@@ -154,15 +167,15 @@ class _ChunkWire:
 class ChatWire(_ChunkWire):
     """chat.completion.chunk stream and chat.completion body."""
 
-    __slots__ = ("_rid", "_created", "_model", "_role")
+    __slots__ = ("_role",)
 
     object_name = b"chat.completion.chunk"
     content_key = b'"delta":{"content":'
     trailer = b'},"logprobs":null,"finish_reason":'
+    body_object = "chat.completion"
 
     def __init__(self, req: GenRequest, rid: str, created: int, cfg: MockConfig) -> None:
         super().__init__(req, rid, created)
-        self._rid, self._created, self._model = rid, created, req.model
         self._role = cfg.role_chunk
 
     def open(self) -> bytes:
@@ -175,27 +188,22 @@ class ChatWire(_ChunkWire):
         return self._head + b',"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":' \
             + _REASONS[reason] + b"}]}\n\n"
 
-    def body(self, text: str, reason: str | None, prompt_tokens: int, completion_tokens: int) -> bytes:
-        return orjson.dumps({
-            "id": self._rid, "object": "chat.completion", "created": self._created, "model": self._model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                         "finish_reason": reason}],
-            "usage": _usage(prompt_tokens, completion_tokens),
-        })
+    def _choice(self, text: str) -> dict[str, Any]:
+        return {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None}
 
 
 class CompletionWire(_ChunkWire):
     """text_completion stream and body (vLLM adds stop_reason)."""
 
-    __slots__ = ("_rid", "_created", "_model")
+    __slots__ = ()
 
     object_name = b"text_completion"
     content_key = b'"text":'
     trailer = b',"logprobs":null,"stop_reason":null,"finish_reason":'
+    body_object = "text_completion"
 
     def __init__(self, req: GenRequest, rid: str, created: int, cfg: MockConfig) -> None:
         super().__init__(req, rid, created)
-        self._rid, self._created, self._model = rid, created, req.model
 
     def open(self) -> bytes:
         return b""
@@ -203,13 +211,8 @@ class CompletionWire(_ChunkWire):
     def finish(self, reason: str) -> bytes:
         return self.last_delta(b'""', reason)
 
-    def body(self, text: str, reason: str | None, prompt_tokens: int, completion_tokens: int) -> bytes:
-        return orjson.dumps({
-            "id": self._rid, "object": "text_completion", "created": self._created, "model": self._model,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "stop_reason": None,
-                         "finish_reason": reason}],
-            "usage": _usage(prompt_tokens, completion_tokens),
-        })
+    def _choice(self, text: str) -> dict[str, Any]:
+        return {"index": 0, "text": text, "logprobs": None, "stop_reason": None}
 
 
 def error_body(status: int, message: str, kind: str, param: str | None) -> bytes:

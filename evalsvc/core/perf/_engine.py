@@ -15,10 +15,15 @@ from time import perf_counter
 from typing import Any
 
 from .._io import AtomicLines
+from ..status import RunStatus
 from ._metrics import RunStats
 from ._sender import Outcome, Sender
 
 RECORD_BATCH = 2048
+STOPPED_INTERRUPTED = RunStatus.INTERRUPTED.value
+"""A point's `stopped_by` when the stop event stopped it (Ctrl-C, SIGTERM, a cancelled job)."""
+STOPPED_DURATION = "duration"
+"""A point's `stopped_by` when its `duration` cap ended it."""
 LOOP_LAG_PERIOD = 0.05
 PROGRESS_PERIOD = 0.5
 
@@ -74,10 +79,9 @@ class RecordSink:
 
 async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float, stop: asyncio.Event,
                     counters: Counters, sink: RecordSink | None) -> str | None:
-    """Send this shard's requests; return why it stopped early ("interrupted", "duration") or None."""
+    """Send this shard's requests (warm up first with `warmup`); return why it stopped early
+    (STOPPED_INTERRUPTED, STOPPED_DURATION) or None."""
     loop = asyncio.get_running_loop()
-    if plan.warmup:
-        await _warmup(plan, sender, stop)
     delay = t0 - perf_counter()
     if delay > 0:
         await asyncio.sleep(delay)
@@ -160,7 +164,7 @@ async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float,
         lag.cancel()
     if stats.requests + stats.unfinished >= plan.count and not stats.unfinished:
         return None  # everything was sent and answered, even if a stop arrived at the very end
-    return "interrupted" if interrupted else "duration"
+    return STOPPED_INTERRUPTED if interrupted else STOPPED_DURATION
 
 
 async def _cancel_all(stop: asyncio.Event, sender: Sender, main: asyncio.Future[Any],
@@ -173,12 +177,15 @@ async def _cancel_all(stop: asyncio.Event, sender: Sender, main: asyncio.Future[
     await asyncio.shield(asyncio.gather(main, *tasks, return_exceptions=True))
 
 
-async def _warmup(plan: ShardPlan, sender: Sender, stop: asyncio.Event | None = None) -> None:
-    """Requests sent before the measured run (connections, caches); their outcomes are not kept.
+async def warmup(plan: ShardPlan, sender: Sender, stop: asyncio.Event | None = None) -> None:
+    """The plan's `warmup` requests, sent before the measured run (connections, caches); their outcomes
+    are not kept. Callers warm up before they fix t0, so the warm-up never eats into the schedule.
 
     `plan.duration` bounds the warm-up too: it stops when the duration is spent, and the time it took is
     taken off `plan.duration`, so the warm-up and the measured run together last at most `duration`.
     """
+    if not plan.warmup:
+        return
     it = iter(range(plan.warmup))
     started = perf_counter()
     halted = False

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from aiohttp.http import HttpResponseParser
 
-from .._net import proxy_for
+from .._net import default_port, host_port, proxy_for
 from .._validate import require_headers
 
 READ_LIMIT = 1 << 18  # StreamReader high-water mark: long responses at high concurrency need room
@@ -200,8 +200,7 @@ class HttpClient:
     def __init__(self, url: str, *, connect_timeout: float, proxy: str | None = None) -> None:
         parts = urlsplit(url)
         self.loop = asyncio.get_running_loop()
-        self.host = parts.hostname or ""
-        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.host, self.port = host_port(url)
         self.ssl: ssl.SSLContext | None = ssl.create_default_context() if parts.scheme == "https" else None
         self.connect_timeout = connect_timeout
         self.proxy = _Proxy(proxy) if proxy else None
@@ -328,9 +327,7 @@ def client_for(url: str, *, connect_timeout: float) -> HttpClient:
 
 def first_hop(url: str) -> tuple[str, int]:
     """(host, port) a connection for `url` is opened to: the proxy's when one applies, else the target's."""
-    proxy = proxy_for(url)
-    parts = urlsplit(proxy or url)
-    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    return host_port(proxy_for(url) or url)
 
 
 def encode_request(url: str, headers: dict[str, str], body: bytes, proxy: str | None = None) -> bytes:
@@ -341,11 +338,10 @@ def encode_request(url: str, headers: dict[str, str], body: bytes, proxy: str | 
     """
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    default_port = 443 if parts.scheme == "https" else 80
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    if parts.port and parts.port != default_port:
+    if parts.port and parts.port != default_port(parts.scheme):
         host = f"{host}:{parts.port}"
     via = _Proxy(proxy) if proxy and parts.scheme == "http" else None
     if via is not None:

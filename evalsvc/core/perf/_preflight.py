@@ -12,15 +12,15 @@ import asyncio
 import dataclasses
 from urllib.parse import urlsplit
 
-from .._secrets import config_secrets, mask, redact_url, secret_name
+from .._net import host_port
+from .._secrets import config_secrets, has_key, mask, redact_url, secret_name
 from ..config import PerfConfig
 from ..errors import EndpointError, EndpointStatusError, EndpointTimeout, EndpointUnreachable
 from ._http import first_hop
-from ._kinds import FailureKind
+from ._kinds import FailureKind, http_kind
 from ._sender import Outcome, Sender
 from .datasets import Prompt
 from .dialects import get_dialect
-from .dialects._common import has_key
 
 TEST_MAX_TOKENS = 16
 """Output tokens the test request asks for (fewer if the run asks for fewer, more if min_tokens needs them)."""
@@ -88,20 +88,19 @@ def rejection(config: PerfConfig, url: str, out: Outcome) -> EndpointError:
     if len(detail) > _EXCERPT:
         detail = detail[:_EXCERPT] + "..."
     if out.kind == FailureKind.CONNECTION:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        target, port = host_port(url)
         host, hop_port = first_hop(url)
-        if (host, hop_port) == (parts.hostname, port):
-            where = f"{parts.scheme}://{parts.hostname}:{port}"
+        if (host, hop_port) == (target, port):
+            where = f"{urlsplit(url).scheme}://{target}:{port}"
         else:  # the environment routes this URL through a proxy
-            where = f"the proxy {host}:{hop_port} for {parts.hostname}"
+            where = f"the proxy {host}:{hop_port} for {target}"
         return EndpointUnreachable(f"cannot connect to {where} ({detail})")
     if out.kind == FailureKind.TIMEOUT:
         return EndpointTimeout(f"{shown} did not answer the test request within {config.timeout:g} s (timeout)")
     if not out.status:
         return EndpointError(f"{shown} did not answer the test request: {detail or out.kind}")
-    said = f"HTTP {out.status}" + (f": {detail}" if out.kind == f"http_{out.status}" and detail else "")
-    if out.kind != f"http_{out.status}":  # a 2xx that is not a usable answer
+    said = f"HTTP {out.status}" + (f": {detail}" if out.kind == http_kind(out.status) and detail else "")
+    if out.kind != http_kind(out.status):  # a 2xx that is not a usable answer
         said += f" but {out.kind}" + (f" ({detail})" if detail else "")
     hint = _hint(config, url, out.status)
     message = f"{shown} answered the test request with {said}" + (f"; {hint}" if hint else "")

@@ -19,7 +19,7 @@ from ..config import PerfConfig
 from ..errors import ClientProcessError, ConfigError
 from ..progress import ProgressCallback, perf_progress, perf_run_done, run_started
 from ..status import RunStatus
-from ._engine import PROGRESS_PERIOD, Counters, RecordSink, ShardPlan, _warmup, run_shard
+from ._engine import PROGRESS_PERIOD, STOPPED_INTERRUPTED, Counters, RecordSink, ShardPlan, run_shard, warmup
 from ._metrics import RunStats
 from ._preflight import preflight
 from ._result import PerfResult, RunResult
@@ -34,8 +34,8 @@ log = logging.getLogger("evalsvc.perf")
 ProgressFn = ProgressCallback
 RPS_WINDOW = 10  # progress reports (about 5 s) the live req/s figure is averaged over
 
-# Why a sweep point stopped early (its metrics' `stopped_by`); None when it ran to its end.
-INTERRUPTED = RunStatus.INTERRUPTED.value  # the stop event (Ctrl-C, a cancelled job); the engine says it too
+# Why a sweep point stopped early (its metrics' `stopped_by`; None when it ran to its end): the engine's
+# STOPPED_INTERRUPTED / STOPPED_DURATION, or this.
 CLIENT_FAILED = "client_failed"  # a client process died
 
 
@@ -81,7 +81,7 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
                                                        "api": config.api, "model": config.model,
                                                        "workers": config.workers})
     if not started:
-        result.status, result.error, runs = "interrupted", "stopped during the test request", []
+        result.status, result.error, runs = RunStatus.INTERRUPTED, "stopped during the test request", []
     try:
         for key, number, parallel, rate in runs:
             try:
@@ -97,7 +97,7 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
             write_json(out_dir / f"summary_{key}.json", run.to_dict())
             if progress is not None:
                 progress(perf_run_done(key, run.metrics))
-            if reason == INTERRUPTED:
+            if reason == STOPPED_INTERRUPTED:
                 result.status = RunStatus.INTERRUPTED
                 break
             if reason == CLIENT_FAILED:
@@ -214,9 +214,7 @@ async def _run_local(config: PerfConfig, plan: ShardPlan, bodies: list[bytes], p
     sender = Sender(get_dialect(config.api), config, bodies, prompt_tokens)
     helpers = [loop.create_task(forward()), loop.create_task(ticker())]
     try:
-        if plan.warmup:
-            await _warmup(plan, sender, local_stop)
-            plan.warmup = 0
+        await warmup(plan, sender, local_stop)
         t0 = perf_counter() + 0.001
         sink = RecordSink(records_path, t0) if records_path else None
         try:

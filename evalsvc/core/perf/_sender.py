@@ -15,6 +15,7 @@ from ._http import ConnectionLost, Exchange, HttpClient, RequestTimeout, encode_
 from ._kinds import FailureKind, http_kind
 from .dialects._base import approx_tokens
 
+
 class Outcome:
     """Raw facts about one request; times are perf_counter seconds."""
 
@@ -165,37 +166,38 @@ class Sender:
         out.chunks = parser.n_output
         out.gaps = parser.gaps
         out.zero_gaps = parser.zero_gaps
-        if parser.prompt_tokens is not None:
-            out.prompt_tokens = parser.prompt_tokens
-        if parser.output_tokens is not None:
-            out.output_tokens = parser.output_tokens
-            out.usage = True
-        else:
-            out.output_tokens = parser.n_output
-        if parser.error is not None:
-            out.kind, out.detail = parser.error, parser.detail
-        elif not (parser.done or parser.finished):
-            out.kind, out.detail = FailureKind.TRUNCATED, "stream ended without [DONE] or a finish reason"
-        elif parser.n_output == 0:
-            out.kind, out.detail = FailureKind.EMPTY, "stream finished without generating output"
+        _judge(out, parser.prompt_tokens, parser.output_tokens, parser.n_output, parser.error, parser.detail,
+               finished=parser.done or parser.finished, produced=parser.n_output > 0,
+               unfinished="stream ended without [DONE] or a finish reason",
+               empty="stream finished without generating output")
 
     @staticmethod
     def _finish_body(out: Outcome, res: Any) -> None:
         out.first = out.last = out.end
         out.chunks = 1 if res.has_output else 0
-        if res.prompt_tokens is not None:
-            out.prompt_tokens = res.prompt_tokens
-        if res.output_tokens is not None:
-            out.output_tokens = res.output_tokens
-            out.usage = True
-        else:
-            out.output_tokens = approx_tokens(res.output_text)
-        if res.error is not None:
-            out.kind, out.detail = res.error, res.detail
-        elif not res.finished:
-            out.kind, out.detail = FailureKind.TRUNCATED, "response carries no finish reason"
-        elif not res.has_output:
-            out.kind, out.detail = FailureKind.EMPTY, "response carried no output"
+        counted = 0 if res.output_tokens is not None else approx_tokens(res.output_text)
+        _judge(out, res.prompt_tokens, res.output_tokens, counted, res.error, res.detail,
+               finished=res.finished, produced=res.has_output,
+               unfinished="response carries no finish reason", empty="response carried no output")
+
+
+def _judge(out: Outcome, prompt_tokens: int | None, output_tokens: int | None, counted: int, error: str | None,
+           detail: str | None, *, finished: bool, produced: bool, unfinished: str, empty: str) -> None:
+    """Token counts (the server's usage where it gave one, else `counted`) and the verdict of an answer read
+    whole: the dialect's error, else truncated when it did not finish, else empty when it produced nothing."""
+    if prompt_tokens is not None:
+        out.prompt_tokens = prompt_tokens
+    if output_tokens is not None:
+        out.output_tokens = output_tokens
+        out.usage = True
+    else:
+        out.output_tokens = counted
+    if error is not None:
+        out.kind, out.detail = error, detail
+    elif not finished:
+        out.kind, out.detail = FailureKind.TRUNCATED, unfinished
+    elif not produced:
+        out.kind, out.detail = FailureKind.EMPTY, empty
 
 
 def merge_headers(base: dict[str, str], extra: dict[str, str] | None) -> dict[str, str]:

@@ -36,11 +36,12 @@ from .. import _proc
 from ..errors import ClientStartError
 from ._engine import (
     PROGRESS_PERIOD,
+    STOPPED_INTERRUPTED,
     Counters,
     RecordSink,
     ShardPlan,
-    _warmup,
     run_shard,
+    warmup,
 )
 from ._metrics import RunStats
 from ._sender import Sender
@@ -95,7 +96,7 @@ class Progress:
 class Done:
     stats: RunStats
     reason: str | None
-    """Why it stopped early ("interrupted", "duration"), or None."""
+    """Why it stopped early (STOPPED_INTERRUPTED, STOPPED_DURATION), or None."""
     records: str | None
     """Its part of the request records."""
 
@@ -130,22 +131,11 @@ class _Shard:
 
     def __init__(self, index: int, inbox: asyncio.Queue[tuple[int, Any]]) -> None:
         self.index = index
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
-        try:
-            self.process = _proc.start("evalsvc.core.perf._shards:main", str(to_child_r), str(from_child_w), str(index),
-                                       pass_fds=(to_child_r, from_child_w), stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE)
-        except BaseException:
-            for fd in (to_child_w, from_child_r):
-                os.close(fd)
-            raise
-        finally:
-            os.close(to_child_r)
-            os.close(from_child_w)
-        self.control = _proc.Channel(to_child_w, "pickle")
+        self.process, control_w, events_r = _proc.start_piped("evalsvc.core.perf._shards:main", str(index),
+                                                              stderr=subprocess.PIPE)
+        self.control = _proc.Channel(control_w, "pickle")
         self.stderr = _proc.StderrTail(self.process.stderr)
-        self.reader = asyncio.ensure_future(self._read(from_child_r, inbox))
+        self.reader = asyncio.ensure_future(self._read(events_r, inbox))
 
     async def _read(self, fd: int, inbox: asyncio.Queue[tuple[int, Any]]) -> None:
         try:
@@ -195,7 +185,7 @@ class LocalShards:
             # a job may be megabytes of bodies: written off the loop (a shard reads it at once)
             await asyncio.gather(*(asyncio.to_thread(_hand_over, s, job) for s, job in zip(shards, jobs, strict=True)))
             if not await _all_ready(shards, inbox, stop):
-                return ShardedRun(RunStats(bool(config.stream), config.slo), "interrupted", [], [])
+                return ShardedRun(RunStats(bool(config.stream), config.slo), STOPPED_INTERRUPTED, [], [])
             return await _measure(config, shards, inbox, stop, on_progress)
         finally:
             for shard in shards:
@@ -299,7 +289,7 @@ async def _measure(config: Any, shards: list[_Shard], inbox: asyncio.Queue[tuple
         if now - last_report >= PROGRESS_PERIOD or not pending:
             last_report = now
             on_progress(sum(p[0] for p in progress), sum(p[1] for p in progress))
-    reason = "interrupted" if "interrupted" in reasons else (reasons[0] if reasons else None)
+    reason = STOPPED_INTERRUPTED if STOPPED_INTERRUPTED in reasons else (reasons[0] if reasons else None)
     return ShardedRun(merged, reason, parts, errors)
 
 
@@ -372,9 +362,7 @@ async def _shard_async(job: ShardJob, control: _proc.Channel, events: _proc.Chan
     stats = RunStats(bool(config.stream), config.slo)
     sender = Sender(get_dialect(config.api), config, job.bodies, job.prompt_tokens)
     try:
-        if plan.warmup:
-            await _warmup(plan, sender, stop)
-            plan.warmup = 0
+        await warmup(plan, sender, stop)
         events.send(Ready())
         t0 = await started
         if t0 is None:

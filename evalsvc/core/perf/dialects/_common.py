@@ -50,7 +50,3 @@ def error_text(err: Any) -> str:
             parts.append(msg)
         return (": ".join(parts) if parts else str(err))[:200]
     return str(err)[:200]
-
-
-def has_key(api_key: str | None) -> bool:
-    return bool(api_key) and api_key != "EMPTY"

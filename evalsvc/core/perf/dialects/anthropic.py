@@ -24,7 +24,8 @@ import orjson
 
 from .._kinds import FailureKind
 from ._base import BodyResult, StreamParser, decode_body
-from ._common import error_text, has_key, merge_extra, split_system
+from ..._secrets import has_key
+from ._common import error_text, merge_extra, split_system
 
 ANTHROPIC_VERSION = "2023-06-01"
 

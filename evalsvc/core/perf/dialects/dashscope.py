@@ -23,7 +23,8 @@ import orjson
 
 from .._kinds import FailureKind
 from ._base import BodyResult, StreamParser, count_events, decode_body
-from ._common import error_text, has_key, merge_extra
+from ..._secrets import has_key
+from ._common import error_text, merge_extra
 
 # Output: message content or reasoning (Qwen thinking models), the `text` of result_format=text, and tool
 # calls. An empty string (the first event of some streams) is not output.

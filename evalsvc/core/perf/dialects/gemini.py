@@ -30,7 +30,8 @@ import orjson
 
 from .._kinds import FailureKind
 from ._base import BodyResult, StreamParser, decode_body
-from ._common import content_text, error_text, has_key, merge_extra, split_system
+from ..._secrets import has_key
+from ._common import content_text, error_text, merge_extra, split_system
 
 _TEXT = re.compile(rb'"text"\s*:\s*"[^"]')
 _CALL = re.compile(rb'"functionCall"\s*:\s*\{')

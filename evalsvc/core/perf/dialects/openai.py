@@ -14,7 +14,8 @@ import orjson
 
 from .._kinds import FailureKind
 from ._base import BodyResult, StreamParser, approx_tokens, count_events, decode_body
-from ._common import error_text, has_key, merge_extra
+from ..._secrets import has_key
+from ._common import error_text, merge_extra
 
 # Output-carrying fields: content (chat) or text (completions), reasoning (vLLM `reasoning`, DeepSeek
 # `reasoning_content`) and tool calls. An empty string is not output, so role-only first chunks

@@ -1,0 +1,30 @@
+"""What the load-test engine tests share: a config against the simulated endpoint, and reading a run back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from evalsvc import PerfConfig
+
+
+def cfg(url: str, tmp_path: Path, **kw: Any) -> PerfConfig:
+    """A small streamed load test of `url` writing under `tmp_path`; `kw` overrides any field."""
+    base: dict[str, Any] = dict(model="mock-model", url=url, dataset="random", prompt_tokens=8, max_tokens=64,
+                                number=20, parallel=4, work_dir=str(tmp_path),
+                                preflight=False)  # engine tests: the server sees only the run (test_perf_preflight.py)
+    base.update(kw)
+    return PerfConfig(**base)
+
+
+def only(result: Any) -> dict[str, Any]:
+    """The one sweep point of a result, as its summary_<key>.json holds it."""
+    (run,) = result.results.values()
+    return run.to_dict()  # type: ignore[no-any-return]
+
+
+def records(result: Any) -> list[dict[str, Any]]:
+    """The request records of a one-point run."""
+    (path,) = Path(result.output_dir).glob("requests_*.jsonl")
+    return [json.loads(line) for line in path.read_text().splitlines()]

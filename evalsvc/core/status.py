@@ -68,6 +68,23 @@ class JobState(StrEnum):
     INTERRUPTED = RunStatus.INTERRUPTED.value
 
 
+class ErrorCategory(StrEnum):
+    """What kind of failure a job's `error.category` names; the service answers its HTTP status from it."""
+
+    INPUT = "input"  # the request was wrong (a field, a dataset): 400
+    ENDPOINT = "endpoint"  # the endpoint under test failed us as a whole: 502
+    TIMEOUT = "timeout"  # the run reached its time limit: 504
+    RUN = "run"  # the run ended failed (e.g. no request succeeded)
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # the service stopped while it ran
+    INTERNAL = "internal"  # a bug or a dead worker process
+
+
+HTTP_STATUS: dict[ErrorCategory, int] = {ErrorCategory.INPUT: 400, ErrorCategory.ENDPOINT: 502,
+                                         ErrorCategory.TIMEOUT: 504}
+"""The HTTP status of a failed job's result by its error category (500 for the others)."""
+
+
 class ExitCode(IntEnum):
     """The exit codes of the `evalsvc` commands."""
 

@@ -45,6 +45,7 @@ from ..core.jobs import (
     PathPolicy,
 )
 from ..core.jobs._limits import ServiceLimits, TargetPolicy
+from ..core.status import HTTP_STATUS, ErrorCategory
 from ..core.errors import BodyTooLarge, UnsupportedMediaType
 from ._errors import CatchAll, JSONResponse, error_response, exception_handlers
 from ._openapi import build_openapi
@@ -476,13 +477,13 @@ def outcome_response(job: Job) -> JSONResponse:
     data.setdefault("output_dir", job.output_dir)
     if job.state == COMPLETED:
         return JSONResponse({"status": "success", "message": done_message, **data, "job_id": job.id})
-    category = error.get("category")
+    category = error.get("category")  # stored as a string; ErrorCategory is a StrEnum, so it looks up alike
     if job.state == CANCELLED:
         status, message = 409, f"{what} was cancelled"
     elif job.state == INTERRUPTED:
         status, message = 503, f"{what} was interrupted: the service stopped"
     else:
-        status = {"input": 400, "endpoint": 502, "timeout": 504}.get(category or "", 500)
+        status = HTTP_STATUS.get(ErrorCategory(category), 500) if category in set(ErrorCategory) else 500
         message = f"{what} failed: {error.get('message', 'unknown error')}"
     body = {"status": "error", "message": message, "error": error, **data, "job_id": job.id, "state": job.state}
     return JSONResponse(body, status_code=status)

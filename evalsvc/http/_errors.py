@@ -23,6 +23,7 @@ from ..core.errors import (
     UnsupportedMediaType,
 )
 from ..core.jobs import JobNotFound, JobStateError, QueueFull, RunnerClosed
+from ..core.status import ErrorCategory
 
 log = logging.getLogger("evalsvc.service")
 
@@ -67,7 +68,7 @@ def exception_handlers(debug: bool, endpoints: list[str]) -> dict[Any, Any]:
     async def on_endpoint_error(request: Request, exc: Exception) -> Response:
         # the target failed us (refused the connection, rejected the test request): a bad gateway, with the
         # target's own status when it answered, as the job API reports it (`_child.describe_error`)
-        error: dict[str, Any] = {"type": type(exc).__name__, "category": "endpoint"}
+        error: dict[str, Any] = {"type": type(exc).__name__, "category": ErrorCategory.ENDPOINT}
         if isinstance(getattr(exc, "status", None), int):
             error["status"] = exc.status  # type: ignore[attr-defined]
         return error_response(502, str(exc), error)

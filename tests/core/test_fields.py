@@ -183,3 +183,21 @@ def test_readme_table_lists_every_perf_field_with_its_default() -> None:
     table = table[: table.index("\n\n")]
     named = set(re.findall(r"`(\w+)`", "\n".join(row.split("|")[1] for row in table.splitlines()[2:])))
     assert named == {f.name for f in dataclasses.fields(PerfConfig)}
+
+
+@pytest.mark.parametrize(("url", "ok"), [
+    ("http://[::ffff:169.254.169.254]/v1", True), ("http://[64:ff9b::1.2.3.4]:8000/v1", True),
+    ("http://[1:2:3:4:5:6:1.2.3.4]/v1", True), ("http://[::1]:8000/v1", True),
+    ("http://[2bC6:F2:a94a:ccD:Cf04::0:250.250.212.255]/v1", False),  # 9 groups: not an address
+    ("http://[1.2.3.4]/v1", False), ("http://[::ffff:999.1.1.1]/v1", False),
+])
+def test_ipv6_literals_with_an_ipv4_tail_are_read_exactly(url: str, ok: bool) -> None:
+    # the same pattern is the schema's, so the library and /openapi.json agree with Python's own parser
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    from evalsvc.core.fields import url_pattern
+
+    assert bool(re.search(url_pattern("http"), url)) is ok
+    if ok:
+        ipaddress.ip_address(urlsplit(url).hostname or "")

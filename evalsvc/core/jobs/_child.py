@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple, TypedDict
 
-from ..status import RunStatus
+from ..status import ErrorCategory, RunStatus
 from .._proc import Channel, adopt_sys_path, signal_group, watch_lifeline
 
 PROGRESS_INTERVAL_S = 0.25
@@ -128,7 +128,7 @@ def describe_error(exc: BaseException) -> ErrorInfo:
     if isinstance(exc, EvalsvcError):
         out["category"] = _category(exc)
     else:
-        out["category"] = "internal"
+        out["category"] = ErrorCategory.INTERNAL
         out["traceback"] = "".join(traceback.format_exception(exc))
     status = getattr(exc, "status", None)
     if isinstance(status, int):
@@ -136,14 +136,14 @@ def describe_error(exc: BaseException) -> ErrorInfo:
     return out
 
 
-def _category(exc: BaseException) -> str:
-    from ..errors import ConfigError, DatasetError, EndpointError
+def _category(exc: BaseException) -> ErrorCategory:
+    from ..errors import ConfigError, DatasetError, EndpointError, MissingExtra
 
-    if isinstance(exc, (ConfigError, DatasetError)):
-        return "input"
+    if isinstance(exc, (ConfigError, DatasetError, MissingExtra)):
+        return ErrorCategory.INPUT
     if isinstance(exc, EndpointError):
-        return "endpoint"
-    return "internal"
+        return ErrorCategory.ENDPOINT
+    return ErrorCategory.INTERNAL
 
 
 def _is_user_error(exc: BaseException) -> bool:
@@ -213,7 +213,7 @@ class _Sender:
                 self._conn.send(message)
             except TypeError as exc:  # e.g. an integer beyond 64 bits: say so rather than lose the message
                 self._conn.send({"type": "error", "error": {
-                    "type": "SerializationError", "category": "internal",
+                    "type": "SerializationError", "category": ErrorCategory.INTERNAL,
                     "message": f"could not encode a {message.get('type')!r} message as JSON: {exc}"}})
         except OSError:
             self._broken = True  # the service is gone; the lifeline watcher stops the run

@@ -145,7 +145,10 @@ class TargetPolicy:
     def check(self, field: str, url: str) -> None:
         """Raise ConfigError unless `url`'s host may be called. Resolves host names (blocking: call it in a
         thread from async code); a name that does not resolve passes unless there is an allow list."""
-        host = (urlsplit(url).hostname or "").lower().rstrip(".")
+        try:
+            host = (urlsplit(url).hostname or "").lower().rstrip(".")
+        except ValueError as exc:  # e.g. a bracketed address that is not one
+            raise ConfigError(field, f"has no valid host ({exc})") from None
         _check_host(field, host)
         names = {e.strip().lower().rstrip(".") for e in self.allowed if _network(e) is None}
         networks = [n for n in (_network(e) for e in self.allowed) if n is not None]

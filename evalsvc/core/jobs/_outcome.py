@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from .._proc import describe_exit
 from .._secrets import scrub
 from ..config import EvalConfig, PerfConfig
-from ..status import RunStatus
+from ..status import ErrorCategory, RunStatus
 from ._model import CANCELLED, COMPLETED, FAILED, INTERRUPTED
 
 Config = PerfConfig | EvalConfig
@@ -22,16 +22,17 @@ class Outcome(NamedTuple):
 
 
 def cancelled_error() -> dict[str, Any]:
-    return {"type": "Cancelled", "category": "cancelled", "message": "the job was cancelled by a client"}
+    return {"type": "Cancelled", "category": ErrorCategory.CANCELLED, "message": "the job was cancelled by a client"}
 
 
 def interrupted_error(was: str) -> dict[str, Any]:
-    return {"type": "Interrupted", "category": "interrupted",
+    return {"type": "Interrupted", "category": ErrorCategory.INTERRUPTED,
             "message": f"the service stopped while this job was {was}"}
 
 
 def launch_error(exc: BaseException) -> dict[str, Any]:
-    return {"type": type(exc).__name__, "category": "internal", "message": f"could not start the worker process: {exc}"}
+    return {"type": type(exc).__name__, "category": ErrorCategory.INTERNAL,
+            "message": f"could not start the worker process: {exc}"}
 
 
 def stopped(stop_reason: str | None) -> Outcome:
@@ -56,7 +57,7 @@ def job_outcome(message: dict[str, Any] | None, exitcode: int | None, stop_reaso
         if stop_reason is not None:
             return halt
         how = describe_exit(exitcode)
-        return Outcome(FAILED, error={"type": "WorkerDied", "category": "internal",
+        return Outcome(FAILED, error={"type": "WorkerDied", "category": ErrorCategory.INTERNAL,
                                       "message": f"the worker process ended ({how}) without a result"})
     kind = message.get("type")
     if kind == "result":
@@ -66,7 +67,7 @@ def job_outcome(message: dict[str, Any] | None, exitcode: int | None, stop_reaso
         if stop_reason is not None:
             # A run told to stop may surface the stop as any error (a closed pool, an interrupted read):
             # it was stopped, not broken; what it said is kept as the detail.
-            if error.get("category") != "cancelled" and error.get("message"):
+            if error.get("category") != ErrorCategory.CANCELLED and error.get("message"):
                 return halt._replace(error={**(halt.error or {}), "detail": error["message"]})
             return halt
         if not debug:
@@ -86,9 +87,9 @@ def _from_result(message: dict[str, Any], halt: Outcome) -> Outcome:
     if status in (RunStatus.CANCELLED, RunStatus.INTERRUPTED):
         return Outcome(halt.state, data, halt.error, output_dir)
     if status == RunStatus.TIMEOUT:
-        return Outcome(FAILED, data, {"type": "Timeout", "category": "timeout",
+        return Outcome(FAILED, data, {"type": "Timeout", "category": ErrorCategory.TIMEOUT,
                                       "message": message.get("error") or "the run reached its time limit"}, output_dir)
-    return Outcome(FAILED, data, {"type": "RunFailed", "category": "run",
+    return Outcome(FAILED, data, {"type": "RunFailed", "category": ErrorCategory.RUN,
                                   "message": message.get("error") or f"the run ended with status {status!r}"},
                    output_dir)
 

@@ -30,7 +30,7 @@ from typing import Any
 from .. import _proc
 from .._io import utc_now_iso
 from .._secrets import config_secrets, scrub
-from ..config import EvalConfig, PerfConfig
+from ..status import ErrorCategory
 from ._admission import Admission
 from ._child import Init
 from ._model import (
@@ -47,6 +47,7 @@ from ._model import (
     new_job_id,
 )
 from ._outcome import (
+    Config,
     cancelled_error,
     interrupted_error,
     job_outcome,
@@ -71,7 +72,6 @@ LINGER_S = 30.0
 PROGRESS_PERSIST_S = 2.0
 SUBSCRIBER_BUFFER = 1000
 
-Config = PerfConfig | EvalConfig
 
 
 class JobChild:
@@ -474,7 +474,7 @@ class JobRunner:
                 error: dict[str, Any] | None = None, output_dir: str | None = None) -> None:
         job = active.job
         if active.expired is not None and state in (CANCELLED, FAILED):  # stopped by expire(): a time limit
-            state, error = FAILED, {"type": "Timeout", "category": "timeout", "message": active.expired}
+            state, error = FAILED, {"type": "Timeout", "category": ErrorCategory.TIMEOUT, "message": active.expired}
         was_running = job.state == RUNNING
         job.state = state
         job.finished_at = utc_now_iso()

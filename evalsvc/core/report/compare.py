@@ -172,16 +172,34 @@ def _stats(values: np.ndarray[Any, Any]) -> dict[str, float]:
 
 
 def _boot(values: np.ndarray[Any, Any], rng: np.random.Generator, resamples: int) -> np.ndarray[Any, Any]:
-    """(resamples, len(DIST_STATS)) bootstrap statistics, resampled in chunks to bound memory."""
+    """(resamples, len(DIST_STATS)) bootstrap statistics of `values`.
+
+    The mean is computed from resamples drawn in chunks (bounded memory). A percentile needs no resample:
+    numpy's (linear) percentile of a resample interpolates between its order statistics k and k+1, and the
+    k-th order statistic of n draws from the sorted values is sorted[floor(n * U_k)] with U_k ~ Beta(k, n-k+1)
+    (the k-th of n uniforms), U_k+1 = U_k + (1 - U_k) * Beta(1, n-k): the same distribution, drawn exactly,
+    in O(resamples) instead of O(resamples * n).
+    """
     n = len(values)
-    qs = [q for s in DIST_STATS if (q := _stat_q(s)) is not None]
+    xs = np.sort(values)
     out = np.empty((resamples, len(DIST_STATS)))
-    chunk = max(1, min(resamples, 2_000_000 // max(n, 1)))
+    chunk = max(1, min(resamples, 1_000_000 // max(n, 1)))
     for start in range(0, resamples, chunk):
         b = min(chunk, resamples - start)
-        sample = values[rng.integers(0, n, size=(b, n))]
-        out[start:start + b, 0] = sample.mean(axis=1)
-        out[start:start + b, 1:] = np.percentile(sample, qs, axis=1).T
+        out[start:start + b, 0] = xs[rng.integers(0, n, size=(b, n))].mean(axis=1)
+    for col, stat in enumerate(DIST_STATS):
+        q = _stat_q(stat)
+        if q is None:
+            continue
+        h = (n - 1) * q / 100
+        lo = math.floor(h)
+        frac = h - lo
+        k = lo + 1  # 1-based rank of the lower order statistic
+        u_k = rng.beta(k, n - k + 1, size=resamples)
+        u_k1 = u_k + (1 - u_k) * rng.beta(1, n - k, size=resamples) if k < n else u_k
+        v_k = xs[np.minimum((n * u_k).astype(np.int64), n - 1)]
+        v_k1 = xs[np.minimum((n * u_k1).astype(np.int64), n - 1)]
+        out[:, col] = v_k + frac * (v_k1 - v_k)
     return out
 
 

@@ -52,6 +52,8 @@ def _print_table(result: Any, failed_rows: set[int], failures: list[Any]) -> Non
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:  # CI logs and pipes: wide enough that no column is cut
+        console = Console(width=max(console.width, 160))
     table = Table(title=f"{result.kind} comparison: {escape(result.base)} -> {escape(result.new)}")
     for col in ("point", "metric", "base", "new", "change", "change %", "95% interval", "verdict"):
         table.add_column(col, justify="left" if col in ("point", "metric", "verdict") else "right")

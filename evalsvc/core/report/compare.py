@@ -7,7 +7,9 @@
 Noise, per kind of metric:
     perf distributions (ttft_ms, tpot_ms, latency_ms; mean and p50/p90/p95/p99): a seeded bootstrap 95%
         interval (percentile method, `RESAMPLES` resamples) on the difference new - base of the statistic,
-        from the two runs' per-request records; beyond noise when the interval excludes 0.
+        from the two runs' per-request records; beyond noise when the interval excludes 0. A tail percentile
+        gets a verdict only with enough requests above it (MIN_TAIL); each row's interval is 95 % on its own
+        (with many rows, expect about one in twenty to read "beyond" by chance: gate on the rows you name).
     throughputs (request/output/total throughput): one number per run, no distribution: the change is
         reported without a noise verdict (`noise` is None).
     eval scores: the score is taken as the proportion of scored samples answered right; Newcombe's hybrid
@@ -36,6 +38,10 @@ THROUGHPUTS = ("request_throughput", "output_throughput", "total_throughput")
 """Per-run rates: no per-request distribution, so no noise verdict."""
 RESAMPLES = 1000
 """Bootstrap resamples per metric (all statistics of a metric share them)."""
+MIN_TAIL = 10
+"""A percentile pN gets a noise verdict only when each run has at least this many requests above it
+(n * (1 - N/100) >= MIN_TAIL: p99 needs 1,000 requests, p90 100): the bootstrap of a tail percentile from a
+handful of tail values is far too narrow and would call noise a change."""
 SEED = 20240601
 Z95 = 1.959963984540054
 
@@ -253,6 +259,12 @@ def _perf_rows(key: str, a: tuple[Any, Any, Any], b: tuple[Any, Any, Any], resam
             sa, sb = _stats(np.asarray(va)), _stats(np.asarray(vb))
             for s in DIST_STATS:
                 _, low, high = boot[s]
+                q = _stat_q(s)
+                need = 0 if q is None else math.ceil(MIN_TAIL / (1 - q / 100) - 1e-9)
+                if min(len(va), len(vb)) < need:
+                    rows.append(_row(key, f"{metric}.{s}", sa[s], sb[s],
+                                     method=f"too few requests for a {s} verdict ({need} needed): no noise verdict"))
+                    continue
                 rows.append(_row(key, f"{metric}.{s}", sa[s], sb[s], ci_low=low, ci_high=high,
                                  noise="beyond" if low > 0 or high < 0 else "within",
                                  method=f"bootstrap 95% ({resamples} resamples, {len(va)}/{len(vb)} requests)"))

@@ -54,13 +54,16 @@ class EvalRun:
 def _text(value: Any) -> str:
     if value is None:
         return ""
+    text: str
     if isinstance(value, list):  # multimodal content: its text parts
-        value = "\n".join(str(p.get("text", "")) if isinstance(p, dict) else str(p) for p in value)
-    elif not isinstance(value, str):
-        value = orjson.dumps(value).decode() if isinstance(value, dict) else str(value)
-    if len(value) > TEXT_LIMIT:
-        return value[:TEXT_LIMIT] + f"… [{len(value) - TEXT_LIMIT} more characters]"
-    return value
+        text = "\n".join(str(p.get("text", "")) if isinstance(p, dict) else str(p) for p in value)
+    elif isinstance(value, dict):
+        text = orjson.dumps(value).decode()
+    else:
+        text = str(value)
+    if len(text) > TEXT_LIMIT:
+        return text[:TEXT_LIMIT] + f"… [{len(text) - TEXT_LIMIT} more characters]"
+    return text
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -135,10 +138,12 @@ def dataset_samples(run_dir: Path, name: str, entry: dict[str, Any]) -> list[Sam
         counts = subsets.get(subset) or {}
         errored = int(counts.get("errored") or 0)
         requested = counts.get("requested")
-        missing = sorted(set(range(requested)) - seen) if isinstance(requested, int) else []
-        if errored and len(missing) != errored:
-            missing = [None] * errored  # type: ignore[list-item]  # indices unknown: one row each, unnumbered
-        for index in missing[:errored]:
+        missing: list[int | None] = []
+        if isinstance(requested, int):
+            missing.extend(sorted(set(range(requested)) - seen))
+        if len(missing) != errored:
+            missing = [None] * errored  # the indices are unknown: one unnumbered row per errored sample
+        for index in missing:
             samples.append(Sample(name, subset, index, "", f"no answer: {reason}", "", "", None, "errored"))
     return samples
 
@@ -152,21 +157,32 @@ def load_eval_run(run_dir: str | Path) -> EvalRun:
     path = Path(run_dir)
     if not path.is_dir():
         raise ConfigError("DIR", f"{str(path)!r} is not a directory")
-    summary = _read_json(path / "summary.json")
-    config = _read_json(path / "config.json")
-    if summary is None or not isinstance(summary.get("result"), dict):
+    summary, settings = _read_eval_files(path)
+    if summary is None or settings is None:
         raise ConfigError("DIR", f"{str(path)!r} is not an eval run directory "
-                                 "(it needs the summary.json that `evalsvc eval` writes)")
-    settings = (config or {}).get("config") if isinstance((config or {}).get("config"), dict) else {}
-    run = EvalRun(path=path, config=redact_config(settings or {}), summary=summary)
+                                 "(it needs the config.json and summary.json that `evalsvc eval` writes)")
+    run = EvalRun(path=path, config=redact_config(settings), summary=summary)
     for name, entry in summary["result"].items():
         run.samples.extend(dataset_samples(path, str(name), entry if isinstance(entry, dict) else {}))
     return run
 
 
+def _read_eval_files(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """summary.json with its per-dataset `result`, and config.json's `config` (with `datasets`); None if not."""
+    summary = _read_json(path / "summary.json")
+    config = _read_json(path / "config.json") or {}
+    settings = config.get("config")
+    if summary is None or not isinstance(summary.get("result"), dict):
+        summary = None
+    if not isinstance(settings, dict) or "datasets" not in settings:
+        settings = None
+    return summary, settings
+
+
 def is_eval_run(run_dir: str | Path) -> bool:
-    summary = _read_json(Path(run_dir) / "summary.json")
-    return summary is not None and isinstance(summary.get("result"), dict)
+    """Whether `run_dir` holds the summary.json and config.json an eval run writes."""
+    summary, settings = _read_eval_files(Path(run_dir))
+    return summary is not None and settings is not None
 
 
 def _scores_figure(datasets: list[dict[str, Any]]) -> Any:

@@ -11,13 +11,13 @@ from ._common import fail
 
 
 def report(
-    run_dir: Annotated[str, typer.Argument(metavar="DIR", help="A perf run's output directory.")],
+    run_dir: Annotated[str, typer.Argument(metavar="DIR", help="A perf or eval run's output directory.")],
 ) -> None:
     """Build report.html (charts, opens offline) from a run directory's files; prints its path."""
-    from ..core.report import build_perf_report
+    from ..core.report import build_report
 
     try:
-        path = build_perf_report(run_dir)
+        path = build_report(run_dir)
     except EvalsvcError as exc:
         fail(exc)
     print(path)

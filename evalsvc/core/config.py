@@ -215,6 +215,8 @@ class EvalConfig:
     retry_interval: float = field(1.0, help="Seconds between retries.", ranges=(Range(low=0, high=3600),))
     use_cache: str | None = field(None, help="Output directory of an earlier, interrupted run to resume.", text=True)
     preflight: bool = field(True, help="Check the endpoint answers before starting.")
+    report: bool = field(True, help="Write report.html (scores, subsets and a table of samples, self-contained) "
+                         "into the output directory.")
 
     def __post_init__(self) -> None:
         if isinstance(self.datasets, str):  # a library convenience: EvalConfig(datasets="gsm8k")

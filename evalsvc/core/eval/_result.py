@@ -121,6 +121,8 @@ class EvalResult(ResultBase[DatasetResult]):
     started_at: str | None = None
     finished_at: str | None = None
     duration_s: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    """Notes about the run's outputs, e.g. `report_error` when report.html could not be built."""
 
     def _parts(self) -> dict[str, DatasetResult]:
         return self.datasets
@@ -152,6 +154,7 @@ class EvalResult(ResultBase[DatasetResult]):
             "finished_at": self.finished_at,
             "duration_s": self.duration_s,
             "result": {name: d.to_dict() for name, d in self.datasets.items()},
+            "info": self.info,
         }
 
     def __repr__(self) -> str:

@@ -360,6 +360,20 @@ class _Run:
         assert self.root is not None
         write_json(self.root / SUMMARY_FILE, result.to_dict())
         write_atomic(self.root / REPORT_FILE, result.to_markdown())
+        if self.config.report:
+            self._write_html_report(result)
+
+    def _write_html_report(self, result: EvalResult) -> None:
+        """report.html from the files just written; a failure is logged and kept in summary.json, never raised."""
+        assert self.root is not None
+        try:
+            from ..report import build_eval_report
+
+            build_eval_report(self.root)
+        except Exception as exc:
+            result.info["report_error"] = f"{type(exc).__name__}: {exc}"
+            log.warning("evalsvc eval: report.html was not written: %s", result.info["report_error"])
+            write_json(self.root / SUMMARY_FILE, result.to_dict())
 
 
 async def run_eval_async(config: EvalConfig, *, progress: ProgressCallback | None = None,

@@ -1,5 +1,26 @@
 """HTML reports of runs: templates (Jinja2) and chart specs (Plotly), self-contained pages."""
 
+from pathlib import Path
+
+from ..errors import ConfigError
+from ._eval import build_eval_report, is_eval_run
 from ._perf import build_perf_report
 
-__all__ = ["build_perf_report"]
+__all__ = ["build_eval_report", "build_perf_report", "build_report"]
+
+
+def build_report(run_dir: str | Path) -> Path:
+    """(Re)build report.html of a perf or an eval run directory, whichever it is; returns its path.
+
+    Raises:
+        ConfigError: `run_dir` is neither.
+    """
+    if is_eval_run(run_dir):
+        return build_eval_report(run_dir)
+    try:
+        return build_perf_report(run_dir)
+    except ConfigError as exc:
+        if not Path(run_dir).is_dir():
+            raise
+        raise ConfigError("DIR", f"{str(run_dir)!r} is not a perf or eval run directory (it needs the config.json "
+                                 "and summary.json that `evalsvc perf` or `evalsvc eval` writes)") from exc

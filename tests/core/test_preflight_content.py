@@ -3,45 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from evalsvc.core.config import EvalConfig
 from evalsvc.core.errors import EndpointStatusError
 from evalsvc.core.eval._preflight import preflight
+from tests._servers import QuietHandler, serve_http
 
 PRIVATE = "root:x:0:0:root:/root:/bin/bash internal-admin-page"
 
 
-def _server(status: int, body: bytes, content_type: str) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length") or 0))
-            self.send_response(status)
-            self.send_header("content-type", content_type)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-
-
 @contextmanager
 def _serving(status: int, body: bytes, content_type: str = "text/html") -> Iterator[str]:
-    server = _server(status, body, content_type)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:
+            self.read_body()
+            self.answer(body, status, content_type)
+
+    with serve_http(Handler) as base:
+        yield f"{base}/v1"
 
 
 def _fail(api_url: str, **kw: object) -> str:

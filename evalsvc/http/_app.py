@@ -51,7 +51,7 @@ from ..core.errors import BodyTooLarge, UnsupportedMediaType
 from ..core.report.compare import compare as compare_runs
 from ._dashboard import dashboard_routes
 from ._errors import CatchAll, JSONResponse, error_response, exception_handlers
-from ._metrics import CONTENT_TYPE_LATEST, ServiceMetrics
+from ._metrics import CONTENT_TYPE, ServiceMetrics
 from ._observe import Observe, current_request_id
 from ._openapi import build_openapi
 
@@ -493,7 +493,7 @@ def _routes(service: Service) -> list[Route]:
 
     async def metrics(request: Request) -> Response:
         await service.jobs()
-        return Response(await service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        return Response(await service.metrics.render(), media_type=CONTENT_TYPE)
 
     async def root(request: Request) -> Response:
         return RedirectResponse("/ui", status_code=307)

@@ -498,6 +498,13 @@ async function route() {
   }
   try {
     if (!openapi) openapi = await api("/openapi.json");
+    if (openapi.components.securitySchemes && !token()) {
+      setView(() => {});
+      main.replaceChildren(el("h2", {}, "Sign in"), notice("This service needs a bearer token: enter it in "
+        + "the Bearer token field above. It is kept for this browser session only."));
+      document.getElementById("token").focus();
+      return;
+    }
     if (section === "job" && arg) await showJob(decodeURIComponent(arg));
     else if (section === "submit") showSubmit(arg);
     else if (section === "compare") await showCompare(query);

@@ -174,3 +174,30 @@ def test_text_logs_have_timestamps_and_request_ids(tmp_path: Path) -> None:
     lines = [line for line in live.stderr_path.read_text().splitlines() if "evalsvc.access" in line]
     assert any(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO +evalsvc\.access \[hc-1\] GET /health 200 ",
                         line) for line in lines), lines
+
+
+def test_a_job_database_from_before_request_ids_opens_and_keeps_its_jobs(tmp_path: Path) -> None:
+    import sqlite3
+
+    from evalsvc.core.jobs import JobStore
+
+    path = tmp_path / "jobs.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("""CREATE TABLE jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL,
+        created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, config TEXT NOT NULL, progress TEXT NOT NULL,
+        output_dir TEXT, result TEXT, error TEXT);
+        INSERT INTO jobs VALUES ('old1', 'perf', 'completed', '2026-01-01T00:00:00Z', NULL, NULL, '{}', '{}',
+        NULL, NULL, NULL);""")
+    db.commit()
+    db.close()
+    store = JobStore(path)
+    try:
+        old = store.get("old1")
+        assert old is not None and old.state == "completed" and old.request_id is None
+        old.request_id = "r-1"
+        store.put(old)
+        again = store.get("old1")
+        assert again is not None and again.request_id == "r-1"
+        assert store.counts() == [("perf", "completed", 1)]
+    finally:
+        store.close()

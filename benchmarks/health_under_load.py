@@ -127,7 +127,8 @@ def main() -> int:
         body = {"model": "mock", "url": mock.chat_url, "dataset": "random", "prompt_tokens": 32,
                 "max_tokens": args.tokens, "number": args.number, "parallel": args.parallel,
                 "record_requests": False}
-        runs = [("", *_loaded(client, body, args.hz))]
+        pid = live.process.pid if live.process is not None else None
+        runs = [("", *_loaded(client, body, args.hz, pid=pid))]
         if args.dashboard:
             from tests.http._browser_live import open_live
 
@@ -136,7 +137,7 @@ def main() -> int:
                 listing = opened.page.context.new_page()
                 listing.goto(f"{live.base_url}/ui#/jobs", wait_until="load")
                 opened.page.wait_for_selector("#progress progress", timeout=60_000)  # SSE events arrive
-                runs.append((" + dashboard", *_loaded(client, body, args.hz, job_id)))
+                runs.append((" + dashboard", *_loaded(client, body, args.hz, job_id, pid=pid)))
                 shown = opened.page.inner_text("#progress")
             if opened.errors:
                 print(f"dashboard console errors: {opened.errors}")
@@ -150,7 +151,7 @@ def main() -> int:
           f"{a['over_50ms']:>7.2%}")
     ok = True
     p99s = []
-    for label, loaded, busy_s, status, result in runs:
+    for label, loaded, busy_s, cpu_s, status, result in runs:
         if status != 200:
             print(f"the perf job did not complete: {status} {json.dumps(result)[:500]}")
             return 1
@@ -165,6 +166,8 @@ def main() -> int:
               f"{metrics.get('requests_total')} requests in {metrics.get('duration_s', 0):.1f} s, "
               f"{metrics.get('request_throughput', 0):.0f} req/s (health sampled {busy_s:.1f} s); "
               f"client-bound: {metrics.get('client_bound')}")
+        print(f"{'':>44} the service process's own CPU: {cpu_s:.2f} s over {busy_s:.1f} s "
+              f"({cpu_s / busy_s:.0%} of a core; the job's worker and the browser are other processes)")
         ok = ok and b["p99"] < TARGET_P99_MS
     if len(p99s) == 2:
         print(f"dashboard open vs not: p99 {p99s[1]:.2f} ms vs {p99s[0]:.2f} ms ({p99s[1] / p99s[0]:.2f}x)")
@@ -178,10 +181,21 @@ def _submit(client: Client, body: dict[str, Any]) -> str:
     return str(answer["job_id"])
 
 
-def _loaded(client: Client, body: dict[str, Any], hz: float,
-            job_id: str | None = None) -> tuple[list[float], float, int, Any]:
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds a process has used (Linux /proc), 0 when unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _loaded(client: Client, body: dict[str, Any], hz: float, job_id: str | None = None,
+            pid: int | None = None) -> tuple[list[float], float, float, int, Any]:
     """/health samples while a perf job runs (submitted here unless `job_id` is given), the seconds they
-    cover, and the job's result status and body."""
+    cover, the CPU seconds the service process `pid` used meanwhile, and the job's result status and body."""
     job_id = job_id or _submit(client, body)
     # measure from the moment the worker reports load until the job ends
     while True:
@@ -199,11 +213,11 @@ def _loaded(client: Client, body: dict[str, Any], hz: float,
             state["done"] = got["job"]["state"] not in ("queued", "running")
         return state["done"]
 
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), _cpu_s(pid)
     loaded = _paced(client, hz, finished)
-    busy_s = time.monotonic() - t0
+    busy_s, cpu_s = time.monotonic() - t0, _cpu_s(pid) - cpu0
     status, result = client.call("GET", f"/api/v1/jobs/{job_id}/result")
-    return loaded, busy_s, status, result
+    return loaded, busy_s, cpu_s, status, result
 
 
 if __name__ == "__main__":

@@ -161,6 +161,7 @@ def build_openapi(*, auth: bool, metrics_public: bool = False) -> dict[str, Any]
                            "`X-Log-Truncated: true` says earlier output was left out.",
             "responses": {"200": {"description": "the log's last max_bytes (empty before the worker starts)",
                                   "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          "400": _ref_response("Error", "max_bytes is not an integer in range"),
                           **job_responses}}},
         "/api/v1/jobs/{job_id}/report": {"get": {
             "operationId": "job_report", "tags": ["jobs"], **secured, "parameters": [job_id],

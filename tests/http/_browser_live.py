@@ -23,7 +23,7 @@ class LivePage:
 
 @contextmanager
 def open_live(base_url: str, path: str = "/ui", width: int = 1280, height: int = 900) -> Iterator[LivePage]:
-    """Open `base_url + path` in headless Chromium; only `base_url` (and the page's own blob:/about: URLs) load."""
+    """Open `base_url + path` in headless Chromium; only `base_url` and about:/data: URLs (the report frame) load."""
     executable = chromium_path()
     try:
         from playwright.sync_api import sync_playwright
@@ -42,7 +42,7 @@ def open_live(base_url: str, path: str = "/ui", width: int = 1280, height: int =
 
             def route(r: Any) -> None:
                 url = r.request.url
-                if url.startswith(base_url + "/") or url == base_url or url.startswith(("blob:", "about:", "data:")):
+                if url.startswith(base_url + "/") or url == base_url or url.startswith(("about:", "data:")):
                     r.continue_()
                 else:
                     opened.blocked.append(url)

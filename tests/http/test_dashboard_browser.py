@@ -85,6 +85,7 @@ def test_submit_watch_report_cancel_compare_without_token(service_factory: Calla
         report = page.frame_locator("iframe.report")
         report.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
         assert "Load test of mock" in report.locator("body").inner_text()
+        assert page.get_attribute("#report a", "href") == f"/api/v1/jobs/{first}/report"
         assert f"evalsvc job {first} (perf) request_id=" in _text(page, "#log")
 
         # a second, long job is cancelled from its page

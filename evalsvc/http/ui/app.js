@@ -250,10 +250,12 @@ async function showJob(jobId) {
     try {
       const html = await api(`/api/v1/jobs/${encodeURIComponent(jobId)}/report`);
       const frame = el("iframe", { class: "report", title: `report of job ${jobId}`, sandbox: "allow-scripts" });
-      frame.srcdoc = html;
-      const blob = URL.createObjectURL(new Blob([html], { type: "text/html" }));
-      reportBox.replaceChildren(el("p", {}, el("a", { href: blob, target: "_blank", rel: "noopener" },
-        "Open the report in a new tab")), frame);
+      frame.srcdoc = html; // sandboxed without allow-same-origin: its scripts cannot reach this page or its token
+      // on a service without a token the report's own URL opens in a tab (served with a sandboxing CSP)
+      const link = openapi.components.securitySchemes ? null : el("p", {}, el("a", {
+        href: `/api/v1/jobs/${encodeURIComponent(jobId)}/report`, target: "_blank", rel: "noopener" },
+      "Open the report in a new tab"));
+      reportBox.replaceChildren(...[link, frame].filter(Boolean));
     } catch (err) {
       reportBox.replaceChildren(el("p", { class: "muted" }, err.message));
     }

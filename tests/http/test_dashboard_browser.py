@@ -141,7 +141,19 @@ def test_token_is_asked_for_and_sent_as_a_header(service_factory: Callable[..., 
         page.wait_for_selector("text=0 jobs")
         assert "token set for this browser session" in _text(page, "#auth-status")
         assert page.input_value("#token") == ""  # not left in the field
+        # one form per job kind, one field per property of its request schema in /openapi.json
+        schemas = live.client.get("/openapi.json").json()["components"]["schemas"]
         page.click("nav >> text=Submit")
+        page.click(".tabs >> text=eval")
+        page.wait_for_selector("#field-api_url")
+        shown = page.eval_on_selector_all("[data-field]", "els => els.map(e => e.dataset.field)")
+        assert sorted(shown) == sorted(schemas["EvalRequest"]["properties"])
+        assert "api_url (required)" in _text(page, "#submit-form")
+        page.click(".tabs >> text=perf")
+        page.wait_for_selector("#field-url")
+        shown = page.eval_on_selector_all("[data-field]", "els => els.map(e => e.dataset.field)")
+        assert sorted(shown) == sorted(schemas["PerfRequest"]["properties"])
+        assert page.get_attribute("#field-api_key", "type") == "password"
         _fill_perf_form(page, {"model": "fake", "url": "http://127.0.0.1:9/v1/chat/completions", "number": "40"})
         page.click("#submit-form button[type=submit]")
         page.wait_for_selector("#progress >> text=40 / 40 (100%)", timeout=TIMEOUT_MS)

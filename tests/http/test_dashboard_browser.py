@@ -149,6 +149,16 @@ def test_token_is_asked_for_and_sent_as_a_header(service_factory: Callable[..., 
         shown = page.eval_on_selector_all("[data-field]", "els => els.map(e => e.dataset.field)")
         assert sorted(shown) == sorted(schemas["EvalRequest"]["properties"])
         assert "api_url (required)" in _text(page, "#submit-form")
+        page.fill("#field-model", "fake")
+        page.fill("#field-api_url", "http://127.0.0.1:9/v1")
+        page.select_option("#field-datasets", ['"gsm8k"', '"arc"'])  # a list field of named choices
+        page.click("#more-options summary")
+        page.fill("#field-limit", "3")
+        page.click("#submit-form button[type=submit]")
+        page.wait_for_selector("dl.meta >> text=completed", timeout=TIMEOUT_MS)
+        assert "gsm8k: 3 / 3 (100%)" in _text(page, "#progress") and "arc: 3 / 3 (100%)" in _text(page, "#progress")
+        eval_id = page.url.rsplit("/", 1)[1]
+        page.click("nav >> text=Submit")
         page.click(".tabs >> text=perf")
         page.wait_for_selector("#field-url")
         shown = page.eval_on_selector_all("[data-field]", "els => els.map(e => e.dataset.field)")
@@ -169,5 +179,6 @@ def test_token_is_asked_for_and_sent_as_a_header(service_factory: Callable[..., 
         page.click("#forget")
         page.wait_for_selector("text=This service needs a bearer token")
         # the only failed requests: the report the stand-in engine did not write, once per page load
-        assert failed == [(f"{live.base_url}/api/v1/jobs/{job_id}/report", 404)] * 2
-        _clean(opened, expected=(NOT_FOUND, NOT_FOUND))
+        assert failed == [(f"{live.base_url}/api/v1/jobs/{eval_id}/report", 404),
+                          *[(f"{live.base_url}/api/v1/jobs/{job_id}/report", 404)] * 2]
+        _clean(opened, expected=(NOT_FOUND,) * 3)

@@ -247,6 +247,10 @@ async function showJob(jobId) {
       reportBox.replaceChildren(el("p", { class: "muted" }, "The report appears when the job has finished."));
       return;
     }
+    if (!job.output_dir) {
+      reportBox.replaceChildren(el("p", { class: "muted" }, "This job wrote no run directory, so no report."));
+      return;
+    }
     try {
       const html = await api(`/api/v1/jobs/${encodeURIComponent(jobId)}/report`);
       const frame = el("iframe", { class: "report", title: `report of job ${jobId}`, sandbox: "allow-scripts" });
@@ -339,8 +343,13 @@ function fieldFor(name, schema, required) {
   const id = `field-${name}`;
   const types = typesOf(schema);
   const choices = enumOf(schema);
+  const items = itemsOf(schema);
+  const many = types.has("array") && items && enumOf(items);
   let input;
-  if (choices) {
+  if (many) { // a list of named choices (eval datasets): pick any number
+    input = el("select", { id, name, multiple: true, size: String(Math.min(8, many.length)) },
+      many.map((c) => el("option", { value: JSON.stringify(c) }, String(c))));
+  } else if (choices) {
     input = el("select", { id, name }, el("option", { value: "" }, required ? "choose…" : "(default)"),
       choices.map((c) => el("option", { value: JSON.stringify(c) }, String(c))));
   } else if (types.size === 1 && types.has("boolean") || (types.has("boolean") && types.has("null") && types.size === 2)) {
@@ -361,6 +370,10 @@ function fieldFor(name, schema, required) {
     help ? el("p", { class: "help", id: `help-${name}` }, help) : null, error);
   input.setAttribute("aria-describedby", `error-${name}${help ? ` help-${name}` : ""}`);
   const read = () => {
+    if (many) {
+      const picked = Array.from(input.selectedOptions, (o) => JSON.parse(o.value));
+      return picked.length ? picked : undefined;
+    }
     const text = input.value.trim();
     if (text === "") return undefined;
     if (choices) return JSON.parse(text);
@@ -368,7 +381,6 @@ function fieldFor(name, schema, required) {
     if ((types.has("object") || types.has("array")) && /^[[{]/.test(text)) {
       try { return JSON.parse(text); } catch (e) { return text; } // the service names the field and the problem
     }
-    const items = itemsOf(schema);
     if (types.has("array") && text.includes(",")) return text.split(",").map((t) => scalar(t.trim(), items ? typesOf(items) : types));
     return scalar(text, types);
   };

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -150,6 +151,22 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record is emitted (not the stream it was at configuration):
+    a caller that swaps stderr (a test capturing it, a supervisor) never leaves the handler on a closed file."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def check_log_format(value: str) -> str:
     if value not in LOG_FORMATS:
         raise ConfigError("log_format", f"must be one of {', '.join(LOG_FORMATS)}; got {value!r}")
@@ -170,8 +187,8 @@ def log_config(log_format: str = "text", debug: bool = False) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "filters": {"request_id": {"()": f"{__name__}.RequestIdFilter"}},
         "formatters": {"evalsvc": {"()": formatter}},
-        "handlers": {"default": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                                 "formatter": "evalsvc", "filters": ["request_id"]}},
+        "handlers": {"default": {"()": f"{__name__}.StderrHandler", "formatter": "evalsvc",
+                                 "filters": ["request_id"]}},
         "loggers": {
             "uvicorn": {"handlers": ["default"], "level": level, "propagate": False},
             "uvicorn.error": {"level": level},

@@ -362,8 +362,9 @@ function fieldFor(name, schema, required) {
     input = el("input", { id, name, type: secret ? "password" : "text", autocomplete: "off", spellcheck: "false",
       placeholder: types.has("array") ? "one value, or several separated by commas" : "" });
   }
-  const help = [schema.description || "", schema.default !== undefined && schema.default !== null
-    ? `Default: ${JSON.stringify(schema.default)}.` : ""].filter(Boolean).join(" ");
+  const help = [schema.description || "", many ? "Ctrl-click (⌘-click) picks several." : "",
+    schema.default !== undefined && schema.default !== null ? `Default: ${JSON.stringify(schema.default)}.` : ""]
+    .filter(Boolean).join(" ");
   const error = el("p", { class: "field-error", id: `error-${name}`, role: "alert" });
   const box = el("div", { class: "field", "data-field": name },
     el("label", { for: id }, name + (required ? " (required)" : "")), input,

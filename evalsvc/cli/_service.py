@@ -80,11 +80,18 @@ def service(
     allow_target: Annotated[list[str] | None, typer.Option(
         "--allow-target", help="Host, address or network (10.0.0.0/8) runs may send requests to (repeatable); "
                                "without it any host but link-local ones (169.254.0.0/16, fe80::/10).")] = None,
+    log_format: Annotated[str, typer.Option(
+        help="Log lines as readable text with UTC timestamps (text) or one JSON object per line (json); "
+             "every line about a request carries its request id.")] = "text",
+    metrics_public: Annotated[bool, typer.Option(
+        "--metrics-public", help="Serve /metrics without the bearer token (for a scraper that cannot send "
+                                 "one); by default it needs the token like /api/.")] = False,
     allow_origin: Annotated[list[str] | None, typer.Option(
         "--allow-origin", help="Browser origin (https://ui.example.org, or '*') allowed to call /api/ routes "
                                "besides the service's own; others get 403 (repeatable).")] = None,
 ) -> None:
-    """Serve evalsvc over HTTP: POST /api/v1/eval, /api/v1/perf, a job API, /health, /openapi.json."""
+    """Serve evalsvc over HTTP: POST /api/v1/eval, /api/v1/perf, a job API, a dashboard at /ui, /metrics,
+    /health, /openapi.json."""
     from ..core.jobs._limits import ServiceLimits
     from ..http import run_service
     from ..http._app import read_token_file
@@ -106,6 +113,7 @@ def service(
                     eval_concurrency=eval_concurrency, cancel_grace_s=cancel_grace,
                     allow_origins=tuple(allow_origin) if allow_origin else None,
                     header_timeout_s=header_timeout, max_connections=max_connections, limits=limits,
-                    allow_targets=tuple(allow_target) if allow_target else None, keep_days=keep_days)
+                    allow_targets=tuple(allow_target) if allow_target else None, keep_days=keep_days,
+                    log_format=log_format, metrics_public=metrics_public)
     except EvalsvcError as exc:
         fail(exc)

@@ -19,7 +19,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -38,6 +38,7 @@ from ..core.jobs import (
     DEFAULT_MAX_QUEUED,
     INTERRUPTED,
     KINDS,
+    LOG_TAIL_MAX_BYTES,
     STATES,
     Job,
     JobRunner,
@@ -47,7 +48,11 @@ from ..core.jobs import (
 from ..core.jobs._limits import ServiceLimits, TargetPolicy
 from ..core.status import HTTP_STATUS, ErrorCategory
 from ..core.errors import BodyTooLarge, UnsupportedMediaType
+from ..core.report.compare import compare as compare_runs
+from ._dashboard import dashboard_routes
 from ._errors import CatchAll, JSONResponse, error_response, exception_handlers
+from ._metrics import CONTENT_TYPE, ServiceMetrics
+from ._observe import Observe, current_request_id
 from ._openapi import build_openapi
 
 log = logging.getLogger("evalsvc.service")
@@ -95,6 +100,8 @@ class ServiceSettings:
     """Hosts / addresses / networks runs may send requests to (empty: any but link-local)."""
     allow_origins: tuple[str, ...] = ()
     """Browser origins (scheme://host[:port], or "*") besides the service's own that may call /api/ routes."""
+    metrics_public: bool = False
+    """Serve /metrics without the bearer token (for a Prometheus that cannot send one)."""
     targets: dict[str, str] = field(default_factory=dict)
     """Job kind -> "module:function" overriding the engines (tests use stand-ins)."""
 
@@ -163,11 +170,12 @@ class Service:
                                 perf_concurrency=settings.perf_concurrency,
                                 cancel_grace_s=settings.cancel_grace_s, targets=settings.targets,
                                 debug=settings.debug)
-        self.openapi = build_openapi(auth=bool(settings.token))
+        self.openapi = build_openapi(auth=bool(settings.token), metrics_public=settings.metrics_public)
         self.started_at = time.monotonic()
         self._start_lock: asyncio.Lock | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self.targets = TargetPolicy(settings.allow_targets)
+        self.metrics = ServiceMetrics(self.runner)
 
     async def config_from_body(self, kind: str, body: Any) -> PerfConfig | EvalConfig:
         """The run config for a client's body: validated, paths confined, within the operator's limits,
@@ -234,7 +242,7 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
                cancel_grace_s: float | None = None, targets: dict[str, str] | None = None,
                allow_origins: tuple[str, ...] | list[str] | None = None,
                limits: ServiceLimits | None = None, allow_targets: tuple[str, ...] | list[str] | None = None,
-               keep_days: float | None = None) -> Starlette:
+               keep_days: float | None = None, metrics_public: bool | None = None) -> Starlette:
     """The evalsvc HTTP service as an ASGI app (serve it with uvicorn or any ASGI server).
 
     Arguments left as None come from EVALSVC_OUTPUTS, EVALSVC_TOKEN, EVALSVC_DATA_ROOTS, EVALSVC_DATASET_DIR,
@@ -257,6 +265,7 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         allow_targets: host names, addresses or networks (CIDR) runs may call; empty: any host except
             link-local ones (cloud metadata), which are refused unless listed.
         keep_days: delete finished jobs (output directory, log, record) this many days after they finished.
+        metrics_public: serve /metrics without the bearer token (by default it needs it, like /api/).
 
     Returns:
         A Starlette app; its lifespan starts the job runner and stops running jobs on shutdown.
@@ -268,9 +277,9 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         eval_concurrency=eval_concurrency, perf_concurrency=perf_concurrency, cancel_grace_s=cancel_grace_s,
         targets=targets, allow_origins=tuple(allow_origins) if allow_origins is not None else None,
         limits=limits, allow_targets=tuple(allow_targets) if allow_targets is not None else None,
-        keep_days=keep_days)
+        keep_days=keep_days, metrics_public=metrics_public)
     service = Service(settings)
-    routes = _routes(service)
+    routes = _routes(service) + dashboard_routes()
     endpoints = [f"{m} {r.path}" for r in routes for m in sorted(r.methods or ()) if m != "HEAD"]
 
     @contextlib.asynccontextmanager
@@ -284,9 +293,11 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
     app = Starlette(
         debug=False,  # our handlers answer JSON, with the traceback when settings.debug
         routes=routes,
-        middleware=[Middleware(CatchAll, debug=settings.debug),
+        middleware=[Middleware(Observe, routes=routes, observer=service.metrics.observe_request),
+                    Middleware(CatchAll, debug=settings.debug),
                     Middleware(OriginCheck, allowed=settings.allow_origins),
-                    *([Middleware(BearerAuth, token=settings.token)] if settings.token else [])],
+                    *([Middleware(BearerAuth, token=settings.token,
+                                  exact=() if settings.metrics_public else ("/metrics",))] if settings.token else [])],
         exception_handlers=exception_handlers(settings.debug, endpoints),
         lifespan=lifespan,
     )
@@ -339,14 +350,16 @@ def _origin(value: str) -> str:
 
 
 class BearerAuth:
-    """Requires `Authorization: Bearer <token>` on every /api/ route; other routes stay open."""
+    """Requires `Authorization: Bearer <token>` on every /api/ route and the `exact` paths (/metrics unless
+    --metrics-public); other routes (/health, /openapi.json, the dashboard's page and assets) stay open."""
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, exact: tuple[str, ...] = ()) -> None:
         self.app = app
         self.token = token.encode()
+        self.exact = frozenset(exact)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+        if scope["type"] == "http" and (scope["path"].startswith("/api/") or scope["path"] in self.exact):
             supplied = b""
             for name, value in scope["headers"]:
                 if name == b"authorization":
@@ -382,7 +395,7 @@ def _routes(service: Service) -> list[Route]:
         kind = kind_of(request)
         config = await service.config_from_body(kind, await _read_json(request))
         runner = await service.jobs()
-        job = runner.submit(kind, config)
+        job = runner.submit(kind, config, request_id=current_request_id())
         finished = await _wait_unless_disconnected(request, runner, job.id)
         if finished is None:
             return Response(status_code=499)  # the client is gone; nobody reads this
@@ -392,7 +405,7 @@ def _routes(service: Service) -> list[Route]:
         kind = kind_of(request)
         config = await service.config_from_body(kind, await _read_json(request))
         runner = await service.jobs()
-        job = runner.submit(kind, config)
+        job = runner.submit(kind, config, request_id=current_request_id())
         base = f"/api/v1/jobs/{job.id}"
         return JSONResponse({"status": "accepted", "job_id": job.id, "job": job.summary(),
                              "links": {"self": base, "result": f"{base}/result", "events": f"{base}/events",
@@ -439,8 +452,56 @@ def _routes(service: Service) -> list[Route]:
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
+    async def job_log(request: Request) -> Response:
+        max_bytes = _int_param(request.query_params, "max_bytes", 65536, low=1, high=LOG_TAIL_MAX_BYTES)
+        text, cut = await (await service.jobs()).log_tail(request.path_params["job_id"], max_bytes)
+        return PlainTextResponse(text, headers={"X-Log-Truncated": "true" if cut else "false",
+                                                "Cache-Control": "no-store"})
+
+    async def job_report(request: Request) -> Response:
+        job = await (await service.jobs()).get(request.path_params["job_id"])
+        path = await asyncio.to_thread(service.policy.job_file, job.output_dir, "report.html")
+        if path is None:
+            return error_response(404, f"job {job.id} has no report.html"
+                                  + ("" if job.finished else f" yet (it is {job.state})"),
+                                  {"type": "NoReport", "job_id": job.id, "state": job.state})
+        content = await asyncio.to_thread(path.read_bytes)
+        # opened on its own, the report runs sandboxed: its scripts cannot reach the service with the user's rights
+        return Response(content, media_type="text/html; charset=utf-8",
+                        headers={"Content-Security-Policy": "sandbox allow-scripts", "Cache-Control": "no-store"})
+
+    async def compare(request: Request) -> Response:
+        query = request.query_params
+        unknown = sorted(set(query) - {"base", "new"})
+        if unknown:
+            raise ConfigError(unknown[0], "unknown query parameter (accepted: base, new)")
+        runner = await service.jobs()
+        dirs = []
+        for name in ("base", "new"):
+            job_id = query.get(name)
+            if not job_id:
+                raise ConfigError(name, "is required: the id of a finished job")
+            job = await runner.get(job_id)
+            run_dir = service.policy.removable(job.output_dir) if job.finished else None
+            if run_dir is None or not run_dir.is_dir():
+                raise ConfigError(name, f"job {job_id} ({job.state}) has no run directory to compare")
+            dirs.append(run_dir)
+        # the comparison table as data; a rendered comparison page, once core/report has one, is the seam here
+        result = await asyncio.to_thread(compare_runs, dirs[0], dirs[1])
+        return JSONResponse({"status": "ok", "base": query["base"], "new": query["new"],
+                             "comparison": result.to_dict()})
+
+    async def metrics(request: Request) -> Response:
+        await service.jobs()
+        return Response(await service.metrics.render(), media_type=CONTENT_TYPE)
+
+    async def root(request: Request) -> Response:
+        return RedirectResponse("/ui", status_code=307)
+
     return [
+        Route("/", root, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/api/v1/eval", run_blocking, methods=["POST"]),
         Route("/api/v1/perf", run_blocking, methods=["POST"]),
@@ -451,6 +512,9 @@ def _routes(service: Service) -> list[Route]:
         Route("/api/v1/jobs/{job_id}/result", job_result, methods=["GET"]),
         Route("/api/v1/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
         Route("/api/v1/jobs/{job_id}/events", job_events, methods=["GET"]),
+        Route("/api/v1/jobs/{job_id}/log", job_log, methods=["GET"]),
+        Route("/api/v1/jobs/{job_id}/report", job_report, methods=["GET"]),
+        Route("/api/v1/compare", compare, methods=["GET"]),
     ]
 
 

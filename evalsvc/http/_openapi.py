@@ -7,7 +7,7 @@ from typing import Any
 from .. import __version__
 from ..core.config import FILE_DATASETS, EvalConfig, PerfConfig
 from ..core.fields import json_schema
-from ..core.jobs import KINDS, STATES
+from ..core.jobs import KINDS, LOG_TAIL_MAX_BYTES, STATES
 
 # The cross-field rules JSON Schema cannot say; validation (evalsvc.core.config) enforces them with a 400.
 _CROSS_FIELD = {
@@ -48,11 +48,12 @@ EXAMPLES = {
 }
 
 
-def build_openapi(*, auth: bool) -> dict[str, Any]:
+def build_openapi(*, auth: bool, metrics_public: bool = False) -> dict[str, Any]:
     """The OpenAPI document.
 
     Args:
         auth: whether /api/ routes require a bearer token (adds the security scheme).
+        metrics_public: /metrics is served without the token.
 
     Returns:
         The document as a JSON-able dict.
@@ -151,6 +152,44 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
             "responses": {"200": {"description": "an event stream",
                                   "content": {"text/event-stream": {"schema": _SSE_EVENT}}},
                           **job_responses}}},
+        "/api/v1/jobs/{job_id}/log": {"get": {
+            "operationId": "job_log", "tags": ["jobs"], **secured,
+            "parameters": [job_id, {"name": "max_bytes", "in": "query", "schema": {
+                "type": "integer", "minimum": 1, "maximum": LOG_TAIL_MAX_BYTES, "default": 65536}}],
+            "summary": "The end of the job's log (its worker's output), from the start of a line",
+            "description": "The first line names the job and the request id that submitted it. Header "
+                           "`X-Log-Truncated: true` says earlier output was left out.",
+            "responses": {"200": {"description": "the log's last max_bytes (empty before the worker starts)",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          "400": _ref_response("Error", "max_bytes is not an integer in range"),
+                          **job_responses}}},
+        "/api/v1/jobs/{job_id}/report": {"get": {
+            "operationId": "job_report", "tags": ["jobs"], **secured, "parameters": [job_id],
+            "summary": "The report.html the job's run wrote (perf and eval runs)",
+            "responses": {"200": {"description": "the report, a self-contained HTML page",
+                                  "content": {"text/html": {"schema": {"type": "string"}}}},
+                          **job_responses}}},
+        "/api/v1/compare": {"get": {
+            "operationId": "compare_jobs", "tags": ["jobs"], **secured,
+            "parameters": [{"name": n, "in": "query", "required": True, "schema": {"type": "string"},
+                            "description": f"the id of the {n} run's finished job"} for n in ("base", "new")],
+            "summary": "Compare two finished runs of one kind (evalsvc compare): every metric, its change and "
+                       "whether the change is beyond noise",
+            "responses": {"200": {"description": "the comparison", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["status", "comparison"], "properties": {
+                    "status": {"const": "ok"}, "base": {"type": "string"}, "new": {"type": "string"},
+                    "comparison": {"type": "object", "description": "kind, base, new, rows (point, metric, "
+                                   "base, new, change, rel_change, ci_low, ci_high, noise, method), only_base, "
+                                   "only_new"}}}}}},
+                          "400": _ref_response("Error", "a job is missing, unfinished, or the runs cannot be compared"),
+                          **job_responses}}},
+        "/metrics": {"get": {
+            "operationId": "metrics", "tags": ["service"], **({} if metrics_public else secured),
+            "summary": ("Prometheus metrics (text format): jobs, queue, job durations, HTTP requests, "
+                        "live perf progress"),
+            "responses": {"200": {"description": "Prometheus text exposition format 0.0.4",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          **({"401": api_errors["401"]} if auth and not metrics_public else {})}}},
     }
     components: dict[str, Any] = {"schemas": {
         "EvalRequest": config_schema(EvalConfig),
@@ -220,7 +259,8 @@ _JOB = {"type": "object", "required": ["id", "kind", "state", "created_at"], "pr
     "progress": {"type": "object", "description": "the latest progress event per run (perf) or dataset (eval)"},
     "output_dir": {"type": ["string", "null"]},
     "error": {"type": ["object", "null"]},
-    "has_result": {"type": "boolean"}}}
+    "has_result": {"type": "boolean"},
+    "request_id": {"type": ["string", "null"], "description": "the X-Request-ID of the request that submitted it"}}}
 
 _RESPONSE_SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["status", "message"], "properties": {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import ipaddress
 import logging
 import resource
@@ -13,12 +12,12 @@ from typing import Any
 
 import h11
 import uvicorn
-import uvicorn.config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..core.errors import ConfigError
 from ..core.jobs import JobRunner
 from ._app import create_app
+from ._observe import check_log_format, log_config
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 9000
@@ -124,7 +123,7 @@ def is_loopback(host: str) -> bool:
 
 def run_service(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, debug: bool = False, *,
                 header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S, max_connections: int | None = None,
-                **options: Any) -> None:
+                log_format: str = "text", **options: Any) -> None:
     """Serve the evalsvc HTTP service until interrupted (Ctrl-C / SIGTERM stop running jobs cleanly first).
 
     Args:
@@ -134,6 +133,7 @@ def run_service(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, debug: bool 
         header_timeout_s: seconds a connection may take to send a complete request head; slower ones are closed.
         max_connections: open connections served at once; more are closed at once (None: half the
             descriptor limit, at most 1000).
+        log_format: "text" (UTC timestamps, the request id in brackets) or "json" (one object per line).
         **options: create_app() keywords: outputs, token, data_roots, dataset_dir, max_queued, eval_concurrency,
             perf_concurrency, cancel_grace_s, targets.
 
@@ -141,6 +141,7 @@ def run_service(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, debug: bool 
         RunnerLocked: another service already uses the same outputs root.
         ConfigError: an option or EVALSVC_* variable is invalid.
     """
+    check_log_format(log_format)
     app = create_app(debug=debug, **options)
     service = app.state.service
     settings = service.settings
@@ -156,11 +157,8 @@ def run_service(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, debug: bool 
           f"auth {'bearer token' if settings.token else 'none'}, queue {settings.max_queued}, "
           f"eval concurrency {settings.eval_concurrency}, perf concurrency {settings.perf_concurrency}",
           file=sys.stderr)
-    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    log_config["loggers"]["evalsvc"] = {"handlers": ["default"], "level": "DEBUG" if debug else "INFO",
-                                        "propagate": False}
     config = uvicorn.Config(app, host=host, port=port, log_level="debug" if debug else "info",
-                            log_config=log_config, lifespan="on",
+                            log_config=log_config(log_format, debug), access_log=False, lifespan="on",
                             timeout_graceful_shutdown=int(settings.cancel_grace_s) + 15,
                             http=guarded_protocol(header_timeout_s, max_connections))
     server = _Server(config, service.runner)

@@ -37,7 +37,7 @@ def test_flags_reach_run_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert kwargs == {"outputs": None, "token": None, "data_roots": None, "dataset_dir": None, "max_queued": None,
                       "eval_concurrency": None, "cancel_grace_s": 15.0, "allow_origins": None,
                       "header_timeout_s": 10.0, "max_connections": None, "limits": ServiceLimits(),
-                      "allow_targets": None, "keep_days": None}
+                      "allow_targets": None, "keep_days": None, "log_format": "text", "metrics_public": False}
     args, kwargs = _call(monkeypatch, ["service", "--host", "127.0.0.1", "--port", "9100", "--debug", "--token", "t",
                                        "--outputs", str(tmp_path), "--data-root", "/data/a", "--data-root", "/data/b",
                                        "--dataset-dir", "/data/bench",
@@ -45,14 +45,15 @@ def test_flags_reach_run_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
                                        "--allow-origin", "https://ui.example.org", "--header-timeout", "5",
                                        "--max-connections", "50", "--max-number", "10", "--max-job-seconds", "60",
                                        "--allow-target", "10.0.0.0/8", "--allow-target", "llm.internal",
-                                       "--keep-days", "7"])
+                                       "--keep-days", "7", "--log-format", "json", "--metrics-public"])
     assert args == ("127.0.0.1", 9100, True)
     assert kwargs == {"outputs": str(tmp_path), "token": "t", "data_roots": ("/data/a", "/data/b"),
                       "dataset_dir": "/data/bench", "max_queued": 3,
                       "eval_concurrency": 4, "cancel_grace_s": 2.0, "allow_origins": ("https://ui.example.org",),
                       "header_timeout_s": 5.0, "max_connections": 50,
                       "limits": ServiceLimits(max_number=10, max_job_seconds=60.0),
-                      "allow_targets": ("10.0.0.0/8", "llm.internal"), "keep_days": 7.0}
+                      "allow_targets": ("10.0.0.0/8", "llm.internal"), "keep_days": 7.0, "log_format": "json",
+                      "metrics_public": True}
 
 
 def test_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -68,6 +69,14 @@ def test_bad_flag_is_one_line_exit_2() -> None:
                        text=True, timeout=60)
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "--port" in r.stderr
+
+
+def test_unknown_log_format_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["service", "--log-format", "xml", "--outputs", str(tmp_path / "out")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "log_format" in err and "text, json" in err and "'xml'" in err
 
 
 @pytest.mark.parametrize(("host", "token", "warned"), [

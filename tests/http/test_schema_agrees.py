@@ -53,7 +53,8 @@ def _cross_field(kind: str, error: dict[str, Any]) -> bool:
 def client(tmp_path_factory: pytest.TempPathFactory) -> Any:
     submitted: list[Any] = []
 
-    def submit(self: Any, kind: str, config: Any) -> Job:  # record the validated config; run nothing
+    def submit(self: Any, kind: str, config: Any, request_id: str | None = None) -> Job:
+        # record the validated config; run nothing
         submitted.append(config)
         return Job(id=f"job{len(submitted)}", kind=kind, created_at="2026-01-01T00:00:00Z")
 

@@ -32,6 +32,7 @@ from ._supervisor import (
     DEFAULT_EVAL_CONCURRENCY,
     DEFAULT_MAX_QUEUED,
     DEFAULT_PERF_CONCURRENCY,
+    LOG_TAIL_MAX_BYTES,
     TARGETS,
     JobRunner,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "FINAL_STATES",
     "INTERRUPTED",
     "KINDS",
+    "LOG_TAIL_MAX_BYTES",
     "QUEUED",
     "RUNNING",
     "STATES",

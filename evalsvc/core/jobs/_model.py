@@ -55,6 +55,8 @@ class Job:
     """The engine's `to_dict()` when it produced one (also for cancelled / interrupted partial runs)."""
     error: dict[str, Any] | None = None
     """{"type", "message"} and, for a ConfigError, "field" and "reason"."""
+    request_id: str | None = None
+    """The X-Request-ID of the request that submitted the job (also the first line of the job's log)."""
 
     @property
     def finished(self) -> bool:

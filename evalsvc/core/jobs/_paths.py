@@ -194,6 +194,18 @@ class PathPolicy:
             return None
         return resolved
 
+    def job_file(self, output_dir: str | None, name: str) -> Path | None:
+        """A file a job wrote into its output directory (e.g. "report.html"), if that directory lies inside
+        the outputs root and the file, symlinks resolved, lies inside it too; else None."""
+        run_dir = self.removable(output_dir)
+        if run_dir is None:
+            return None
+        try:
+            path = (run_dir / name).resolve()
+        except (OSError, ValueError):
+            return None
+        return path if _inside(path, run_dir) and path.is_file() else None
+
     def _resolve_relative(self, field: str, value: Any, root: Path) -> Path:
         text = _as_path_text(field, value)
         if text.startswith("~") or PurePath(text).is_absolute():

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     progress TEXT NOT NULL,
     output_dir TEXT,
     result TEXT,
-    error TEXT
+    error TEXT,
+    request_id TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
@@ -45,7 +46,7 @@ CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 log = logging.getLogger("evalsvc.jobs")
 
 _COLUMNS = ("id", "kind", "state", "created_at", "started_at", "finished_at", "config", "progress",
-            "output_dir", "result", "error")
+            "output_dir", "result", "error", "request_id")
 _JSON_COLUMNS = {"config", "progress", "result", "error"}
 
 
@@ -71,6 +72,9 @@ class JobStore:
         # only a power loss may drop the last transactions.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "request_id" not in columns:  # a database written before request ids were kept
+            self._db.execute("ALTER TABLE jobs ADD COLUMN request_id TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -106,6 +110,12 @@ class JobStore:
         sql = f"SELECT COUNT(*) FROM jobs{where}"
         with self._lock:
             return int(self._db.execute(sql, args).fetchone()[0])
+
+    def counts(self) -> builtins.list[tuple[str, str, int]]:
+        """(kind, state, number of jobs) for every kind and state that has jobs."""
+        with self._lock:
+            rows = self._db.execute("SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state").fetchall()
+        return [(str(k), str(s), int(n)) for k, s, n in rows]
 
     def delete(self, job_id: str) -> bool:
         """Remove the job's row; False if there was none."""

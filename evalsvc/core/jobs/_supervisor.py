@@ -71,6 +71,11 @@ LINGER_S = 30.0
 """A worker that sent its result but has not exited after this long is killed."""
 PROGRESS_PERSIST_S = 2.0
 SUBSCRIBER_BUFFER = 1000
+LOG_TAIL_MAX_BYTES = 1 << 20
+"""The most of a job's log one read returns (its end)."""
+
+JobListener = Callable[[str, Job], None]
+"""Told of a job's changes on the loop thread: ("state" | "progress" | "end", the live job). Read only."""
 
 
 
@@ -166,6 +171,8 @@ class JobRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._store = StoreThread(policy.state_dir, policy.outputs_root)
         self._launching: set[asyncio.Future[None]] = set()
+        self.listeners: builtins.list[JobListener] = []
+        """Called on every state change, progress event and end (the service's metrics listen)."""
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -298,12 +305,13 @@ class JobRunner:
 
     # ---- commands --------------------------------------------------------------------------------
 
-    def submit(self, kind: str, config: Config) -> Job:
+    def submit(self, kind: str, config: Config, request_id: str | None = None) -> Job:
         """Queue a job; it starts as soon as its kind has a free slot. Loop thread only.
 
         Args:
             kind: "eval" or "perf".
             config: the validated config, paths already confined (PathPolicy.config_from_body).
+            request_id: the id of the request that submitted it (kept with the job, first line of its log).
 
         Returns:
             The job, state queued (or already running when a slot was free).
@@ -319,11 +327,13 @@ class JobRunner:
         job_id = new_job_id()
         self.admission.admit(job_id, kind)
         secrets = config_secrets(config)
-        job = Job(id=job_id, kind=kind, created_at=utc_now_iso(), config=public_config(config, secrets))
+        job = Job(id=job_id, kind=kind, created_at=utc_now_iso(), config=public_config(config, secrets),
+                  request_id=request_id)
         active = _Active(job, config, secrets)
         self._active[job.id] = active
         log.info("job %s (%s) queued", job.id, kind)
         self._persist(active)
+        self._tell("state", job)
         self._schedule()
         return job
 
@@ -347,6 +357,25 @@ class JobRunner:
         else:
             self._stop(active, "cancel")
         return active.job
+
+    async def counts(self) -> builtins.list[tuple[str, str, int]]:
+        """(kind, state, jobs) for every kind and state that has jobs, from the store."""
+        counts: builtins.list[tuple[str, str, int]] = await self._store.run(self._store.store.counts)
+        return counts
+
+    def log_path(self, job_id: str) -> Path:
+        """Where the job's worker writes its output (the file may not exist yet, or any more)."""
+        return self.policy.state_dir / "logs" / f"{job_id}.log"
+
+    async def log_tail(self, job_id: str, max_bytes: int = 65536) -> tuple[str, bool]:
+        """The end of a job's log: at most `max_bytes` (<= LOG_TAIL_MAX_BYTES), starting at a line, and
+        whether earlier output was left out. Empty when the worker has not started.
+
+        Raises:
+            JobNotFound: no such job.
+        """
+        await self.get(job_id)  # 404 for an unknown id: the path below is only built for a stored job
+        return await asyncio.to_thread(_tail, self.log_path(job_id), min(max_bytes, LOG_TAIL_MAX_BYTES))
 
     def running_jobs(self) -> builtins.list[Job]:
         """The jobs running now (live objects: read only)."""
@@ -421,9 +450,10 @@ class JobRunner:
     async def _start_child(self, active: _Active) -> None:
         job = active.job
         assert self._loop is not None
-        log_path = self.policy.state_dir / "logs" / f"{job.id}.log"
+        log_path = self.log_path(job.id)
+        header = f"{utc_now_iso()} evalsvc job {job.id} ({job.kind}) request_id={job.request_id or '-'}\n"
         try:
-            child = await self._loop.run_in_executor(None, _launch, log_path, self.policy.outputs_root)
+            child = await self._loop.run_in_executor(None, _launch, log_path, self.policy.outputs_root, header)
         except Exception as exc:  # e.g. out of processes or file descriptors: this job fails, the service goes on
             log.exception("job %s: could not start its worker", job.id)
             self._finish(active, FAILED, error=launch_error(exc))
@@ -432,6 +462,7 @@ class JobRunner:
         log.info("job %s (%s) running in worker pid %s", job.id, job.kind, child.pid)
         self._persist(active)
         self._publish(active, "state", job.summary())
+        self._tell("state", job)
         init = Init(self.targets[job.kind], active.config, _proc.parent_sys_path())
         child.relay(f"evalsvc-job-{job.id}", init, self._loop.call_soon_threadsafe,
                     lambda message: self._on_message(job.id, message), lambda code: self._on_exit(job.id, code))
@@ -455,6 +486,7 @@ class JobRunner:
             key = str(message.get("part") or "")
             job.progress[key] = {k: v for k, v in message.items() if k != "type"}
             self._publish(active, "progress", message)
+            self._tell("progress", job)
             if time.monotonic() - active.persisted_at >= PROGRESS_PERSIST_S:
                 self._persist(active)
         elif kind in ("result", "error", "stopped"):
@@ -491,6 +523,7 @@ class JobRunner:
         active.config = None  # type: ignore[assignment]  # the key is not kept a moment longer than needed
         log.info("job %s (%s) %s", job.id, job.kind, state)
         self._persist(active)
+        self._tell("end", job)
         if job.output_dir and job.result is not None:
             self._store.write_job_file(job)
 
@@ -545,13 +578,36 @@ class JobRunner:
                     pass
             queue.put_nowait((event, data))
 
+    def _tell(self, change: str, job: Job) -> None:
+        for listener in self.listeners:
+            try:
+                listener(change, job)
+            except Exception:  # a listener's bug must not break the job's bookkeeping
+                log.exception("job listener failed on %s of job %s", change, job.id)
+
     def _persist(self, active: _Active) -> asyncio.Future[None]:
         active.persisted_at = time.monotonic()
         return self._store.put(active.job)
 
 
-def _launch(log_path: Path, cwd: Path) -> JobChild:
-    """Start a job's child in its own session, its output going to `log_path`.
+def _tail(path: Path, max_bytes: int) -> tuple[str, bool]:
+    """The last `max_bytes` of a text file from the start of a line, and whether anything was cut."""
+    try:
+        with open(path, "rb") as file:
+            size = file.seek(0, os.SEEK_END)
+            start = max(0, size - max_bytes)
+            file.seek(start)
+            data = file.read(max_bytes)
+    except FileNotFoundError:
+        return "", False
+    if start > 0:
+        newline = data.find(b"\n")
+        data = data[newline + 1:] if newline >= 0 else data
+    return data.decode("utf-8", errors="replace"), start > 0
+
+
+def _launch(log_path: Path, cwd: Path, header: str = "") -> JobChild:
+    """Start a job's child in its own session, its output going to `log_path` (after the `header` line).
 
     It runs in `cwd` (the outputs root): evalscope looks for a relative dataset id on disk relative to the
     cwd, and PathPolicy confines such ids against the outputs root.
@@ -559,6 +615,9 @@ def _launch(log_path: Path, cwd: Path) -> JobChild:
     private_dir(log_path.parent)
     # 0600: a log may quote what a run read or was told
     with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log_file:
+        if header:
+            log_file.write(header.encode("utf-8", errors="replace"))
+            log_file.flush()
         process, control_w, events_r = _proc.start_piped("evalsvc.core.jobs._child:main", stdout=log_file,
                                                          stderr=log_file, new_session=True, cwd=cwd)
     return JobChild(process, _proc.Channel(events_r, "json"), _proc.Channel(control_w, "pickle"))

@@ -3,6 +3,8 @@
     run = load_run("outputs/perf_...")           # a run directory or its summary.json
     cmp = compare(load_run(base), load_run(new))  # one Row per (sweep point or dataset, metric)
     failures = cmp.gate(parse_rules("ttft_ms.p99>+10%,request_throughput<-5%"))
+    cmp.write_html("compare.html", failures)     # both runs on the same charts, the table with its verdicts
+    cmp.to_frame(), run.to_frame()                # pandas DataFrames (pandas is optional)
 
 Noise, per kind of metric:
     perf distributions (ttft_ms, tpot_ms, latency_ms; mean and p50/p90/p95/p99): a seeded bootstrap 95%
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +30,7 @@ import numpy as np
 import orjson
 
 from ..errors import ConfigError
+from ._frames import pandas, scalars
 from ._data import PerfRun, Point, load_perf_run, read_json, record_metric
 
 DIST_METRICS = ("ttft_ms", "tpot_ms", "latency_ms")
@@ -60,6 +63,48 @@ class Run:
     """key -> (metrics, percentiles, records or None)."""
     perf: PerfRun | None = field(default=None, repr=False)
     """A perf run as the reports read it (the charts of a comparison page); None for an eval run."""
+
+    def to_frame(self) -> Any:
+        """A pandas DataFrame, one row per sweep point (perf: its metrics, then `<metric>_<stat>` of every
+        percentile) or per dataset (eval: score, metric, requested / scored / errored, status ...).
+
+        Raises:
+            ImportError: pandas is not installed (the message says `pip install pandas`).
+        """
+        pd = pandas("Run.to_frame()")
+        if self.kind == "perf":
+            rows = {}
+            for key, (metrics, percentiles, _) in self.perf_points.items():
+                row = scalars(metrics)
+                for metric, stats in percentiles.items():
+                    for stat, value in (stats or {}).items():
+                        row.setdefault(f"{metric}_{stat}", value)
+                rows[key] = row
+            frame = pd.DataFrame.from_dict(rows, orient="index")
+            frame.index.name = "point"
+            return frame
+        frame = pd.DataFrame.from_dict({str(k): scalars(v or {}) for k, v in self.summary["result"].items()},
+                                       orient="index")
+        frame.index.name = "dataset"
+        return frame
+
+    def records_frame(self) -> Any:
+        """perf: a pandas DataFrame of the per-request records, one row per request (`point`, its times in
+        ms from the point's start, `ok`, `error`, `output_tokens`, and ttft_ms / tpot_ms / latency_ms as the
+        summary defines them, null for a failed request); empty without records or for an eval run.
+
+        Raises:
+            ImportError: pandas is not installed.
+        """
+        pd = pandas("Run.records_frame()")
+        rows = []
+        for key, (_, _, records) in self.perf_points.items():
+            for r in records or []:
+                row = {"point": key, **r}
+                for metric in DIST_METRICS:  # the summary's distributions hold successful requests only
+                    row[metric] = record_metric(r, metric) if r.get("ok") else None
+                rows.append(row)
+        return pd.DataFrame(rows)
 
 
 @dataclass
@@ -145,6 +190,17 @@ class Comparison:
         from ._compare_page import build_compare_report
 
         return build_compare_report(self, path, failures or [])
+
+    def to_frame(self) -> Any:
+        """A pandas DataFrame of the rows (point, metric, base, new, change, rel_change, ci_low, ci_high, noise,
+        method, verdict).
+
+        Raises:
+            ImportError: pandas is not installed (the message says `pip install pandas`).
+        """
+        pd = pandas("Comparison.to_frame()")
+        columns = [f.name for f in fields(Row)] + ["verdict"]
+        return pd.DataFrame([{**asdict(r), "verdict": r.verdict} for r in self.rows], columns=columns)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "base": self.base, "new": self.new,

@@ -113,7 +113,9 @@ def distribution_figure(run: PerfRun, metric: str) -> go.Figure:
         if values:
             centres, counts, width = histogram(values)
             fig.add_trace(go.Bar(x=centres, y=counts, width=width, name=p.label, legendgroup=p.series + p.key,
-                                 opacity=0.5, showlegend=False, marker={"color": colour}), row=1, col=1)
+                                 opacity=0.5, showlegend=False,
+                                 marker={"color": colour, "pattern": {"shape": "" if dash == "solid" else "/"}}),
+                          row=1, col=1)
             xs, ps = cdf(values)
         else:
             xs, ps = cdf_from_percentiles(p.percentiles.get(metric) or {})
@@ -198,5 +200,6 @@ def scores_figure(*series: tuple[str, Sequence[dict[str, Any]]]) -> go.Figure:
                                            "%{customdata[1]}, errored %{customdata[2]}<extra></extra>"))
     title = "Score per dataset" + (" (bars: 95 % Wilson interval)" if len(series) > 1 else "")
     fig.update_layout(title=title, yaxis={"range": [0, 1.05], "title": "score"}, barmode="group",
-                      height=360, margin={"t": 50, "b": 40, "l": 60, "r": 20}, showlegend=len(series) > 1)
+                      height=360, margin={"t": 50, "b": 40, "l": 60, "r": 20}, showlegend=len(series) > 1,
+                      template=_TEMPLATE)
     return fig

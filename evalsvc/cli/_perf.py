@@ -18,6 +18,7 @@ from ._options import config_parameters, config_values
 def perf(**options: Any) -> None:
     """Load-test an LLM endpoint: TTFT, TPOT, ITL, latency and throughput under concurrency or rate."""
     json_out = options.pop("json_out", False)
+    verbose = options.pop("verbose", False)
     try:
         config = PerfConfig(**config_values(PerfConfig, options))
         result = _run(config, quiet=json_out)
@@ -30,7 +31,7 @@ def perf(**options: Any) -> None:
     else:
         from ._render import print_perf
 
-        print_perf(result)
+        print_perf(result, verbose=verbose)
     if result.exit_code:  # the one table (evalsvc.core.status.EXIT_CODE), shared with `evalsvc eval`
         if result.error and result.status == RunStatus.FAILED:
             print(f"evalsvc perf: failed: {result.error}", file=sys.stderr)
@@ -42,6 +43,9 @@ perf.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
     *config_parameters(PerfConfig),
     inspect.Parameter("json_out", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
         bool, typer.Option("--json", help="Print the result object as JSON (for scripts).")]),
+    inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+        bool, typer.Option("--verbose", "-v", help="A sweep: each point's detail table too, after the sweep "
+                                                   "table (one row per point).")]),
 ])
 
 

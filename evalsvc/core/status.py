@@ -13,6 +13,8 @@ Three vocabularies, each defined once:
     JobState    a service job: queued, running, then completed / failed / cancelled / interrupted. Its final
                 values are RunStatus values; a job never reads incomplete (the result says so per dataset)
                 nor timeout (a job that timed out has failed, its error says why).
+    DirState    what `evalsvc runs` lists for a run directory without a readable summary.json:
+                partial (no summary.json yet: running, or stopped before writing it), unreadable
 
 `EXIT_CODE` maps a RunStatus to the CLI's exit code; errors carry theirs (`errors.py`), from the same `ExitCode`.
 
@@ -66,6 +68,15 @@ class JobState(StrEnum):
     FAILED = RunStatus.FAILED.value
     CANCELLED = RunStatus.CANCELLED.value
     INTERRUPTED = RunStatus.INTERRUPTED.value
+
+
+class DirState(StrEnum):
+    """A listed run directory whose summary.json cannot tell its RunStatus (`evalsvc runs`, `list_runs`)."""
+
+    PARTIAL = "partial"
+    """No summary.json: the run is still going, or stopped before it wrote one."""
+    UNREADABLE = "unreadable"
+    """summary.json (or the directory) cannot be read, or holds neither perf nor eval results."""
 
 
 class ErrorCategory(StrEnum):

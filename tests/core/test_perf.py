@@ -106,7 +106,9 @@ def test_sweep_keys_and_per_run_outputs(mock_server: Any, tmp_path: Path) -> Non
         assert {"scheduled_ms", "sent_ms", "first_token_ms", "end_ms", "output_tokens", "status", "error"} <= set(row)
     whole = json.loads((out / "summary.json").read_text())
     assert set(whole["results"]) == set(result.results)
-    assert (out / "report.txt").read_text().count("parallel_") == 2
+    report = (out / "report.txt").read_text().splitlines()
+    for key in result.results:  # a row of the sweep table, then the point's detail under its key
+        assert sum(line.startswith(f"{key} ") for line in report) == 1 and report.count(key) == 1
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 

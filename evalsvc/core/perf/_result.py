@@ -67,6 +67,60 @@ def summary_lines(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+SWEEP_COLUMNS: tuple[tuple[str, str, str | None, str], ...] = (
+    ("ok", "requests_succeeded", None, "{}"),
+    ("fail", "requests_failed", None, "{}"),
+    ("req/s", "request_throughput", None, "{:.2f}"),
+    ("out tok/s", "output_throughput", None, "{:.0f}"),
+    ("TTFT p50", "ttft_ms", "p50", "{:.1f}"),
+    ("TTFT p99", "ttft_ms", "p99", "{:.1f}"),
+    ("TPOT p50", "tpot_ms", "p50", "{:.2f}"),
+    ("ITL p50", "itl_ms", "p50", "{:.2f}"),
+    ("lat p50", "latency_ms", "p50", "{:.1f}"),
+    ("lat p99", "latency_ms", "p99", "{:.1f}"),
+)
+"""The sweep table's columns (title, metric, percentile or None for `metrics[metric]`, format); times in ms."""
+_GOODPUT_COLUMN = ("goodput", "goodput", None, "{:.2f}")
+
+
+def sweep_table(results: Mapping[str, RunResult]) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) of the one table a sweep prints: a row per sweep point, its key first.
+
+    A goodput column (req/s meeting the SLOs) is added when a point has one; the last column says whether the
+    point was client-bound (its reasons are in `sweep_notes`).
+    """
+    columns = list(SWEEP_COLUMNS)
+    if any(run.metrics.get("goodput") is not None for run in results.values()):
+        columns.append(_GOODPUT_COLUMN)
+    headers = ["point", *(title for title, *_ in columns), "client bound"]
+    rows = []
+    for key, run in results.items():
+        cells = [key]
+        for _, metric, stat, pattern in columns:
+            value = run.metrics.get(metric) if stat is None else (run.percentiles.get(metric) or {}).get(stat)
+            cells.append(fmt(value, pattern) if not isinstance(value, int) or isinstance(value, bool)
+                         else str(value))
+        cells.append("YES" if run.metrics.get("client_bound") else "no")
+        rows.append(cells)
+    return headers, rows
+
+
+def sweep_notes(results: Mapping[str, RunResult]) -> list[str]:
+    """What a sweep table's cells cannot say, one line per point it concerns: failures by kind, an early stop,
+    a client-bound verdict's reasons (the lines of the latter start with "WARNING")."""
+    notes = []
+    for key, run in results.items():
+        m = run.metrics
+        if m.get("failures_by_kind"):
+            notes.append(f"{key}: failures " + ", ".join(f"{k}: {v}" for k, v in m["failures_by_kind"].items()))
+        if m.get("stopped_by"):
+            notes.append(f"{key}: stopped by {m['stopped_by']} ({m.get('requests_unsent', 0)} not sent, "
+                         f"{m.get('requests_unfinished', 0)} in flight and not counted)")
+        if m.get("client_bound"):
+            notes.append(f"WARNING {key}: client-bound: " + "; ".join(m.get("client_bound_reasons") or []))
+    return notes
+
+
 @dataclass
 class RunResult(Mapping[str, Any]):
     """One sweep point: `metrics` (flat) and `percentiles` (per distribution)."""
@@ -129,6 +183,14 @@ class PerfResult(ResultBase[RunResult]):
         """A plain-text report (what `report.txt` holds)."""
         lines = [f"evalsvc perf: {self.status}" + (f" ({self.error})" if self.error else ""),
                  f"output: {self.output_dir}"]
+        if len(self.results) > 1:  # the sweep at a glance, then each point in detail
+            headers, rows = sweep_table(self.results)
+            widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+            lines.append("")
+            for r in [headers, *rows]:
+                lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                       for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
+            lines.append("(times in ms)")
         for key, run in self.results.items():
             lines.append("")
             lines.append(key)

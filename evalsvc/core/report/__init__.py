@@ -1,12 +1,36 @@
-"""HTML reports of runs: templates (Jinja2) and chart specs (Plotly), self-contained pages."""
+"""HTML reports of runs: templates (Jinja2) and chart specs (Plotly), self-contained pages; comparing and
+listing runs (`compare`, `runs`).
+
+The page builders import plotly and jinja2 when first used, so `evalsvc runs` and `evalsvc compare --no-html`
+do not pay for them.
+"""
+
+from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ._eval import build_eval_report, is_eval_run
-from ._perf import build_perf_report
 
-__all__ = ["build_eval_report", "build_perf_report", "build_report"]
+if TYPE_CHECKING:
+    from ._eval import build_eval_report
+    from ._perf import build_perf_report
+    from .runs import list_runs
+
+__all__ = ["build_eval_report", "build_perf_report", "build_report", "list_runs"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "build_eval_report":
+        from ._eval import build_eval_report
+        return build_eval_report
+    if name == "build_perf_report":
+        from ._perf import build_perf_report
+        return build_perf_report
+    if name == "list_runs":
+        from .runs import list_runs
+        return list_runs
+    raise AttributeError(name)
 
 
 def build_report(run_dir: str | Path) -> Path:
@@ -15,6 +39,9 @@ def build_report(run_dir: str | Path) -> Path:
     Raises:
         ConfigError: `run_dir` is neither.
     """
+    from ._eval import build_eval_report, is_eval_run
+    from ._perf import build_perf_report
+
     if is_eval_run(run_dir):
         return build_eval_report(run_dir)
     try:

@@ -43,14 +43,20 @@ class Point:
     percentiles: dict[str, dict[str, Any]]
     records: list[dict[str, Any]] | None = None
     """The finished requests of `requests_<key>.jsonl` (cancelled ones left out); None without the file."""
+    series: str = ""
+    """Which run the point is from when a chart shows several (a comparison: "base", "new"); "" for one run."""
+    colour: int | None = None
+    """Its palette index in a chart of several runs (the same sweep point, the same colour); None: its position."""
 
     @property
     def label(self) -> str:
         m = self.metrics
         rate = m.get("rate")
         if isinstance(rate, (int, float)) and rate > 0:
-            return f"rate {rate:g}/s · parallel {m.get('parallel')}"
-        return f"parallel {m.get('parallel')}"
+            text = f"rate {rate:g}/s · parallel {m.get('parallel')}"
+        else:
+            text = f"parallel {m.get('parallel')}"
+        return f"{self.series} · {text}" if self.series else text
 
     def values(self, metric: str) -> list[float]:
         """Per-request values of ttft_ms / tpot_ms / latency_ms for the successful requests."""
@@ -60,7 +66,7 @@ class Point:
         for r in self.records:
             if not r.get("ok"):
                 continue
-            v = _record_metric(r, metric)
+            v = record_metric(r, metric)
             if v is not None:
                 out.append(v)
         return out
@@ -99,8 +105,8 @@ def load_perf_run(run_dir: str | Path) -> PerfRun:
     path = Path(run_dir)
     if not path.is_dir():
         raise ConfigError("DIR", f"{str(path)!r} is not a directory")
-    config = _read_json(path / "config.json")
-    summary = _read_json(path / "summary.json")
+    config = read_json(path / "config.json")
+    summary = read_json(path / "summary.json")
     if config is None or summary is None or not isinstance(summary.get("results"), dict) \
             or "parallel" not in config:
         raise ConfigError("DIR", f"{str(path)!r} is not a perf run directory "
@@ -108,7 +114,7 @@ def load_perf_run(run_dir: str | Path) -> PerfRun:
     run = PerfRun(path=path, config=redact_config(config), summary=summary)
     for key, result in summary["results"].items():
         # the point's own summary file is the same object; summary.json is enough when it is gone
-        own = _read_json(path / f"summary_{key}.json") or result
+        own = read_json(path / f"summary_{key}.json") or result
         metrics = own.get("metrics") or {}
         percentiles = own.get("percentiles") or {}
         records = _read_records(path / f"requests_{key}.jsonl")
@@ -131,7 +137,7 @@ def redact_config(config: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError):
@@ -161,7 +167,7 @@ def _read_records(path: Path) -> list[dict[str, Any]] | None:
     return out
 
 
-def _record_metric(r: dict[str, Any], metric: str) -> float | None:
+def record_metric(r: dict[str, Any], metric: str) -> float | None:
     """The same definitions as the summary's (see perf/_metrics.py), from a record's times in ms."""
     sent, first, last, end = r.get("sent_ms"), r.get("first_token_ms"), r.get("last_token_ms"), r.get("end_ms")
     if metric == "ttft_ms":
@@ -266,7 +272,7 @@ def timeline(records: Sequence[dict[str, Any]], bins: int = TIME_BINS) -> Timeli
             busy[b] += max(0.0, min(e, hi) - max(s, lo))
         if r.get("ok"):
             done[last] += 1
-            ttft = _record_metric(r, "ttft_ms")
+            ttft = record_metric(r, "ttft_ms")
             if ttft is not None:
                 ttfts[index(s)].append(ttft)
         else:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import plotly.graph_objects as go  # type: ignore[import-untyped]
 from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
 
 from .._io import utc_now_iso, write_atomic
 from ..errors import ConfigError
-from ._data import _read_json, redact_config
-from ._perf import REPORT_NAME, _chart, _env, _setting, format_value
+from ._charts import scores_figure
+from ._data import read_json, redact_config
+from ._page import REPORT_NAME, chart_html, env, format_value, setting_text
 
 log = logging.getLogger("evalsvc.report")
 
@@ -169,8 +169,8 @@ def load_eval_run(run_dir: str | Path) -> EvalRun:
 
 def _read_eval_files(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """summary.json with its per-dataset `result`, and config.json's `config` (with `datasets`); None if not."""
-    summary = _read_json(path / "summary.json")
-    config = _read_json(path / "config.json") or {}
+    summary = read_json(path / "summary.json")
+    config = read_json(path / "config.json") or {}
     settings = config.get("config")
     if summary is None or not isinstance(summary.get("result"), dict):
         summary = None
@@ -183,18 +183,6 @@ def is_eval_run(run_dir: str | Path) -> bool:
     """Whether `run_dir` holds the summary.json and config.json an eval run writes."""
     summary, settings = _read_eval_files(Path(run_dir))
     return summary is not None and settings is not None
-
-
-def _scores_figure(datasets: list[dict[str, Any]]) -> Any:
-    names = [d["name"] for d in datasets]
-    fig = go.Figure(go.Bar(x=names, y=[d["score"] for d in datasets], name="score",
-                           text=[format_value(d["score"], 4) for d in datasets], textposition="auto",
-                           customdata=[[d["scored"], d["requested_text"], d["errored"]] for d in datasets],
-                           hovertemplate="%{x}: %{y:.4f}<br>scored %{customdata[0]}/%{customdata[1]}, "
-                                         "errored %{customdata[2]}<extra></extra>"))
-    fig.update_layout(title="Score per dataset", yaxis={"range": [0, 1.05], "title": "score"},
-                      height=360, margin={"t": 50, "b": 40, "l": 60, "r": 20})
-    return fig
 
 
 def render_eval_report(run: EvalRun) -> str:
@@ -218,15 +206,15 @@ def render_eval_report(run: EvalRun) -> str:
         })
     counts = {s: sum(1 for x in run.samples if x.status == s) for s in ("correct", "wrong", "errored", "unscored")}
     generation = run.config.get("generation_config")
-    return _env().get_template("eval.html.j2").render(
+    return env().get_template("eval.html.j2").render(
         title=f"evalsvc eval · {run.summary.get('model') or run.config.get('model', '')}",
         model=run.summary.get("model") or run.config.get("model", ""), run_dir=run.path.name,
         status=run.summary.get("status"), error=run.summary.get("error"),
         started_at=run.summary.get("started_at"), finished_at=run.summary.get("finished_at"),
         built_at=utc_now_iso(), datasets=datasets, samples=run.samples, counts=counts,
-        generation=[(k, _setting(v)) for k, v in (generation or {}).items()] if isinstance(generation, dict) else [],
-        settings=[(k, _setting(v)) for k, v in run.config.items() if k not in ("work_dir", "generation_config")],
-        chart=_chart(_scores_figure(datasets), "scores"), plotlyjs=get_plotlyjs(),
+        generation=[(k, setting_text(v)) for k, v in generation.items()] if isinstance(generation, dict) else [],
+        settings=[(k, setting_text(v)) for k, v in run.config.items() if k not in ("work_dir", "generation_config")],
+        chart=chart_html(scores_figure(("", datasets)), "scores"), plotlyjs=get_plotlyjs(),
         format_value=format_value,
     )
 

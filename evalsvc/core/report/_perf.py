@@ -7,19 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-import plotly.io as pio  # type: ignore[import-untyped]
-from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
 
 from .._io import utc_now_iso, write_atomic
 from . import _charts
 from ._data import PerfRun, Point, load_perf_run
+from ._page import REPORT_NAME, chart_html, env, format_value, setting_text
 
 log = logging.getLogger("evalsvc.report")
 
-REPORT_NAME = "report.html"
-_PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 
 @dataclass(frozen=True)
@@ -52,52 +48,21 @@ _COLUMNS = [
 _SLO_COLUMNS = [Column("goodput (req/s)", "goodput"), Column("SLO attainment", "slo_attainment", digits=4)]
 
 
-def format_value(value: Any, digits: int) -> str:
-    """How the summary table shows a value: fixed decimals, "–" for none."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _setting(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, (dict, list)):
-        return orjson.dumps(value).decode()
-    return str(value)
-
-
-def _env() -> Environment:
-    return Environment(loader=PackageLoader("evalsvc.core.report", "templates"),
-                       autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
-
-
-def _chart(fig: Any, name: str) -> str:
-    """The figure as a <div> and the script that draws it (plotly.js itself is inlined once by the page)."""
-    html: str = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"chart-{name}",
-                            config=_PLOT_CONFIG, validate=False)
-    return html
-
-
 def _charts_of(run: PerfRun) -> dict[str, Any]:
     charts: dict[str, Any] = {
-        "throughput": _chart(_charts.throughput_figure(run), "throughput"),
-        "latency": _chart(_charts.latency_vs_throughput_figure(run), "latency"),
-        "distributions": [_chart(_charts.distribution_figure(run, m), f"dist-{m}") for m in _charts.METRICS],
+        "throughput": chart_html(_charts.throughput_figure(run), "throughput"),
+        "latency": chart_html(_charts.latency_vs_throughput_figure(run), "latency"),
+        "distributions": [chart_html(_charts.distribution_figure(run, m), f"dist-{m}") for m in _charts.METRICS],
         "timelines": [],
         "failures": None,
     }
     for i in range(len(run.points)):
         fig = _charts.timeline_figure(run, i)
         if fig is not None:
-            charts["timelines"].append(_chart(fig, f"time-{i}"))
+            charts["timelines"].append(chart_html(fig, f"time-{i}"))
     failures = _charts.failures_figure(run)
     if failures is not None:
-        charts["failures"] = _chart(failures, "failures")
+        charts["failures"] = chart_html(failures, "failures")
     return charts
 
 
@@ -112,11 +77,11 @@ def render_perf_report(run: PerfRun) -> str:
              for p in run.points if p.metrics.get("client_bound")]
     failures = sorted({k for p in run.points for k in (p.metrics.get("failures_by_kind") or {})})
     info = run.summary.get("info") or {}
-    return _env().get_template("perf.html.j2").render(
+    return env().get_template("perf.html.j2").render(
         title=f"evalsvc perf · {run.config.get('model', '')}", model=run.config.get("model", ""),
         run_dir=run.path.name, status=run.summary.get("status"), error=run.summary.get("error"),
         started_at=info.get("started_at"), finished_at=info.get("finished_at"), built_at=utc_now_iso(),
-        settings=[(k, _setting(v)) for k, v in run.config.items() if k != "work_dir"],
+        settings=[(k, setting_text(v)) for k, v in run.config.items() if k != "work_dir"],
         columns=columns, rows=rows, client_bound=bound, slo=run.slo,
         failure_kinds=failures, points=run.points,
         charts=_charts_of(run), plotlyjs=get_plotlyjs(),

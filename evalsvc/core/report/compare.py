@@ -3,6 +3,8 @@
     run = load_run("outputs/perf_...")           # a run directory or its summary.json
     cmp = compare(load_run(base), load_run(new))  # one Row per (sweep point or dataset, metric)
     failures = cmp.gate(parse_rules("ttft_ms.p99>+10%,request_throughput<-5%"))
+    cmp.write_html("compare.html", failures)     # both runs on the same charts, the table with its verdicts
+    cmp.to_frame(), run.to_frame()                # pandas DataFrames (pandas is optional)
 
 Noise, per kind of metric:
     perf distributions (ttft_ms, tpot_ms, latency_ms; mean and p50/p90/p95/p99): a seeded bootstrap 95%
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +30,8 @@ import numpy as np
 import orjson
 
 from ..errors import ConfigError
-from ._data import _record_metric, _read_json, load_perf_run
+from ._frames import pandas, scalars
+from ._data import PerfRun, Point, load_perf_run, read_json, record_metric
 
 DIST_METRICS = ("ttft_ms", "tpot_ms", "latency_ms")
 """Per-request metrics compared with a bootstrap interval."""
@@ -58,6 +61,50 @@ class Run:
     perf_points: dict[str, tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]] | None]] = \
         field(default_factory=dict)
     """key -> (metrics, percentiles, records or None)."""
+    perf: PerfRun | None = field(default=None, repr=False)
+    """A perf run as the reports read it (the charts of a comparison page); None for an eval run."""
+
+    def to_frame(self) -> Any:
+        """A pandas DataFrame, one row per sweep point (perf: its metrics, then `<metric>_<stat>` of every
+        percentile) or per dataset (eval: score, metric, requested / scored / errored, status ...).
+
+        Raises:
+            ImportError: pandas is not installed (the message says `pip install pandas`).
+        """
+        pd = pandas("Run.to_frame()")
+        if self.kind == "perf":
+            rows = {}
+            for key, (metrics, percentiles, _) in self.perf_points.items():
+                row = scalars(metrics)
+                for metric, stats in percentiles.items():
+                    for stat, value in (stats or {}).items():
+                        row.setdefault(f"{metric}_{stat}", value)
+                rows[key] = row
+            frame = pd.DataFrame.from_dict(rows, orient="index")
+            frame.index.name = "point"
+            return frame
+        frame = pd.DataFrame.from_dict({str(k): scalars(v or {}) for k, v in self.summary["result"].items()},
+                                       orient="index")
+        frame.index.name = "dataset"
+        return frame
+
+    def records_frame(self) -> Any:
+        """perf: a pandas DataFrame of the per-request records, one row per request (`point`, its times in
+        ms from the point's start, `ok`, `error`, `output_tokens`, and ttft_ms / tpot_ms / latency_ms as the
+        summary defines them, null for a failed request); empty without records or for an eval run.
+
+        Raises:
+            ImportError: pandas is not installed.
+        """
+        pd = pandas("Run.records_frame()")
+        rows = []
+        for key, (_, _, records) in self.perf_points.items():
+            for r in records or []:
+                row = {"point": key, **r}
+                for metric in DIST_METRICS:  # the summary's distributions hold successful requests only
+                    row[metric] = record_metric(r, metric) if r.get("ok") else None
+                rows.append(row)
+        return pd.DataFrame(rows)
 
 
 @dataclass
@@ -78,6 +125,11 @@ class Row:
     noise: Literal["beyond", "within"] | None = None
     """Whether the change is beyond noise; None when this metric has no noise verdict (see `method`)."""
     method: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """"beyond noise", "within noise" or "no verdict", as tables show it."""
+        return {"beyond": "beyond noise", "within": "within noise"}.get(self.noise or "", "no verdict")
 
 
 @dataclass
@@ -108,6 +160,9 @@ class Comparison:
     rows: list[Row]
     only_base: list[str] = field(default_factory=list)
     only_new: list[str] = field(default_factory=list)
+    base_run: Run | None = field(default=None, repr=False, compare=False)
+    new_run: Run | None = field(default=None, repr=False, compare=False)
+    """The runs compared, as read (what `write_html` draws)."""
 
     @property
     def beyond_noise(self) -> list[Row]:
@@ -129,6 +184,24 @@ class Comparison:
             failures.extend((rule, r) for r in rows if rule.fails(r))
         return failures
 
+    def write_html(self, path: str | Path, failures: list[tuple[Rule, Row]] | None = None) -> Path:
+        """Write the comparison page to `path` (both runs on the same charts, the table with its verdicts and
+        the rows in `failures` marked as regressions); returns the path. Self-contained: opens offline."""
+        from ._compare_page import build_compare_report
+
+        return build_compare_report(self, path, failures or [])
+
+    def to_frame(self) -> Any:
+        """A pandas DataFrame of the rows (point, metric, base, new, change, rel_change, ci_low, ci_high, noise,
+        method, verdict).
+
+        Raises:
+            ImportError: pandas is not installed (the message says `pip install pandas`).
+        """
+        pd = pandas("Comparison.to_frame()")
+        columns = [f.name for f in fields(Row)] + ["verdict"]
+        return pd.DataFrame([{**asdict(r), "verdict": r.verdict} for r in self.rows], columns=columns)
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "base": self.base, "new": self.new,
                 "rows": [asdict(r) for r in self.rows], "only_base": self.only_base, "only_new": self.only_new}
@@ -144,19 +217,21 @@ def load_run(path: str | Path) -> Run:
     """
     p = Path(path)
     summary_path = p / "summary.json" if p.is_dir() else p
-    summary = _read_json(summary_path)
+    summary = read_json(summary_path)
     if summary is None:
         raise ConfigError("run", f"{str(p)!r} is not a run directory or summary.json (no readable summary.json)")
     if isinstance(summary.get("results"), dict):
-        run = Run(path=str(p), kind="perf", summary=summary)
         run_dir = summary_path.parent
         if (run_dir / "config.json").is_file():
-            for point in load_perf_run(run_dir).points:
-                run.perf_points[point.key] = (point.metrics, point.percentiles, point.records)
+            perf = load_perf_run(run_dir)
         else:  # a summary.json on its own: figures without per-request records
-            for key, res in summary["results"].items():
-                if isinstance(res, dict):
-                    run.perf_points[str(key)] = (res.get("metrics") or {}, res.get("percentiles") or {}, None)
+            perf = PerfRun(path=run_dir, config={}, summary=summary,
+                           points=[Point(key=str(key), metrics=res.get("metrics") or {},
+                                         percentiles=res.get("percentiles") or {})
+                                   for key, res in summary["results"].items() if isinstance(res, dict)])
+        run = Run(path=str(p), kind="perf", summary=summary, perf=perf)
+        for point in perf.points:
+            run.perf_points[point.key] = (point.metrics, point.percentiles, point.records)
         return run
     if isinstance(summary.get("result"), dict):
         return Run(path=str(p), kind="eval", summary=summary)
@@ -220,7 +295,8 @@ def bootstrap_diff(base: list[float], new: list[float], resamples: int = RESAMPL
     return {s: (sb[s] - sa[s], float(low[i]), float(high[i])) for i, s in enumerate(DIST_STATS)}
 
 
-def _wilson(x: float, n: int) -> tuple[float, float]:
+def wilson(x: float, n: int) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion of x successes in n trials."""
     p = x / n
     denom = 1 + Z95 ** 2 / n
     centre = (p + Z95 ** 2 / (2 * n)) / denom
@@ -230,8 +306,8 @@ def _wilson(x: float, n: int) -> tuple[float, float]:
 
 def newcombe_diff(p1: float, n1: int, p2: float, n2: int) -> tuple[float, float]:
     """95 % interval on p2 - p1 (Newcombe's hybrid score method, from the Wilson interval of each)."""
-    l1, u1 = _wilson(p1 * n1, n1)
-    l2, u2 = _wilson(p2 * n2, n2)
+    l1, u1 = wilson(p1 * n1, n1)
+    l2, u2 = wilson(p2 * n2, n2)
     d = p2 - p1
     return d - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2), d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)
 
@@ -252,8 +328,8 @@ def _perf_rows(key: str, a: tuple[Any, Any, Any], b: tuple[Any, Any, Any], resam
     (ma, pa, ra), (mb, pb, rb) = a, b
     rows: list[Row] = []
     for metric in DIST_METRICS:
-        va = [v for r in ra or [] if r.get("ok") and (v := _record_metric(r, metric)) is not None]
-        vb = [v for r in rb or [] if r.get("ok") and (v := _record_metric(r, metric)) is not None]
+        va = [v for r in ra or [] if r.get("ok") and (v := record_metric(r, metric)) is not None]
+        vb = [v for r in rb or [] if r.get("ok") and (v := record_metric(r, metric)) is not None]
         if len(va) >= 2 and len(vb) >= 2:
             boot = bootstrap_diff(va, vb, resamples)
             sa, sb = _stats(np.asarray(va)), _stats(np.asarray(vb))
@@ -315,7 +391,18 @@ def compare(base: Run | str | Path, new: Run | str | Path, resamples: int = RESA
         else:
             rows.extend(_eval_rows(key, a.summary["result"][key] or {}, b.summary["result"][key] or {}))
     return Comparison(kind=a.kind, base=a.path, new=b.path, rows=rows,
-                      only_base=[k for k in keys_a if k not in keys_b], only_new=[k for k in keys_b if k not in keys_a])
+                      only_base=[k for k in keys_a if k not in keys_b], only_new=[k for k in keys_b if k not in keys_a],
+                      base_run=a, new_run=b)
+
+
+COMPARE_PAGE = "compare.html"
+"""The comparison page's name when no path is given: in NEW's run directory."""
+
+
+def default_html_path(new: str | Path) -> Path:
+    """Where `evalsvc compare` writes the page by default: compare.html in NEW's run directory."""
+    p = Path(new)
+    return (p if p.is_dir() else p.parent) / COMPARE_PAGE
 
 
 # --- the gate grammar -----------------------------------------------------------------------------------

@@ -13,7 +13,10 @@ from ..core.jobs import KINDS, STATES
 _CROSS_FIELD = {
     "PerfConfig": "Also checked, beyond this schema: min_tokens <= max_tokens; the sweep lists (number, parallel, "
                   "rate) have one value or the same length, pair up into distinct runs, and do not mix -1 with "
-                  "positive rates.",
+                  "positive rates; ignore_eos needs api openai and no min_tokens; the length-distribution and "
+                  "prefix fields apply to dataset random only, *_min <= *_max, *_min and *_max come together "
+                  "without *_stdev, prefix_groups > 1 needs prefix_tokens; speed applies to dataset trace only, "
+                  "which takes no rate or rate_start; rate_start needs a rate > 0.",
     "EvalConfig": "Also checked, beyond this schema: evalsvc can run every named benchmark (evalscope's catalogue; "
                   "the enum lists them when the catalogue is installed), and dataset_args names only requested "
                   "datasets with options that benchmark accepts.",

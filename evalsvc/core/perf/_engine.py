@@ -128,8 +128,7 @@ async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float,
         async def dispatcher() -> None:
             for k, i in enumerate(indices):
                 due = t0 + offsets[k]
-                wait = due - perf_counter()
-                if wait > 0.0005:
+                while (wait := due - perf_counter()) > 0.0005:  # the loop's timers may wake up to 1 ms early
                     await asyncio.sleep(wait)
                 if stop.is_set():
                     return

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.cli.test_perf_cli import run_cli
-from tests.core.test_perf_workloads_run import mooncake_trace
+from tests._perfrun import mooncake_trace
 
 
 def test_trace_replay_from_the_cli_over_two_client_processes(mock_factory: Any, tmp_path: Path) -> None:

@@ -4,8 +4,6 @@ new options' request bodies as the server received them."""
 
 from __future__ import annotations
 
-import json
-import random
 import statistics
 from pathlib import Path
 from typing import Any
@@ -14,25 +12,8 @@ import httpx
 import pytest
 
 from evalsvc import run_perf
-from tests._perfrun import cfg, only, records
+from tests._perfrun import cfg, mooncake_trace, only, records
 from tests._servers import MockHandle
-
-
-def mooncake_trace(path: Path, n: int = 2000, span_ms: int = 2000, seed: int = 5) -> list[dict[str, Any]]:
-    """A Mooncake-format trace of `n` requests over about `span_ms`: sorted integer ms timestamps (some equal),
-    prompts of 20-1100 tokens whose leading hash ids repeat (32 conversation roots), outputs of 1-6 tokens."""
-    rng = random.Random(seed)
-    stamps = sorted(rng.randrange(span_ms) for _ in range(n - 1))
-    rows = []
-    for t in [0, *stamps]:
-        length = rng.randrange(20, 1100)
-        blocks = -(-length // 512)
-        root = rng.randrange(32)
-        hash_ids = [root * 1000 + b for b in range(blocks - 1)] + [10**6 + len(rows)]
-        rows.append({"timestamp": t, "input_length": length, "output_length": rng.randrange(1, 7),
-                     "hash_ids": hash_ids})
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return rows
 
 
 def captured(mock: MockHandle) -> list[dict[str, Any]]:

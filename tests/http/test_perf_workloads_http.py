@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.core.test_perf_workloads_run import mooncake_trace
+from tests._perfrun import mooncake_trace
 from tests.http._live import Live
 
 FINISHED = ("completed", "failed", "cancelled", "interrupted")

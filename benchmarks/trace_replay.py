@@ -1,14 +1,15 @@
 """How closely `evalsvc perf` replays a trace at its own times: send lag (t_sent - t_scheduled) of a 2,000-request
-Mooncake-format trace, next to the same number of requests at a constant rate equal to the trace's mean rate.
+Mooncake-format trace, next to the same number of requests at the trace's mean rate, constant and Poisson.
 
 Starts the simulated endpoint in its own process (no TTFT, no inter-token delay: the server never holds requests
 back), writes a Mooncake JSONL trace (seeded: random times within --span-ms, so requests come in bursts of up to
 several per ms; prompts of 20-1,100 tokens sharing leading hash-id blocks; outputs of 1-6 tokens) and replays it
-with `dataset="trace"` at `speed` 1, after a reference run that sends as many requests of the trace's mean prompt
-length at a constant rate (`arrival="constant"`) equal to the trace's mean rate; `--rounds` alternates the two
-(this machine's load varies). Each row prints the requests that succeeded, the mean rate, the send lag at p50 /
-p99 / max and the client-bound verdict. The tests (tests/core/test_perf_workloads_run.py) check the schedule
-itself; this measures how well this machine keeps it, which depends on the machine's load.
+with `dataset="trace"` at `speed` 1, after reference runs that send as many requests of the trace's mean prompt
+length at the trace's mean rate, at a constant rate and as a Poisson process (random times within a span are
+one, so the Poisson run is as bursty as this trace); `--rounds` alternates them (this machine's load varies).
+Each row prints the requests that succeeded, the mean rate, the send lag at p50 / p99 / max and the
+client-bound verdict. The tests (tests/core/test_perf_workloads_run.py) check the schedule itself; this
+measures how well this machine keeps it, which depends on the machine's load.
 
     python benchmarks/trace_replay.py [--requests 2000] [--span-ms 4000] [--parallel 512] [--speed 1] [--rounds 2]
 """
@@ -56,9 +57,10 @@ def main() -> None:
         span = (rows[-1]["timestamp"] - rows[0]["timestamp"]) / 1000 / args.speed
         rate = (len(rows) - 1) / span
         for _ in range(args.rounds):
-            reference = run_perf(PerfConfig(dataset="random", prompt_tokens=mean_len, max_tokens=4,
-                                            number=args.requests, rate=rate, arrival="constant", **common))
-            print(_row("constant, same mean rate", reference))
+            for arrival in ("constant", "poisson"):
+                reference = run_perf(PerfConfig(dataset="random", prompt_tokens=mean_len, max_tokens=4,
+                                                number=args.requests, rate=rate, arrival=arrival, **common))
+                print(_row(f"{arrival}, same mean rate", reference))
             trace = run_perf(PerfConfig(dataset="trace", dataset_path=str(path), speed=args.speed, **common))
             print(_row(f"trace (speed {args.speed:g})", trace))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -28,3 +29,20 @@ def records(result: Any) -> list[dict[str, Any]]:
     """The request records of a one-point run."""
     (path,) = Path(result.output_dir).glob("requests_*.jsonl")
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def mooncake_trace(path: Path, n: int = 2000, span_ms: int = 2000, seed: int = 5) -> list[dict[str, Any]]:
+    """A Mooncake-format trace of `n` requests over about `span_ms`: sorted integer ms timestamps (some equal),
+    prompts of 20-1100 tokens whose leading hash ids repeat (32 conversation roots), outputs of 1-6 tokens."""
+    rng = random.Random(seed)
+    stamps = sorted(rng.randrange(span_ms) for _ in range(n - 1))
+    rows = []
+    for t in [0, *stamps]:
+        length = rng.randrange(20, 1100)
+        blocks = -(-length // 512)
+        root = rng.randrange(32)
+        hash_ids = [root * 1000 + b for b in range(blocks - 1)] + [10**6 + len(rows)]
+        rows.append({"timestamp": t, "input_length": length, "output_length": rng.randrange(1, 7),
+                     "hash_ids": hash_ids})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows

@@ -38,3 +38,27 @@ def mock_factory() -> Iterator[Callable[..., MockHandle]]:
             return stack.enter_context(start_mock(**options))
 
         yield start
+
+
+# -- a local tokenizer (perf tokenizer_path) ---------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small byte-level BPE tokenizer trained here (no download), saved as a transformers folder."""
+    import random
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from evalsvc.core.perf.datasets._random import WORDS
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=["<s>"])
+    rng = random.Random(0)
+    tok.train_from_iterator([" ".join(rng.choice(WORDS) for _ in range(50)) for _ in range(200)], trainer)
+    folder = tmp_path_factory.mktemp("tokenizer")
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>").save_pretrained(str(folder))
+    return str(folder)

@@ -18,9 +18,11 @@ from .errors import ConfigError
 from .fields import Cli, Range, field, rule
 
 PERF_APIS = ("openai", "dashscope", "anthropic", "gemini")
-PERF_DATASETS = ("openqa", "random", "line_by_line", "custom")
-FILE_DATASETS = ("line_by_line", "custom")
-ARRIVALS = ("poisson", "constant")
+PERF_DATASETS = ("openqa", "random", "line_by_line", "custom", "trace")
+FILE_DATASETS = ("line_by_line", "custom", "trace")
+ARRIVALS = ("poisson", "constant", "gamma")
+DEFAULT_NUMBER = 1000
+IGNORE_EOS_APIS = ("openai",)  # the dialects whose servers (vLLM, SGLang) take ignore_eos / min_tokens
 SLO_METRICS = ("ttft_ms", "tpot_ms", "latency_ms")
 API_KEY_ENV = "EVALSVC_API_KEY"
 
@@ -44,23 +46,50 @@ class PerfConfig:
     api: str = field("openai", help="Wire dialect: openai | dashscope | anthropic | gemini.", choices=PERF_APIS)
     api_key: str | None = field(None, help="Sent as a bearer token (or the dialect's key header). Never logged or "
                                 "written.", secret=True, redact=redact_secret, cli=Cli(envvar=API_KEY_ENV))
-    number: int | list[int] = field(1000, help="Measured requests per run (warmup requests come on top).",
-                                    ranges=_AT_LEAST_1, min_items=1)
+    number: int | list[int] | None = field(None, help=f"Measured requests per run (warmup requests come on top); "
+                                           f"default {DEFAULT_NUMBER}, or the trace's length for the trace dataset.",
+                                           ranges=_AT_LEAST_1, min_items=1)
     parallel: int | list[int] = field(1, help="Maximum requests in flight.", ranges=_AT_LEAST_1, min_items=1)
     rate: float | list[float] = field(-1.0, help="Arrivals per second; -1 sends as fast as `parallel` allows.",
                                       ranges=(*_POSITIVE, Range(const=-1)), min_items=1)
-    arrival: str = field("poisson", help="How arrivals are spaced when `rate` > 0: poisson | constant.",
-                         choices=ARRIVALS)
-    dataset: str = field("openqa", help="Prompt source: openqa | random | line_by_line | custom.",
+    arrival: str = field("poisson", help="How arrivals are spaced when `rate` > 0: poisson | constant | gamma "
+                         "(see `burstiness`).", choices=ARRIVALS)
+    burstiness: float = field(1.0, help="Gamma arrivals: the gaps' shape (mean gap stays 1/rate); below 1 burstier, "
+                              "above 1 more even, 1 = poisson.", ranges=_POSITIVE)
+    rate_start: float | None = field(None, help="Ramp: the arrival rate at the run's start, rising (or falling) "
+                                     "linearly in time to `rate` at the last request.", ranges=_AT_LEAST_0)
+    dataset: str = field("openqa", help="Prompt source: openqa | random | line_by_line | custom | trace.",
                          choices=PERF_DATASETS)
-    dataset_path: str | None = field(None, help="Local file for line_by_line / custom, or a local copy of openqa.",
-                                     text=True)
-    prompt_tokens: int = field(1024, help="Prompt length for the random dataset, in tokens.", ranges=_AT_LEAST_1)
+    dataset_path: str | None = field(None, help="Local file for line_by_line / custom / trace, or a local copy of "
+                                     "openqa.", text=True)
+    prompt_tokens: int = field(1024, help="Prompt length for the random dataset, in tokens (the mean when "
+                               "prompt_tokens_stdev is given; after the shared prefix).", ranges=_AT_LEAST_1)
+    prompt_tokens_stdev: float | None = field(None, help="Random dataset: draw each prompt's length from a normal "
+                                              "distribution (mean prompt_tokens, this stdev), seeded.",
+                                              ranges=_AT_LEAST_0)
+    prompt_tokens_min: int | None = field(None, help="Random dataset: the shortest prompt drawn (with "
+                                          "prompt_tokens_max and no stdev: uniform lengths in [min, max]).",
+                                          ranges=_AT_LEAST_1)
+    prompt_tokens_max: int | None = field(None, help="Random dataset: the longest prompt drawn.", ranges=_AT_LEAST_1)
+    prefix_tokens: int = field(0, help="Random dataset: every prompt starts with one of `prefix_groups` shared "
+                               "prefixes of this many tokens (on top of prompt_tokens).", ranges=_AT_LEAST_0)
+    prefix_groups: int = field(1, help="Random dataset: how many distinct shared prefixes (prompt i takes prefix "
+                               "i mod prefix_groups).", ranges=_AT_LEAST_1)
+    speed: float = field(1.0, help="Trace dataset: time scale of the replay (2 = twice as fast as recorded).",
+                         ranges=_POSITIVE)
     tokenizer_path: str | None = field(None, help="Local tokenizer directory: random prompts then have exact token "
                                        "lengths.", text=True)
     max_tokens: int = field(2048, help="Output tokens requested per request.", ranges=_AT_LEAST_1)
+    max_tokens_stdev: float | None = field(None, help="Random dataset: draw each request's max_tokens from a normal "
+                                           "distribution (mean max_tokens, this stdev), seeded.", ranges=_AT_LEAST_0)
+    max_tokens_min: int | None = field(None, help="Random dataset: the smallest max_tokens drawn (with "
+                                       "max_tokens_max and no stdev: uniform in [min, max]).", ranges=_AT_LEAST_1)
+    max_tokens_max: int | None = field(None, help="Random dataset: the largest max_tokens drawn.",
+                                       ranges=_AT_LEAST_1)
     min_tokens: int | None = field(None, help="Ask the server for at least this many output tokens (vLLM/SGLang "
                                    "`min_tokens`); at most max_tokens.", ranges=_AT_LEAST_0)
+    ignore_eos: bool = field(False, help="Make outputs as long as max_tokens: sends ignore_eos and min_tokens = "
+                             "max_tokens (vLLM / SGLang; openai api only).")
     temperature: float = field(0.0, help="Sampling temperature sent in each request.", ranges=_AT_LEAST_0)
     stream: bool = field(True, help="Stream the response (needed for TTFT / ITL).")
     warmup: int = field(0, help="Requests sent before each run and excluded from its metrics.", ranges=_AT_LEAST_0)
@@ -82,7 +111,7 @@ class PerfConfig:
                                               "object).", json=True, redact=redact_keys, cli=Cli(parse="json"))
     preflight: bool = field(True, help="Send one test request first; stop with the server's answer if it does not "
                             "succeed.")
-    seed: int = field(42, help="Seeds prompt sampling and Poisson arrivals.")
+    seed: int = field(42, help="Seeds prompt sampling, drawn lengths and random arrivals.")
     record_requests: bool = field(True, help="Write one JSONL record per request.")
     report: bool = field(True, help="Write report.html (charts of the run, self-contained) into the output "
                          "directory.")
@@ -102,13 +131,63 @@ class PerfConfig:
         if self.min_tokens is not None and self.min_tokens > self.max_tokens:
             raise ConfigError("min_tokens", f"must be <= max_tokens ({self.max_tokens}), got {self.min_tokens}")
 
-    @rule("number", "parallel", "rate")
+    @rule("min_tokens", "ignore_eos", "api")
+    def _ignore_eos(self) -> None:
+        if not self.ignore_eos:
+            return
+        if self.api not in IGNORE_EOS_APIS:
+            raise ConfigError("ignore_eos", f"is not supported by api {self.api!r} (its servers cannot be told to "
+                              "ignore the end of text); use api 'openai' with a vLLM / SGLang-style server")
+        if self.min_tokens is not None:
+            raise ConfigError("min_tokens", "cannot be combined with ignore_eos (which sends min_tokens = the "
+                              "request's max_tokens)")
+
+    @rule("dataset", "prompt_tokens_stdev", "prompt_tokens_min", "prompt_tokens_max", "prefix_tokens",
+          "prefix_groups", "max_tokens_stdev", "max_tokens_min", "max_tokens_max", "prompt_tokens", "max_tokens")
+    def _random_only(self) -> None:
+        given = [name for name in ("prompt_tokens_stdev", "prompt_tokens_min", "prompt_tokens_max", "max_tokens_stdev",
+                                   "max_tokens_min", "max_tokens_max") if getattr(self, name) is not None]
+        given += [name for name, unset in (("prefix_tokens", 0), ("prefix_groups", 1)) if getattr(self, name) != unset]
+        if given and self.dataset != "random":
+            raise ConfigError(given[0], f"applies to the random dataset only (dataset is {self.dataset!r})")
+        for what in ("prompt_tokens", "max_tokens"):
+            low, high = getattr(self, f"{what}_min"), getattr(self, f"{what}_max")
+            if low is not None and high is not None and low > high:
+                raise ConfigError(f"{what}_min", f"must be <= {what}_max ({high}), got {low}")
+            if getattr(self, f"{what}_stdev") is None and (low is None) != (high is None):
+                raise ConfigError(f"{what}_min" if low is None else f"{what}_max",
+                                  f"is needed too: without {what}_stdev, lengths are uniform in "
+                                  f"[{what}_min, {what}_max]")
+        if self.prefix_groups > 1 and not self.prefix_tokens:
+            raise ConfigError("prefix_groups", "needs prefix_tokens > 0")
+
+    @rule("dataset", "rate", "rate_start", "arrival", "speed")
+    def _schedule(self) -> None:
+        rates = _as_list(self.rate)
+        if self.dataset == "trace":
+            if any(r > 0 for r in rates) or self.rate_start is not None:
+                raise ConfigError("rate", "the trace dataset sends each request at its time in the trace; "
+                                  "give speed to scale that, not rate")
+            return
+        if self.speed != 1.0:
+            raise ConfigError("speed", "applies to the trace dataset only")
+        if self.rate_start is not None and not any(r > 0 for r in rates):
+            raise ConfigError("rate_start", "ramps towards rate: give a rate > 0 too")
+
+    @rule("number", "parallel", "rate", "dataset")
     def _sweep(self) -> None:
         self.runs()  # the sweep must pair up
 
-    def runs(self) -> list[tuple[str, int, int, float]]:
-        """The sweep as (key, number, parallel, rate) tuples, in order."""
-        numbers, parallels, rates = _as_list(self.number), _as_list(self.parallel), _as_list(self.rate)
+    def runs(self, trace_length: int | None = None) -> list[tuple[str, int, int, float]]:
+        """The sweep as (key, number, parallel, rate) tuples, in order.
+
+        `number` unset means DEFAULT_NUMBER, or for the trace dataset `trace_length` (the trace's requests,
+        known once it is read; DEFAULT_NUMBER stands in before that)."""
+        if self.number is not None:
+            numbers = _as_list(self.number)
+        else:
+            numbers = [trace_length if self.dataset == "trace" and trace_length else DEFAULT_NUMBER]
+        parallels, rates = _as_list(self.parallel), _as_list(self.rate)
         by_rate = any(r > 0 for r in rates)
         axis_name = "rate" if by_rate else "parallel"
         length = max(len(numbers), len(parallels), len(rates))
@@ -125,7 +204,10 @@ class PerfConfig:
         out = []
         for i in range(length):
             n, p, r = pick(numbers, i), pick(parallels, i), pick(rates, i)
-            head = f"rate_{r:g}" if by_rate else f"parallel_{p}"
+            if self.dataset == "trace":
+                head = f"trace_speed_{self.speed:g}_parallel_{p}"
+            else:
+                head = f"rate_{r:g}" if by_rate else f"parallel_{p}"
             out.append((f"{head}_number_{n}", n, p, r))
         keys = [k for k, *_ in out]
         if len(set(keys)) != len(keys):

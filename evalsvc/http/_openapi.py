@@ -13,7 +13,9 @@ from ..core.jobs import KINDS, LOG_TAIL_MAX_BYTES, STATES
 _CROSS_FIELD = {
     "PerfConfig": "Also checked, beyond this schema: min_tokens <= max_tokens; the sweep lists (number, parallel, "
                   "rate) have one value or the same length, pair up into distinct runs, and do not mix -1 with "
-                  "positive rates.",
+                  "positive rates; prompt_tokens_min <= prompt_tokens_max and max_tokens_min <= max_tokens_max, "
+                  "each pair given together when its *_stdev is not; prefix_groups > 1 needs prefix_tokens; "
+                  "rate_start needs a rate > 0.",
     "EvalConfig": "Also checked, beyond this schema: evalsvc can run every named benchmark (evalscope's catalogue; "
                   "the enum lists them when the catalogue is installed), and dataset_args names only requested "
                   "datasets with options that benchmark accepts.",
@@ -24,6 +26,20 @@ _JSON_LIMIT = ("Integers anywhere in the body, free-form objects included, must 
                "beyond its operator limits (see the README's Security section).")
 _FILE_DATASETS = {"if": {"properties": {"dataset": {"enum": list(FILE_DATASETS)}}, "required": ["dataset"]},
                   "then": {"required": ["dataset_path"], "properties": {"dataset_path": {"type": "string"}}}}
+
+_NULL = {"type": "null"}
+# the workload rules the schema can say (validation says the rest): random-only fields stay unset elsewhere,
+# a trace takes no rate, speed only a trace, ignore_eos only the openai dialect without min_tokens
+_RANDOM_ONLY = {"if": {"properties": {"dataset": {"const": "random"}}, "required": ["dataset"]},
+                "else": {"properties": {"prefix_tokens": {"const": 0}, "prefix_groups": {"const": 1},
+                                        **{f"{what}_{k}": _NULL for what in ("prompt_tokens", "max_tokens")
+                                           for k in ("stdev", "min", "max")}}}}
+_TRACE = {"if": {"properties": {"dataset": {"const": "trace"}}, "required": ["dataset"]},
+          "then": {"properties": {"rate": {"anyOf": [{"const": -1}, {"type": "array", "items": {"const": -1}}]},
+                                  "rate_start": _NULL}},
+          "else": {"properties": {"speed": {"const": 1}}}}
+_IGNORE_EOS = {"if": {"properties": {"ignore_eos": {"const": True}}, "required": ["ignore_eos"]},
+               "then": {"properties": {"api": {"const": "openai"}, "min_tokens": _NULL}}}
 
 
 EXAMPLES = {
@@ -220,7 +236,7 @@ def config_schema(cls: type) -> dict[str, Any]:
         if names:
             properties["datasets"]["items"]["enum"] = names
     if cls is PerfConfig:
-        out["allOf"] = [_FILE_DATASETS]
+        out["allOf"] = [_FILE_DATASETS, _RANDOM_ONLY, _TRACE, _IGNORE_EOS]
     out["description"] = f"{(cls.__doc__ or '').strip()} {_CROSS_FIELD[cls.__name__]} {_JSON_LIMIT}"
     return out
 
@@ -282,8 +298,9 @@ _RESPONSE_SCHEMAS: dict[str, Any] = {
         "output_dir": {"type": "string"}, "job_id": {"type": "string"}}},
     "PerfSuccess": {"type": "object", "required": ["status", "message", "results", "output_dir"], "properties": {
         "status": {"const": "success"}, "message": {"const": "Performance test completed"},
-        "results": {"type": "object", "description": "one entry per run, keyed parallel_{P}_number_{N} or "
-                                                     "rate_{R}_number_{N}: {metrics, percentiles}"},
+        "results": {"type": "object", "description": "one entry per run, keyed parallel_{P}_number_{N}, "
+                                                     "rate_{R}_number_{N} or trace_speed_{S}_parallel_{P}_"
+                                                     "number_{N}: {metrics, percentiles}"},
         "output_dir": {"type": "string"}, "job_id": {"type": "string"}}},
     "Job": _JOB,
     "JobStatus": {"type": "object", "required": ["status", "job"], "properties": {

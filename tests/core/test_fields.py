@@ -137,7 +137,7 @@ def test_replace_rechecks_changed_fields_and_their_rules() -> None:
         config.replace(workers=0)
     with pytest.raises(ConfigError, match="bogus: unknown field"):
         config.replace(bogus=1)
-    assert config.replace(number=[1, 2]).runs()[1][1] == 2 and config.number == 1000
+    assert config.replace(number=[1, 2]).runs()[1][1] == 2 and config.number is None and config.runs()[0][1] == 1000
 
 
 def test_to_dict_and_repr_hide_secrets() -> None:

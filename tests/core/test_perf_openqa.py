@@ -18,7 +18,6 @@ import pytest
 
 from evalsvc import DatasetError, PerfConfig, run_perf
 from evalsvc.core.perf.datasets import _openqa, load_prompts
-from evalsvc.core.perf.datasets._random import WORDS
 
 from tests._servers import QuietHandler, serve_http
 
@@ -192,24 +191,6 @@ def test_offline_cli_prints_one_line_and_exits_2(tmp_path: Path, offline: Path) 
 
 
 # -- tokenizer: exact lengths ---------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A small byte-level BPE tokenizer trained here (no download), saved as a transformers folder."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  special_tokens=["<s>"])
-    rng = random.Random(0)
-    tok.train_from_iterator([" ".join(rng.choice(WORDS) for _ in range(50)) for _ in range(200)], trainer)
-    folder = tmp_path_factory.mktemp("tokenizer")
-    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>").save_pretrained(str(folder))
-    return str(folder)
-
 
 @pytest.mark.parametrize("n", [1, 37, 300])
 def test_random_prompts_have_exact_lengths_with_a_tokenizer(tmp_path: Path, tokenizer_dir: str, n: int) -> None:

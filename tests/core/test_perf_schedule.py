@@ -37,4 +37,4 @@ def test_rejects_bad_input() -> None:
     with pytest.raises(ValueError):
         arrival_offsets(10, 0.0)
     with pytest.raises(ValueError):
-        arrival_offsets(10, 1.0, "gamma")
+        arrival_offsets(10, 1.0, "bursty")

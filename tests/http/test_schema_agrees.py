@@ -37,7 +37,13 @@ PATH_FIELDS = {"work_dir", "dataset_path", "tokenizer_path", "dataset_dir", "use
 CROSS_FIELD = {
     "perf": [("min_tokens", "must be <= max_tokens"), ("number", "the sweep has"), ("parallel", "the sweep has"),
              ("rate", "the sweep has"), ("rate", "cannot mix"), ("rate", "repeats a run"),
-             ("parallel", "repeats a run")],
+             ("parallel", "repeats a run"), ("ignore_eos", "is not supported by api"),
+             ("min_tokens", "cannot be combined with ignore_eos"), ("prompt_tokens_", "random dataset only"),
+             ("max_tokens_", "random dataset only"), ("prefix_", "random dataset only"),
+             ("prompt_tokens_min", "must be <= prompt_tokens_max"), ("max_tokens_min", "must be <= max_tokens_max"),
+             ("prompt_tokens_m", "is needed too"), ("max_tokens_m", "is needed too"),
+             ("prefix_groups", "needs prefix_tokens"), ("rate", "the trace dataset sends"),
+             ("speed", "trace dataset only"), ("rate_start", "ramps towards rate")],
     "eval": [("dataset_args.", "")],
 }
 # Said in each request schema's description: integers nested in free-form objects must fit in 64 bits.

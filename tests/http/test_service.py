@@ -48,7 +48,8 @@ def test_openapi_describes_every_endpoint_and_body(service: Live) -> None:
     assert schemas["EvalRequest"]["required"] == ["model", "api_url", "datasets"]
     assert schemas["PerfRequest"]["properties"]["number"]["anyOf"] == [
         {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
-        {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}, "minItems": 1}]
+        {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}, "minItems": 1},
+        {"type": "null"}]  # unset: 1000, or a trace's length
     assert "gsm8k" in schemas["EvalRequest"]["properties"]["datasets"]["items"]["enum"]
     assert schemas["PerfRequest"]["properties"]["api"]["enum"] == ["openai", "dashscope", "anthropic", "gemini"]
     assert "Output tokens requested" in schemas["PerfRequest"]["properties"]["max_tokens"]["description"]

@@ -76,6 +76,14 @@ class ServiceLimits:
                 self._at_most("parallel", parallel, "max_parallel")
             self._at_most("prompt_tokens", config.prompt_tokens, "max_prompt_tokens")
             self._at_most("max_tokens", config.max_tokens, "max_tokens")
+            if config.prompt_tokens_max is not None:
+                self._at_most("prompt_tokens_max", config.prompt_tokens_max, "max_prompt_tokens")
+            if config.prefix_tokens:  # a prompt is the shared prefix and then its own words
+                longest = max(config.prompt_tokens, config.prompt_tokens_max or 0)
+                self._at_most("prefix_tokens", config.prefix_tokens + longest, "max_prompt_tokens",
+                              what="prefix_tokens + prompt length")
+            if config.max_tokens_max is not None:
+                self._at_most("max_tokens_max", config.max_tokens_max, "max_tokens")
             if config.min_tokens is not None:
                 self._at_most("min_tokens", config.min_tokens, "max_tokens")
             self._at_most("warmup", config.warmup, "max_warmup")

@@ -40,6 +40,7 @@ class ShardPlan:
     warmup: int
     offsets: Any | None  # array of seconds from t0 for this shard's requests, or None (closed loop)
     duration: float | None
+    tags: Any | None = None  # per-prompt fields added to request i's record (tags[i % len]): a trace's index, time
 
 
 class Counters:
@@ -53,15 +54,19 @@ class Counters:
 class RecordSink:
     """Per-request JSONL records, written in batches on a background thread (never on the event loop)."""
 
-    def __init__(self, path: str, t0: float) -> None:
+    def __init__(self, path: str, t0: float, tags: Any | None = None) -> None:
         self._lines = AtomicLines(path)
+        self._tags = tags
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalsvc-records")
         self._rows: list[dict[str, Any]] = []
         self._pending: list[Any] = []
         self.t0 = t0
 
     def add(self, o: Outcome) -> None:
-        self._rows.append(o.to_record(self.t0))
+        row = o.to_record(self.t0)
+        if self._tags:
+            row.update(self._tags[o.index % len(self._tags)])
+        self._rows.append(row)
         if len(self._rows) >= RECORD_BATCH:
             rows, self._rows = self._rows, []
             self._pending.append(self._pool.submit(self._lines.write_many, rows))
@@ -123,8 +128,7 @@ async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float,
         async def dispatcher() -> None:
             for k, i in enumerate(indices):
                 due = t0 + offsets[k]
-                wait = due - perf_counter()
-                if wait > 0.0005:
+                while (wait := due - perf_counter()) > 0.0005:  # the loop's timers may wake up to 1 ms early
                     await asyncio.sleep(wait)
                 if stop.is_set():
                     return

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import os
+import sys
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -23,11 +24,12 @@ from ._engine import PROGRESS_PERIOD, STOPPED_INTERRUPTED, Counters, RecordSink,
 from ._metrics import RunStats
 from ._preflight import preflight
 from ._result import PerfResult, RunResult
-from ._schedule import arrival_offsets
+from ._schedule import arrival_offsets, trace_offsets
 from ._sender import Sender
 from ._shards import run_sharded, split
 from ._verdict import client_verdict
 from .datasets import load_prompts
+from .datasets._trace import TIMESTAMP_KEY
 from .dialects import get_dialect
 
 log = logging.getLogger("evalsvc.perf")
@@ -67,7 +69,19 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
     dialect = get_dialect(config.api)
     runs = config.runs()
     largest = max(n for _, n, _, _ in runs) + config.warmup
+    if config.dataset == "trace":  # the trace's requests, each once (warm-up requests reuse the first ones)
+        largest = max(n for _, n, _, _ in runs) if config.number is not None else sys.maxsize
     prompts, data_info = await asyncio.to_thread(load_prompts, config, largest)
+    trace: list[float] | None = None
+    tags: list[dict[str, Any]] | None = None
+    if config.dataset == "trace":
+        runs = config.runs(len(prompts))
+        longest = max(n for _, n, _, _ in runs)
+        if longest > len(prompts):
+            raise ConfigError("number", f"is {longest} but the trace {config.dataset_path} holds "
+                              f"{len(prompts)} requests")
+        trace = [p.meta[TIMESTAMP_KEY] for p in prompts]
+        tags = [p.meta for p in prompts]
     bodies = [dialect.build(config, p) for p in prompts]
     prompt_tokens = [p.tokens for p in prompts]
     # raises with the server's answer; False if stopped meanwhile (then nothing is run, the outputs say so)
@@ -86,13 +100,13 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
         for key, number, parallel, rate in runs:
             try:
                 stats, reason = await _run_point(config, key, number, parallel, rate, bodies, prompt_tokens,
-                                                 out_dir, stop, progress)
+                                                 out_dir, stop, progress, trace, tags)
             except ClientProcessError as exc:  # keep what the surviving client processes measured
                 if exc.stats is None:
                     raise
                 stats, reason = exc.stats, CLIENT_FAILED
                 result.status, result.error = RunStatus.FAILED, str(exc)
-            run = _finish_run(config, stats, key, number, parallel, rate, reason, data_info)
+            run = _finish_run(config, stats, key, number, parallel, rate, reason, data_info, trace)
             result.results[key] = run
             write_json(out_dir / f"summary_{key}.json", run.to_dict())
             if progress is not None:
@@ -149,9 +163,10 @@ def run_perf(config: PerfConfig, *, progress: ProgressFn | None = None) -> PerfR
 
 async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, rate: float,
                      bodies: list[bytes], prompt_tokens: list[int], out_dir: Path,
-                     stop: asyncio.Event, progress: ProgressFn | None) -> tuple[RunStats, str | None]:
+                     stop: asyncio.Event, progress: ProgressFn | None, trace: list[float] | None = None,
+                     tags: list[dict[str, Any]] | None = None) -> tuple[RunStats, str | None]:
     workers = max(1, min(config.workers, parallel, number))
-    offsets = arrival_offsets(number, rate, config.arrival, config.seed) if rate > 0 else None
+    offsets = schedule(config, number, rate, trace)
     plans = []
     parallels = split(parallel, workers)
     warmups = split(config.warmup, workers)
@@ -159,7 +174,7 @@ async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, r
     for k in range(workers):
         shard_offsets = offsets[k::workers] if offsets is not None else None
         plans.append(ShardPlan(key=key, start=k, step=workers, count=counts[k], parallel=parallels[k],
-                               warmup=warmups[k], offsets=shard_offsets, duration=config.duration))
+                               warmup=warmups[k], offsets=shard_offsets, duration=config.duration, tags=tags))
     records_path = str(out_dir / f"requests_{key}.jsonl") if config.record_requests else None
     started = perf_counter()
     window: deque[tuple[float, int]] = deque([(started, 0)], maxlen=RPS_WINDOW)
@@ -216,7 +231,7 @@ async def _run_local(config: PerfConfig, plan: ShardPlan, bodies: list[bytes], p
     try:
         await warmup(plan, sender, local_stop)
         t0 = perf_counter() + 0.001
-        sink = RecordSink(records_path, t0) if records_path else None
+        sink = RecordSink(records_path, t0, plan.tags) if records_path else None
         try:
             reason = await run_shard(plan, sender, stats, t0, local_stop, counters, sink)
         finally:
@@ -228,6 +243,17 @@ async def _run_local(config: PerfConfig, plan: ShardPlan, bodies: list[bytes], p
         sender.close()
     report(counters.done, counters.failed)
     return stats, reason
+
+
+def schedule(config: PerfConfig, number: int, rate: float, trace: list[float] | None = None) -> Any:
+    """The send offsets (seconds from the start) of a sweep point's `number` requests, or None (closed loop):
+    the trace's own times scaled by `speed`, or `rate`'s arrival process (and ramp)."""
+    if trace is not None:
+        return trace_offsets(trace[:number], config.speed)
+    if rate <= 0:
+        return None
+    return arrival_offsets(number, rate, config.arrival, config.seed, burstiness=config.burstiness,
+                           rate_start=config.rate_start)
 
 
 def _concat(parts: list[str], dest: str) -> None:
@@ -259,13 +285,25 @@ def _nothing_succeeded(result: PerfResult) -> tuple[RunStatus, str | None]:
 
 
 def _finish_run(config: PerfConfig, stats: RunStats, key: str, number: int, parallel: int, rate: float,
-                reason: str | None, data_info: dict[str, Any]) -> RunResult:
+                reason: str | None, data_info: dict[str, Any], trace: list[float] | None = None) -> RunResult:
     metrics = stats.metrics()
+    arrival = config.arrival if rate > 0 else None
+    extra: dict[str, Any] = {}
+    if rate > 0 and config.arrival == "gamma":
+        extra["burstiness"] = config.burstiness
+    if rate > 0 and config.rate_start is not None:
+        extra["rate_start"] = config.rate_start
+    if trace is not None:  # the schedule's mean rate: what the open-loop verdict and the report read
+        span = (trace[number - 1] - trace[0]) / 1000.0 / config.speed if number > 1 else 0.0
+        rate = round((number - 1) / span, 6) if span > 0 else -1.0
+        arrival = "trace"
+        extra.update({"speed": config.speed, "trace_span_s": round(span, 6)})
     metrics.update({
         "number": number,
         "parallel": parallel,
         "rate": rate,
-        "arrival": config.arrival if rate > 0 else None,
+        "arrival": arrival,
+        **extra,
         "stream": config.stream,
         "warmup": config.warmup,
         "stopped_by": reason,

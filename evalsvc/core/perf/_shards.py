@@ -367,7 +367,7 @@ async def _shard_async(job: ShardJob, control: _proc.Channel, events: _proc.Chan
         t0 = await started
         if t0 is None:
             return
-        sink = RecordSink(job.records_path, t0) if job.records_path else None
+        sink = RecordSink(job.records_path, t0, plan.tags) if job.records_path else None
 
         async def relay() -> None:
             try:

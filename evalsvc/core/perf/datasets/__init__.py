@@ -24,7 +24,9 @@ class Prompt:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-_MODULES = {"random": "_random", "line_by_line": "_files", "custom": "_files", "openqa": "_openqa"}
+_MODULES = {"random": "_random", "line_by_line": "_files", "custom": "_files", "openqa": "_openqa",
+            "trace": "_trace"}
+UNCAPPED = ("trace",)  # one prompt per request: a trace is replayed as recorded, never cycled
 
 
 def load_prompts(config: Any, count: int) -> tuple[list[Prompt], dict[str, Any]]:
@@ -41,7 +43,8 @@ def load_prompts(config: Any, count: int) -> tuple[list[Prompt], dict[str, Any]]
     except ModuleNotFoundError:
         raise ConfigError("dataset", f"the {config.dataset!r} dataset is not available in this version") from None
     rng = random.Random(config.seed)
-    prompts, info = mod.load(config, min(count, MAX_UNIQUE_PROMPTS), rng)
+    limit = count if config.dataset in UNCAPPED else min(count, MAX_UNIQUE_PROMPTS)
+    prompts, info = mod.load(config, limit, rng)
     info.setdefault("dataset", config.dataset)
     info["unique_prompts"] = len(prompts)
     return prompts, info

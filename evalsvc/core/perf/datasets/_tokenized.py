@@ -48,18 +48,19 @@ def token_counter(path: str) -> Callable[[str], int]:
     return lambda text: len(tok.encode(text, add_special_tokens=False))
 
 
-def exact_prompts(config: Any, count: int, rng: random.Random,
-                  words: Sequence[str]) -> tuple[list[Prompt], dict[str, Any]]:
-    """`count` prompts of exactly `config.prompt_tokens` tokens each.
+def exact_prompts(config: Any, lengths: Sequence[int], outputs: Sequence[int], prefixes: Sequence[str],
+                  rng: random.Random, words: Sequence[str]) -> tuple[list[Prompt], dict[str, Any]]:
+    """Prompt i of exactly `prefix_tokens + lengths[i]` tokens, asking for `outputs[i]` output tokens.
 
-    Each starts with its index (so no two share a cacheable prefix) followed by random words; the text is
+    Each starts with its shared prefix (`prefixes[i % len(prefixes)]`, cut to exactly `prefix_tokens` tokens
+    first), then its index (so no two share a cacheable prefix beyond it) and random words; the text is
     encoded, cut to the length, decoded, and re-encoded until the round trip holds the exact count.
 
     Raises:
         DatasetError: the tokenizer cannot be loaded, or cannot produce a text of that many tokens.
     """
     tok = load_tokenizer(config.tokenizer_path)
-    n = config.prompt_tokens
+    p = config.prefix_tokens
 
     def encode(text: str) -> list[int]:
         return list(tok.encode(text, add_special_tokens=False))
@@ -67,18 +68,21 @@ def exact_prompts(config: Any, count: int, rng: random.Random,
     # how many tokens a word takes on average with this tokenizer, to draw enough words at once
     sample = " ".join(rng.choice(words) for _ in range(200))
     per_word = max(0.5, len(encode(sample)) / 200)
-    prompts: list[Prompt] = []
-    for i in range(count):
+
+    def exact(head: str, n: int) -> str:
         want_words = int(n / per_word) + 8
-        text = f"{i} " + " ".join(rng.choice(words) for _ in range(want_words))
+        text = head + " ".join(rng.choice(words) for _ in range(want_words))
         ids = encode(text)
         while len(ids) < n:
             text += " " + " ".join(rng.choice(words) for _ in range(want_words))
             ids = encode(text)
-        text = _fit(tok, encode, ids[:n], n, words, rng)
-        prompts.append(Prompt(text=text, tokens=n, max_tokens=config.max_tokens))
-    return prompts, {"prompt_tokens_source": "tokenizer", "prompt_tokens": n,
-                     "tokenizer_path": str(config.tokenizer_path)}
+        return _fit(tok, encode, ids[:n], n, words, rng)
+
+    heads = [exact("", p) + " " for _ in prefixes] if p else [""]
+    prompts: list[Prompt] = []
+    for i, (n, out) in enumerate(zip(lengths, outputs, strict=True)):
+        prompts.append(Prompt(text=exact(f"{heads[i % len(heads)]}{i} ", p + n), tokens=p + n, max_tokens=out))
+    return prompts, {"prompt_tokens_source": "tokenizer", "tokenizer_path": str(config.tokenizer_path)}
 
 
 def _fit(tok: Any, encode: Callable[[str], list[int]], ids: list[int], n: int, words: Sequence[str],

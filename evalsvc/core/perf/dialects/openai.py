@@ -93,10 +93,13 @@ class OpenAIDialect:
             body["messages"] = prompt.messages or [{"role": "user", "content": prompt.text}]
         else:
             body["prompt"] = prompt.text if prompt.text is not None else _flatten(prompt.messages)
-        body["max_tokens"] = prompt.max_tokens or config.max_tokens
+        max_tokens = body["max_tokens"] = prompt.max_tokens or config.max_tokens
         body["temperature"] = config.temperature
-        if config.min_tokens is not None:
-            body["min_tokens"] = config.min_tokens
+        if config.ignore_eos:  # vLLM / SGLang: generate exactly max_tokens
+            body["ignore_eos"] = True
+            body["min_tokens"] = max_tokens
+        elif config.min_tokens is not None:  # a per-prompt max_tokens below it wins
+            body["min_tokens"] = min(config.min_tokens, max_tokens)
         body["stream"] = bool(config.stream)
         if config.stream:
             body["stream_options"] = {"include_usage": True}

@@ -7,11 +7,13 @@ costs ~1.5 s and takes over root logging, so the parent process (CLI, service) n
 
 from __future__ import annotations
 
+import ast
 import difflib
 import functools
 import importlib.util
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -352,13 +354,6 @@ def check_dataset_args(name: str, args: dict[str, Any], meta: dict[str, Any]) ->
             raise ConfigError(f"{field}.subset_list", "must be a non-empty list of subset names")
         for subset in subsets:
             _check_file_name(f"{field}.subset_list", subset, "subset")
-    # evalscope joins subset and split names onto the dataset folder to find its files
-    # (<subset>_<split>.jsonl): a '/' or '..' there would read files outside it.
-    for key in ("default_subset", "eval_split", "train_split"):
-        if args.get(key) is not None:
-            if not isinstance(args[key], str) or not args[key]:
-                raise ConfigError(f"{field}.{key}", f"must be a non-empty name, got {args[key]!r}")
-            _check_file_name(f"{field}.{key}", args[key], key.replace("_", " ").replace("default ", ""))
         known = list(meta.get("subset_list") or [])
         # Benchmarks with a fixed list of several subsets cannot load any other (ceval's prompt looks
         # the subject up by name); single-subset ones may be pointed at a local copy's 'default'.
@@ -369,3 +364,121 @@ def check_dataset_args(name: str, args: dict[str, Any], meta: dict[str, Any]) ->
                     hint = f"did you mean {close[0]!r}?" if close else f"{name} has: {', '.join(known[:12])}" + (
                         ", ..." if len(known) > 12 else "")
                     raise ConfigError(f"{field}.subset_list", f"unknown subset {subset!r}: {hint}")
+    # evalscope joins subset and split names onto the dataset folder to find its files
+    # (<subset>_<split>.jsonl): a '/' or '..' there would read files outside it.
+    for key in ("default_subset", "eval_split", "train_split"):
+        if args.get(key) is not None:
+            if not isinstance(args[key], str) or not args[key]:
+                raise ConfigError(f"{field}.{key}", f"must be a non-empty name, got {args[key]!r}")
+            _check_file_name(f"{field}.{key}", args[key], key.replace("_", " ").replace("default ", ""))
+
+
+@dataclass(frozen=True)
+class LoadLayout:
+    """How a benchmark's adapter loads its data, which decides the layout of a local copy.
+
+    - "subsets" (most adapters): one dataset config per subset, each with the eval (and few-shot) split;
+    - "split_by_field": one config (`default_subset`) whose rows carry their subset in a field; evalscope
+      loads it once and splits it into subsets (mmlu by `subject`, mmlu_pro by `category`, math_500 by
+      `level`: the adapter's `reformat_subset`);
+    - "split_as_subset": one config (`default_subset`) whose splits are the subsets.
+    """
+
+    kind: str
+    default_subset: str = "default"
+
+
+_BASE_SUBSET = "default"
+"""BenchmarkMeta's default `default_subset`."""
+
+
+@functools.cache
+def load_layout(name: str) -> LoadLayout:
+    """The layout `name`'s adapter loads, read from its source without importing evalscope.
+
+    The adapter's class (or a base class in the same module or another evalscope module) sets
+    `self.reformat_subset = True` or `self.split_as_subset = True` in its `__init__`, and its
+    `@register_benchmark(BenchmarkMeta(name=..., default_subset=...))` names the single config.
+    Unknown (no source): the common per-subset layout.
+    """
+    index = benchmark_index() or {}
+    module = index.get(name)
+    root = _benchmarks_dir()
+    if not module or root is None:
+        return LoadLayout("subsets")
+    tree = _module_tree(root.parent, module)
+    if tree is None:
+        return LoadLayout("subsets")
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        meta = _registered_meta(node)
+        if meta.get("name") != name:
+            continue
+        flags = _class_flags(root.parent, tree, node, depth=0)
+        default = str(meta.get("default_subset") or _BASE_SUBSET)
+        if flags.get("split_as_subset"):
+            return LoadLayout("split_as_subset", default)
+        if flags.get("reformat_subset"):
+            return LoadLayout("split_by_field", default)
+        return LoadLayout("subsets", default)
+    return LoadLayout("subsets")
+
+
+@functools.cache
+def _module_tree(package_root: Path, module: str) -> ast.Module | None:
+    parts = module.split(".")
+    if parts[0] != "evalscope":
+        return None
+    path = package_root.joinpath(*parts[1:]).with_suffix(".py")
+    try:
+        return ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _registered_meta(node: ast.ClassDef) -> dict[str, Any]:
+    """The constant keyword arguments of the BenchmarkMeta in the class's @register_benchmark."""
+    for deco in node.decorator_list:
+        if not (isinstance(deco, ast.Call) and getattr(deco.func, "id", None) == "register_benchmark"):
+            continue
+        for arg in deco.args:
+            if isinstance(arg, ast.Call):
+                return {kw.arg: kw.value.value for kw in arg.keywords
+                        if kw.arg and isinstance(kw.value, ast.Constant)}
+    return {}
+
+
+def _class_flags(package_root: Path, tree: ast.Module, node: ast.ClassDef, *, depth: int) -> dict[str, bool]:
+    """`self.reformat_subset` / `self.split_as_subset` as the class (or its bases) sets them in __init__."""
+    flags: dict[str, bool] = {}
+    if depth < 6:
+        for base in reversed(node.bases):  # the first base wins, as in the MRO
+            base_name = base.id if isinstance(base, ast.Name) else getattr(base, "attr", None)
+            found = _find_class(package_root, tree, base_name) if base_name else None
+            if found is not None:
+                flags.update(_class_flags(package_root, found[0], found[1], depth=depth + 1))
+    for item in node.body:
+        if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+            for stmt in ast.walk(item):
+                if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant):
+                    for target in stmt.targets:
+                        if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                                and target.value.id == "self"
+                                and target.attr in ("reformat_subset", "split_as_subset")):
+                            flags[target.attr] = bool(stmt.value.value)
+    return flags
+
+
+def _find_class(package_root: Path, tree: ast.Module, name: str) -> tuple[ast.Module, ast.ClassDef] | None:
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return tree, node
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and any(a.name == name for a in node.names):
+            other = _module_tree(package_root, node.module)
+            if other is None:  # a package: its __init__
+                other = _module_tree(package_root, node.module + ".__init__")
+            if other is not None and other is not tree:
+                return _find_class(package_root, other, name)
+    return None

@@ -193,7 +193,8 @@ class EvalConfig:
                                       "in (0, 1).",
                                       ranges=(Range(low=1, high=_MAX_LIMIT, integer=True),
                                               Range(low=0, high=1, low_open=True, high_open=True)))
-    eval_batch_size: int = field(1, help="Concurrent requests per dataset.", ranges=(Range(low=1, high=1024),))
+    eval_batch_size: int = field(1, help="Model requests in flight across the whole run (all datasets running at once "
+                                 "share this bound).", ranges=(Range(low=1, high=1024),))
     generation_config: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_GENERATION_CONFIG),
                                               help="Sampling options (a JSON object): "
                                               + ", ".join(GENERATION_KEYS) + ".",

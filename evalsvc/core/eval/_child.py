@@ -61,6 +61,10 @@ class _Events:
 _EVENTS: _Events | None = None
 """The worker's event stream (set in the forked worker; the zygote has none)."""
 
+_IN_FLIGHT: Any = None
+"""The run's bound on model requests in flight (`eval_batch_size`): a semaphore the zygote creates before
+it forks, so every dataset's worker shares it. None: no bound beyond evalscope's own thread pool."""
+
 
 def _send(event: dict[str, Any]) -> None:
     if _EVENTS is not None:
@@ -121,6 +125,30 @@ def _patch_progress() -> None:
     TqdmLogging.__init__ = patched_init
     TqdmLogging.update = patched_update
     TqdmLogging.close = patched_close
+
+
+def _bound_requests(api_url: str) -> None:
+    """Hold one permit of the run's semaphore around each request to the evaluated endpoint.
+
+    evalscope runs `eval_batch_size` threads per dataset, each calling the model's `generate` (one
+    request, with its retries); datasets run in parallel workers. The permit makes `eval_batch_size` the
+    run's total requests in flight. Requests to other endpoints (an LLM judge) are not counted.
+    """
+    from evalscope.models.openai_compatible import OpenAICompatibleAPI
+
+    semaphore = _IN_FLIGHT
+    if semaphore is None:
+        return
+    generate = OpenAICompatibleAPI.generate
+    base = api_url.rstrip("/")
+
+    def bounded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(getattr(self, "base_url", "") or "").rstrip("/") != base:
+            return generate(self, *args, **kwargs)
+        with semaphore:
+            return generate(self, *args, **kwargs)
+
+    OpenAICompatibleAPI.generate = bounded  # type: ignore[method-assign]
 
 
 def _no_html_report(*_: Any, **__: Any) -> str:
@@ -225,6 +253,7 @@ def _serve() -> None:
         from .._net import exempt_if_direct
 
         exempt_if_direct(str(task.get("api_url") or ""))  # evalscope's client then proxies as the preflight did
+        _bound_requests(str(task.get("api_url") or ""))
 
         generation = dict(task.pop("generation_config"))
         retry_interval = generation.pop("retry_interval", None)
@@ -287,9 +316,19 @@ def _reap(sock: socket.socket) -> None:
         sock.sendall(encode({"exit": pid, "code": os.waitstatus_to_exitcode(status)}))
 
 
-def zygote(control_fd: int) -> None:
-    """Import evalscope, say ready, then fork one worker per request until the control socket closes."""
+def zygote(control_fd: int, in_flight: int = 0) -> None:
+    """Import evalscope, say ready, then fork one worker per request until the control socket closes.
+
+    `in_flight` > 0: the run's bound on requests in flight, shared by every worker (see _bound_requests).
+    """
+    global _IN_FLIGHT
     sock = socket.socket(fileno=control_fd)
+    if int(in_flight) > 0:
+        import multiprocessing
+
+        # A fork-context semaphore is unlinked at once (no resource tracker, no thread): the workers
+        # forked below inherit it, and it goes away with the last of them.
+        _IN_FLIGHT = multiprocessing.get_context("fork").BoundedSemaphore(int(in_flight))
     try:
         _warm_up()
     except BaseException:

@@ -109,7 +109,7 @@ class _Run:
         started_at = utc_now_iso()
         deadline = t0 + config.timeout if config.timeout else None
         # The zygote imports evalscope (~1.5 s) while the preflight request is in flight.
-        self.zygote = asyncio.create_task(Zygote.start())
+        self.zygote = asyncio.create_task(Zygote.start(in_flight=config.eval_batch_size))
         tasks: list[asyncio.Task[None]] = []
         try:
             if config.preflight:

@@ -148,7 +148,7 @@ def _bound_requests(api_url: str) -> None:
         with semaphore:
             return generate(self, *args, **kwargs)
 
-    OpenAICompatibleAPI.generate = bounded  # type: ignore[method-assign]
+    OpenAICompatibleAPI.generate = bounded
 
 
 def _no_html_report(*_: Any, **__: Any) -> str:

@@ -126,8 +126,8 @@ class Zygote:
         ours, theirs = socket.socketpair()
         try:
             proc = await _proc.start_async(
-                "evalsvc.core.eval._child:zygote", str(theirs.fileno()), str(int(in_flight)), pass_fds=[theirs.fileno()],
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, new_session=True)
+                "evalsvc.core.eval._child:zygote", str(theirs.fileno()), str(int(in_flight)),
+                pass_fds=[theirs.fileno()], stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, new_session=True)
         except BaseException:
             ours.close()
             raise

@@ -127,7 +127,8 @@ class Zygote:
         try:
             proc = await _proc.start_async(
                 "evalsvc.core.eval._child:zygote", str(theirs.fileno()), str(int(in_flight)),
-                pass_fds=[theirs.fileno()], stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, new_session=True)
+                pass_fds=[theirs.fileno()], stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                new_session=True)
         except BaseException:
             ours.close()
             raise

@@ -215,7 +215,8 @@ class EvalConfig:
     retries: int = field(2, help="Retries per request on 429 / 5xx / timeouts.", ranges=(Range(low=0, high=100),))
     retry_interval: float = field(1.0, help="Seconds between retries.", ranges=(Range(low=0, high=3600),))
     use_cache: str | None = field(None, help="Output directory of an earlier, interrupted run to resume.", text=True)
-    preflight: bool = field(True, help="Check the endpoint answers before starting.")
+    preflight: bool = field(True, help="Check the endpoint serves the model before starting: GET /models, or "
+                            "one short generation when /models cannot tell; transient failures are retried.")
     report: bool = field(True, help="Write report.html (scores, subsets and a table of samples, self-contained) "
                          "into the output directory.")
 

@@ -189,7 +189,7 @@ class _Run:
         """
         check = asyncio.create_task(preflight(self.config, deadline=deadline))
         if self.cancel is None:
-            await check
+            self._said_preflight(await check)
             return True
         stopped = asyncio.create_task(self.cancel.wait())
         try:
@@ -202,8 +202,13 @@ class _Run:
                     await check
         if check.cancelled():
             return False
-        check.result()  # the endpoint's error, if it failed
+        self._said_preflight(check.result())  # the endpoint's error, if it failed
         return True
+
+    def _said_preflight(self, checked: dict[str, Any]) -> None:
+        how = ("its model list names it, no generation sent" if checked.get("checked") == "models"
+               else "a one-token generation succeeded (its /models did not list the model)")
+        self.emit(eval_log(None, "INFO", f"preflight: {self.config.model!r} is served ({how})"))
 
     async def _run_dataset(self, dataset: DatasetPlan) -> None:
         run = self.runs[dataset.name]

@@ -436,6 +436,8 @@ class AdapterFacts:
     it there, without the catalogue's legacy `requires_judge` flag)."""
     imports: tuple[tuple[str, str], ...] = ()
     """(module, pip package) pairs the adapter requires when it is built (evalscope's `check_import`)."""
+    hf_dataset_id: str | None = None
+    """The benchmark's dataset on Hugging Face, when its registration names one."""
 
 
 _JUDGE_POLICIES = ("JUDGE_ONLY", "JUDGE_DEFAULT")
@@ -465,8 +467,10 @@ def adapter_facts(name: str) -> AdapterFacts:
         default = str(meta.get("default_subset") or _BASE_SUBSET)
         kind = ("split_as_subset" if facts.get("split_as_subset") else
                 "split_by_field" if facts.get("reformat_subset") else "subsets")
+        hf_id = meta.get("hf_dataset_id")
         return AdapterFacts(LoadLayout(kind, default), judge=bool(facts.get("judge")),
-                            imports=tuple(dict.fromkeys(facts.get("imports") or ())))
+                            imports=tuple(dict.fromkeys(facts.get("imports") or ())),
+                            hf_dataset_id=hf_id if isinstance(hf_id, str) and hf_id else None)
     return AdapterFacts(LoadLayout("subsets"))
 
 

@@ -122,7 +122,7 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
     return EvalPlan(config=config, datasets=plans, resume_dir=resume_dir)
 
 
-_HUB_PROBE_TIMEOUT_S = 3.0
+_HUB_PROBE_TIMEOUT_S = 2.0
 _hub_reachable: dict[str, tuple[float, bool]] = {}
 
 
@@ -149,9 +149,9 @@ def _require_hub(name: str, dataset_id: str) -> None:
     domain = domain.removeprefix("http://").split("/")[0]
     if not _reachable(domain):
         raise ConfigError("dataset_dir", f"{name} has no local copy and the dataset hub {domain} cannot be reached "
-                          f"(offline?): give dataset_dir, a folder with one sub-folder per benchmark "
-                          f"(the service's --dataset-dir sets it for every request), or "
-                          f"dataset_args.{name}.local_path")
+                          f"(offline?): give dataset_dir (--dataset-dir), a folder with one sub-folder per benchmark "
+                          f"(`evalsvc datasets prepare {name} --to DIR` fills one where the hub can be reached; "
+                          f"the service's --dataset-dir sets it for every request), or dataset_args.{name}.local_path")
 
 
 def _reachable(domain: str) -> bool:

@@ -23,6 +23,7 @@ from .._proc import describe_exit
 from .._secrets import config_secrets
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import EvalConfig
+from ..errors import ConfigError
 from ..progress import ProgressCallback, eval_log, eval_progress, eval_status
 from ..status import Phase, RunStatus
 from ._plan import (CONFIG_FILE, DATASET_INFOS, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPlan, build_mirror,
@@ -110,6 +111,9 @@ class _Run:
         deadline = t0 + config.timeout if config.timeout else None
         # The zygote imports evalscope (~1.5 s) while the preflight request is in flight.
         self.zygote = asyncio.create_task(Zygote.start(in_flight=config.eval_batch_size))
+        # Offline without local copies: one clear line within seconds, not the hub's after ~18 s. Probed while
+        # the preflight runs; reported after it (an unreachable endpoint is the first thing to say).
+        hub = asyncio.create_task(_hub_problem(self.plan))
         tasks: list[asyncio.Task[None]] = []
         try:
             if config.preflight:
@@ -117,7 +121,9 @@ class _Run:
                 if not await self._preflight(deadline):
                     self.stop(RunStatus.CANCELLED)  # before anything was written: no output directory
                     return self._result(started_at, t0)
-            check_hub(self.plan)  # offline without local copies: one clear line now, not the hub's after ~18 s
+            problem = await hub
+            if problem is not None:
+                raise problem
             self.root = self.plan.resume_dir or new_run_dir(config.work_dir, prefix="eval_")
             self._write_config()
             self.emit(eval_status(None, Phase.RUNNING, output_dir=str(self.root)))
@@ -135,6 +141,7 @@ class _Run:
                     self._write_outputs(self._result(started_at, t0))
             raise
         finally:
+            hub.cancel()
             for worker in self.workers:
                 worker.terminate()
             await self._close_zygote(self.zygote)
@@ -379,6 +386,15 @@ class _Run:
             result.info["report_error"] = f"{type(exc).__name__}: {exc}"
             log.warning("evalsvc eval: report.html was not written: %s", result.info["report_error"])
             write_json(self.root / SUMMARY_FILE, result.to_dict())
+
+
+async def _hub_problem(plan: EvalPlan) -> ConfigError | None:
+    """check_hub's error (it probes the hub: a thread), returned rather than raised."""
+    try:
+        await asyncio.to_thread(check_hub, plan)
+    except ConfigError as exc:
+        return exc
+    return None
 
 
 async def run_eval_async(config: EvalConfig, *, progress: ProgressCallback | None = None,

@@ -8,6 +8,7 @@ tests/_evaldata.py (split_by_field_suite), run offline against the simulated end
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +107,30 @@ def test_dataset_args_without_subset_list_are_accepted_for_multi_subset_benchmar
     with pytest.raises(ConfigError, match=r"dataset_args.ceval.subset_list: unknown subset 'logics'"):
         EvalConfig(model="m", api_url="http://127.0.0.1:9/v1", datasets=["ceval"],
                    dataset_args={"ceval": {"subset_list": ["logics"], "few_shot_num": 0}})
+
+
+def test_errored_samples_are_listed_by_id_and_the_macro_score_is_reported(suite: Suite, tmp_path: Path) -> None:
+    with start_mock(answers=suite.answers, ttft_ms=0, itl_ms=0, error_500=0.5) as mock:
+        result = run_eval(EvalConfig(model="mock-model", api_url=mock.base_url, datasets=["mmlu"],
+                                     dataset_dir=str(suite.dataset_dir), work_dir=str(tmp_path), retries=0,
+                                     retry_interval=0, preflight=False, report=False))
+        faults = mock.stats()["faults"]["error_500"]
+    d = result["mmlu"]
+    assert d.errored == faults == len(d.errored_samples) > 0
+    assert all(e["error"] == "InternalServerError: Error code: 500 - mock: injected internal server error"
+               for e in d.errored_samples)
+    # the ids are exactly the samples missing from the predictions
+    for subset, count in {"astronomy": 3, "virology": 2}.items():
+        path = Path(d.output_dir or "") / "predictions" / "mock-model" / f"mmlu_{subset}.jsonl"
+        predicted = {json.loads(line)["index"] for line in path.read_text().splitlines() if line.strip()}
+        errored = {e["id"] for e in d.errored_samples if e["subset"] == subset}
+        assert predicted | errored == set(range(count)) and not predicted & errored
+    assert d.to_dict()["errored_samples"] == d.errored_samples
+
+
+def test_macro_score_beside_the_micro_score(mock: MockHandle, suite: Suite, tmp_path: Path) -> None:
+    result = run_eval(EvalConfig(model="mock-model", api_url=mock.base_url, datasets=["mmlu"], report=False,
+                                 dataset_dir=str(suite.dataset_dir), work_dir=str(tmp_path), retry_interval=0))
+    d = result["mmlu"].to_dict()
+    assert d["score"] == pytest.approx(0.8)  # 4 of 5 samples
+    assert d["macro_score"] == pytest.approx((2 / 3 + 1.0) / 2, abs=1e-4)  # the mean of the two subjects' scores

@@ -151,6 +151,29 @@ def _bound_requests(api_url: str) -> None:
     OpenAICompatibleAPI.generate = bounded
 
 
+def _patch_sample_errors() -> None:
+    """Report each sample that fails (after its retries) with its subset and id, not only in a log line.
+
+    evalscope logs "Processing item in subset=... failed" without the sample, and leaves the failed
+    sample out of its predictions; the worker sends {"type": "sample_error", "subset", "id", "error"}."""
+    from evalscope.evaluator.evaluator import DefaultEvaluator
+
+    process = DefaultEvaluator._process_work_item
+
+    def patched(self: Any, item: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return process(self, item, *args, **kwargs)
+        except Exception as exc:
+            sample, state = getattr(item, "sample", None), getattr(item, "task_state", None)
+            sample_id = getattr(sample, "id", None) if sample is not None else getattr(state, "sample_id", None)
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            _send({"type": "sample_error", "subset": str(getattr(item, "subset", "")),
+                   "id": sample_id if isinstance(sample_id, (int, str)) else None, "error": reason[:500]})
+            raise
+
+    DefaultEvaluator._process_work_item = patched
+
+
 def _no_html_report(*_: Any, **__: Any) -> str:
     return "not rendered by evalsvc (the report JSON is in reports/<model>/)"
 
@@ -170,6 +193,7 @@ def _warm_up() -> None:
     relay.setLevel(logging.INFO)
     evalscope_logger.addHandler(relay)
     _patch_progress()
+    _patch_sample_errors()
     # evalscope renders an HTML page of each run's reports at the end: 0.5-2 s per worker, for a page
     # of one dataset. The report JSON it renders from stays; evalsvc writes report.md over all datasets.
     evalscope.report.gen_html_report_file = _no_html_report

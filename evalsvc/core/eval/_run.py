@@ -37,6 +37,8 @@ from ._zygote import _KILL_GRACE_S, WorkerHandle, Zygote
 log = logging.getLogger("evalsvc.eval")
 
 _MAX_SAMPLE_ERRORS = 5
+_MAX_ERRORED_SAMPLES = 1000
+"""Errored samples listed per dataset (ids and reasons); the count (`errored`) is always exact."""
 _WIND_DOWN_S = 10.0
 """How long stopped datasets may take to settle: a worker gets _KILL_GRACE_S to exit, then is killed."""
 _SAMPLE_ERROR_PREFIX = "Processing item in subset="
@@ -67,6 +69,7 @@ class _DatasetRun:
     error: str | None = None
     total: int | None = None
     sample_errors: list[str] = field(default_factory=list)
+    errored_samples: list[dict[str, Any]] = field(default_factory=list)
     started: float | None = None
     ended: float | None = None
 
@@ -300,6 +303,10 @@ class _Run:
                     if reason not in run.sample_errors and len(run.sample_errors) < _MAX_SAMPLE_ERRORS:
                         run.sample_errors.append(mask(reason, self.secrets))
                 self.emit(eval_log(name, level, message))
+            elif kind == "sample_error":
+                if len(run.errored_samples) < _MAX_ERRORED_SAMPLES:
+                    run.errored_samples.append({"subset": str(event.get("subset") or ""), "id": event.get("id"),
+                                                "error": mask(str(event.get("error") or ""), self.secrets)})
             elif kind == "done":
                 outcome = RunStatus.COMPLETED
             elif kind == "error":
@@ -340,7 +347,7 @@ class _Run:
                 continue
             datasets[name] = read_dataset_result(
                 name, self.root / name, status=status, error=run.error, total=run.total or None,
-                sample_errors=run.sample_errors, duration_s=duration)
+                sample_errors=run.sample_errors, duration_s=duration, errored_samples=run.errored_samples)
         shortfall = describe_shortfall(datasets.values())
         error: str | None
         if self.stop_reason is not None:

@@ -69,3 +69,10 @@ def test_the_cli_lists_the_runnable_and_with_all_the_rest_with_reasons() -> None
     full = run("--all")
     assert "alpaca_eval is scored by an LLM judge" in full
     assert "swe_bench_lite needs docker" in full
+
+
+def test_a_fraction_that_selects_no_sample_is_refused_by_the_config_itself() -> None:
+    # one rule, in EvalConfig: the library, the CLI and the service (400 at submission) all refuse it
+    with pytest.raises(ConfigError, match=r"^limit: the fraction 0.001 selects no sample of ceval's smallest subset"):
+        EvalConfig(model="m", api_url="http://127.0.0.1:9/v1", datasets=["ceval"], limit=0.001)
+    EvalConfig(model="m", api_url="http://127.0.0.1:9/v1", datasets=["ceval"], limit=0.5)

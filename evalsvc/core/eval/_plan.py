@@ -18,7 +18,7 @@ from typing import Any
 from .._paths import cache_dir
 from ..config import EvalConfig
 from ..errors import ConfigError
-from ._catalogue import LoadLayout, benchmark_meta, check_limit, load_layout
+from ._catalogue import LoadLayout, benchmark_meta, load_layout
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
@@ -76,7 +76,6 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
     Raises:
         ConfigError: an unknown benchmark or option, a missing local copy, a bad use_cache directory.
     """
-    check_limit(config.limit, config.datasets, config.dataset_args)
     dataset_dir = None
     if config.dataset_dir is not None:
         dataset_dir = Path(config.dataset_dir).expanduser().resolve()

@@ -351,7 +351,8 @@ def zygote(control_fd: int, in_flight: int = 0) -> None:
         import multiprocessing
 
         # A fork-context semaphore is unlinked at once (no resource tracker, no thread): the workers
-        # forked below inherit it, and it goes away with the last of them.
+        # forked below inherit it, and it goes away with the last of them. A worker killed while a request
+        # holds a permit (SIGKILL, OOM) does not give it back: the run then has one request in flight less.
         _IN_FLIGHT = multiprocessing.get_context("fork").BoundedSemaphore(int(in_flight))
     try:
         _warm_up()

@@ -189,3 +189,59 @@ def generated_suite(root: Path, n: int) -> Suite:
         ceval[subject] = {"val": rows, "dev": dev}
     write_local_copy(root / "ceval", ceval)
     return Suite(dataset_dir=root, answers=answers, items=items)
+
+
+def split_by_field_suite(root: Path) -> Suite:
+    """Local copies of mmlu, mmlu_pro and math_500: benchmarks whose adapter loads ONE dataset config and
+    splits its rows into subsets by a field (mmlu `subject`, mmlu_pro `category`, math_500 `level`).
+
+    The three layouts evalsvc documents for them:
+    - mmlu: a README `configs:` block with the one config the adapter loads (`all`), splits test and dev;
+    - mmlu_pro: no README, split files named after their splits (test.jsonl, validation.jsonl);
+    - math_500: a README with a `default` config holding the test split.
+
+    Expected scores: mmlu 4/5 = 0.8 (astronomy 2/3, virology 2/2), mmlu_pro 3/4 = 0.75 (math 2/2, law 1/2),
+    math_500 2/4 = 0.5 (Level 1 1/1, Level 3 1/3).
+    """
+    answers: list[dict[str, str]] = []
+    items: dict[str, list[Item]] = {"mmlu": [], "mmlu_pro": [], "math_500": []}
+    letters = "ABCD"
+    test, dev = [], []
+    for subject, plan in {"astronomy": [("[MA1]", 1, True), ("[MA2]", 2, True), ("[MA3]", 0, False)],
+                          "virology": [("[MV1]", 3, True), ("[MV2]", 0, True)]}.items():
+        for marker, answer, right in plan:
+            test.append({"question": f"{marker} Which option is right?", "subject": subject,
+                         "choices": ["one", "two", "three", "four"], "answer": answer})
+            letter = letters[answer] if right else _wrong_letter(letters[answer])
+            answers.append({"match": marker, "reply": f"Thinking.\nANSWER: {letter}"})
+            items["mmlu"].append(Item(marker, subject, right))
+        dev += [{"question": f"[MD-{subject}-{i}] Pick A.", "subject": subject,
+                 "choices": ["a", "b", "c", "d"], "answer": 0} for i in range(5)]
+    write_local_copy(root / "mmlu", {"all": {"test": test, "dev": dev}})
+
+    test, validation = [], []
+    for category, plan in {"math": [("[PM1]", "C", True), ("[PM2]", "A", True)],
+                           "law": [("[PL1]", "B", True), ("[PL2]", "D", False)]}.items():
+        for marker, letter, right in plan:
+            test.append({"question_id": len(test), "question": f"{marker} Choose one.", "category": category,
+                         "options": [f"option {k}" for k in range(5)], "answer": letter,
+                         "answer_index": letters.index(letter), "cot_content": "", "src": "test"})
+            answers.append({"match": marker, "reply": f"ANSWER: {letter if right else _wrong_letter(letter)}"})
+            items["mmlu_pro"].append(Item(marker, category, right))
+        validation += [{"question_id": 100 + i, "question": f"[PV-{category}-{i}] Choose A.", "category": category,
+                        "options": ["a", "b", "c", "d"], "answer": "A", "answer_index": 0,
+                        "cot_content": "A: Let's think step by step. The answer is (A).", "src": "val"}
+                       for i in range(5)]
+    write_jsonl(root / "mmlu_pro" / "test.jsonl", test)
+    write_jsonl(root / "mmlu_pro" / "validation.jsonl", validation)
+
+    rows = []
+    for marker, level, value, right in [("[H1]", 1, 12, True), ("[H2]", 3, 7, True), ("[H3]", 3, 30, False),
+                                        ("[H4]", 3, 5, False)]:
+        rows.append({"problem": f"{marker} What is {value - 2} + 2?", "answer": str(value), "level": level,
+                     "unique_id": f"test/{marker}.json", "solution": f"\\boxed{{{value}}}", "subject": "Algebra"})
+        reply = value if right else value + 1
+        answers.append({"match": marker, "reply": f"So the answer is \\boxed{{{reply}}}."})
+        items["math_500"].append(Item(marker, f"Level {level}", right))
+    write_local_copy(root / "math_500", {"default": {"test": rows}})
+    return Suite(dataset_dir=root, answers=answers, items=items)

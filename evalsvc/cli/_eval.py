@@ -192,45 +192,57 @@ def benchmarks_command(
     search: Annotated[str | None, typer.Argument(
         help="Only benchmarks whose name, tags or description contain this text.", show_default=False)] = None,
     show_all: Annotated[bool, typer.Option(
-        "--all", help="Also list benchmarks evalsvc cannot run (multimodal, agent, judged, sandboxed).")] = False,
+        "--all", help="Also list the benchmarks that cannot run as installed, each with the reason (an optional "
+        "package, a judge, docker, multimodal).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
-    """List the benchmarks evalsvc can evaluate, from evalscope's catalogue."""
+    """List the benchmarks evalsvc can evaluate as installed, from evalscope's catalogue."""
     from ..core.eval import list_benchmarks
 
-    entries = list_benchmarks(include_unsupported=show_all)
+    everything = list_benchmarks(include_unsupported=True)
     if search:
         needle = search.lower()
-        entries = [e for e in entries if needle in " ".join(
+        everything = [e for e in everything if needle in " ".join(
             [e["name"], e["pretty_name"], e["description"], *e["tags"]]).lower()]
+    runnable = [e for e in everything if e["supported"]]
+    refused = [e for e in everything if not e["supported"]]
     if json_output:
         from ..core._io import dumps
 
-        sys.stdout.write(dumps(entries).decode() + "\n")
+        sys.stdout.write(dumps(everything if show_all else runnable).decode() + "\n")
         return
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"{len(entries)} benchmarks" + (f" matching {search!r}" if search else ""),
-                  title_justify="left")
-    widths = {key: max([len(key)] + [len(str(e[key] or "")) for e in entries]) for key in ("name", "metric")}
+    matching = f" matching {search!r}" if search else ""
+    table = Table(title=f"{len(runnable)} benchmarks{matching} runnable as installed", title_justify="left")
+    widths = {key: max([len(key)] + [len(str(e[key] or "")) for e in runnable]) for key in ("name", "metric")}
     table.add_column("name", min_width=widths["name"])
     table.add_column("metric", min_width=widths["metric"])
     table.add_column("subsets", justify="right")
     table.add_column("description", ratio=1)
     # One line per benchmark: the description is cut to what the terminal has left.
     room = max(10, console.width - widths["name"] - widths["metric"] - 7 - 13)
-    for e in entries:
+    for e in runnable:
         text = e["description"].split(". ")[0].rstrip(".") + "." if e["description"] else ""
-        if not e["supported"]:
-            text = f"(not runnable: {e['unsupported_reason']}) {text}"
         if len(text) > room:
             text = text[: room - 1] + "…"
-        table.add_row(e["name"], e["metric"] or "", str(len(e["subsets"])),
-                      f"[dim]{escape(text)}[/]" if not e["supported"] else escape(text))
+        table.add_row(e["name"], e["metric"] or "", str(len(e["subsets"])), escape(text))
     console.print(table)
+    if not refused:
+        return
+    if not show_all:
+        console.print(f"{len(refused)} more{matching} cannot run as installed (an optional package, an LLM judge, "
+                      "docker, multimodal): `evalsvc benchmarks --all` lists them with the reason.")
+        return
+    others = Table(title=f"{len(refused)} benchmarks{matching} that cannot run as installed", title_justify="left")
+    others.add_column("name", no_wrap=True)
+    others.add_column("why not", ratio=1)
+    for e in refused:
+        others.add_row(e["name"], escape(f"{e['name']} {e['unsupported_reason']}"))
+    console.print(others)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from . import fields
 from ._secrets import redact_keys, redact_url, secret_name
@@ -251,6 +251,42 @@ class GenerationOptions:
     presence_penalty: float | None = field(None, help="Presence penalty.", ranges=(Range(low=-2, high=2),))
     frequency_penalty: float | None = field(None, help="Frequency penalty.", ranges=(Range(low=-2, high=2),))
     extra_body: dict[str, Any] | None = field(None, help="Extra fields merged into each request body.", json=True)
+    repetition_penalty: float | None = field(None, help="Repetition penalty (vLLM, SGLang, llama.cpp; > 1 "
+                                             "discourages repeats).", ranges=(Range(low=0, low_open=True, high=10),))
+    logprobs: bool | None = field(None, help="Ask for the log probabilities of the output tokens (kept in the "
+                                  "predictions).")
+    top_logprobs: int | None = field(None, help="With logprobs: this many most likely tokens per position.",
+                                     ranges=(Range(low=0, high=20),))
+    logit_bias: dict[str, float] | None = field(None, help='Token id -> bias in [-100, 100], e.g. {"50256": -100}.',
+                                                key_pattern=r"^[0-9]+$", key_reason="must be a token id (digits)",
+                                                ranges=(Range(low=-100, high=100),))
+    stream: bool | None = field(None, help="Stream each answer (evalscope then records its time to first token).")
+    reasoning_effort: str | None = field(None, help="Reasoning models: none | minimal | low | medium | high.",
+                                         choices=("none", "minimal", "low", "medium", "high"))
+
+    REFUSED: ClassVar[dict[str, str]] = {
+        "n": "evalscope scores only the first of n answers, so n > 1 pays for answers never scored",
+        "stop_seqs": "give the stop sequences as `stop`",
+        "batch_size": "give eval_batch_size (the run's requests in flight)",
+        "retries": "give the top-level `retries`",
+        "retry_interval": "give the top-level `retry_interval`",
+        "do_sample": "a local-checkpoint option; an endpoint samples when temperature > 0",
+        "parallel_tool_calls": "only tool-calling benchmarks use it, and evalsvc evaluates text benchmarks",
+        "response_schema": "it would change the answer format the benchmark's parser reads",
+        "reasoning_history": "only multi-turn and agent benchmarks replay reasoning",
+        "reasoning_tokens": "an Anthropic / Gemini option; evalsvc sends OpenAI chat completions "
+                            "(use extra_body for a server's own field)",
+        "reasoning_summary": "an OpenAI Responses API option; evalsvc sends chat completions",
+        "anthropic_cache_control": "an Anthropic API option; evalsvc sends OpenAI chat completions",
+        "anthropic_cache_strategy": "an Anthropic API option; evalsvc sends OpenAI chat completions",
+        "extra_headers": "headers may carry credentials evalsvc would have to mask; give the key as api_key",
+        "extra_query": "not supported; put fields for the server in extra_body",
+        "height": "an image-generation option; evalsvc evaluates text benchmarks",
+        "width": "an image-generation option; evalsvc evaluates text benchmarks",
+        "num_inference_steps": "an image-generation option; evalsvc evaluates text benchmarks",
+        "guidance_scale": "an image-generation option; evalsvc evaluates text benchmarks",
+    }
+    """evalscope's other generation options, each refused with the reason (see fields._check_options)."""
 
 
 GENERATION_KEYS = tuple(f.name for f in dataclasses.fields(GenerationOptions))
@@ -275,7 +311,8 @@ class EvalConfig:
                                       "in (0, 1).",
                                       ranges=(Range(low=1, high=_MAX_LIMIT, integer=True),
                                               Range(low=0, high=1, low_open=True, high_open=True)))
-    eval_batch_size: int = field(1, help="Concurrent requests per dataset.", ranges=(Range(low=1, high=1024),))
+    eval_batch_size: int = field(1, help="Model requests in flight across the whole run (all datasets running at once "
+                                 "share this bound).", ranges=(Range(low=1, high=1024),))
     generation_config: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_GENERATION_CONFIG),
                                               help="Sampling options (a JSON object): "
                                               + ", ".join(GENERATION_KEYS) + ".",
@@ -296,7 +333,8 @@ class EvalConfig:
     retries: int = field(2, help="Retries per request on 429 / 5xx / timeouts.", ranges=(Range(low=0, high=100),))
     retry_interval: float = field(1.0, help="Seconds between retries.", ranges=(Range(low=0, high=3600),))
     use_cache: str | None = field(None, help="Output directory of an earlier, interrupted run to resume.", text=True)
-    preflight: bool = field(True, help="Check the endpoint answers before starting.")
+    preflight: bool = field(True, help="Check the endpoint serves the model before starting: GET /models, or "
+                            "one short generation when /models cannot tell; transient failures are retried.")
     report: bool = field(True, help="Write report.html (scores, subsets and a table of samples, self-contained) "
                          "into the output directory.")
 
@@ -316,6 +354,13 @@ class EvalConfig:
             if name not in metas:
                 raise ConfigError(f"dataset_args.{name}", "is not one of the requested datasets")
             check_dataset_args(name, value, metas[name])
+
+    @rule("limit", "datasets", "dataset_args")
+    def _fraction(self) -> None:
+        # a fractional limit must select at least one sample of every subset (sizes from the catalogue)
+        from .eval._catalogue import check_limit
+
+        check_limit(self.limit, self.datasets, self.dataset_args)
 
     @classmethod
     def from_dict(cls, data: Any) -> EvalConfig:

@@ -308,6 +308,10 @@ def _check_options(name: str, value: dict[str, Any], options: type) -> dict[str,
     """A dict of declared options: unknown keys refused, each option checked, defaults filled in."""
     fields = declared(options)
     unknown = sorted(set(value) - set(fields), key=str)
+    refused: dict[str, str] = getattr(options, "REFUSED", {})
+    for key in unknown:
+        if key in refused:  # an option the engine knows that evalsvc does not take, with the reason
+            raise ConfigError(f"{name}.{key}", f"not accepted: {refused[key]}")
     if unknown:
         raise ConfigError(f"{name}.{unknown[0]}", f"unknown option (accepted: {', '.join(fields)})")
     out = {k: d.default() for k, d in fields.items() if not d.required and d.default() is not None}

@@ -28,7 +28,6 @@ from ..core._io import dumps, utc_now_iso
 from ..core.config import EvalConfig, PerfConfig
 from ..core.errors import ConfigError
 from ..core.eval._extra import require_eval
-from ..core.eval._catalogue import check_limit
 from ..core.jobs import (
     ACTIVE_STATES,
     CANCELLED,
@@ -185,8 +184,7 @@ class Service:
             ConfigError: invalid fields, paths outside the roots, a value beyond a limit, a refused target.
         """
         config = self.settings.limits.apply(self.policy.config_from_body(kind, body))
-        if isinstance(config, EvalConfig):  # what the library checks when it plans the run, before admission
-            check_limit(config.limit, config.datasets, config.dataset_args)
+        if isinstance(config, EvalConfig):
             await asyncio.to_thread(self.targets.check, "api_url", config.api_url)
         else:
             await asyncio.to_thread(self.targets.check, "url", config.url)

@@ -17,8 +17,9 @@ _CROSS_FIELD = {
                   "each pair given together when its *_stdev is not; prefix_groups > 1 needs prefix_tokens; "
                   "rate_start needs a rate > 0.",
     "EvalConfig": "Also checked, beyond this schema: evalsvc can run every named benchmark (evalscope's catalogue; "
-                  "the enum lists them when the catalogue is installed), and dataset_args names only requested "
-                  "datasets with options that benchmark accepts.",
+                  "the enum lists them when the catalogue is installed), dataset_args names only requested "
+                  "datasets with options that benchmark accepts, and a fractional limit selects at least one "
+                  "sample of every subset evaluated.",
 }
 _JSON_LIMIT = ("Integers anywhere in the body, free-form objects included, must fit in 64 bits. The service "
                "itself also refuses targets it may not call (a host that is not a valid DNS name or address, "

@@ -52,7 +52,7 @@ def test_unreachable_endpoint_is_one_line_exit_1() -> None:
     out = _cli("eval", "--model", "m", "--api-url", f"http://127.0.0.1:{port}/v1", "-d", "gsm8k")
     assert out.returncode == 1
     line = _one_line(out.stderr)
-    assert line.startswith(f"EndpointUnreachable: cannot connect to http://127.0.0.1:{port}/v1/chat/completions")
+    assert line.startswith(f"EndpointUnreachable: cannot connect to http://127.0.0.1:{port}/v1/models")
 
 
 def test_flags_build_the_config(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

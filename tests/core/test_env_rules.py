@@ -139,10 +139,12 @@ def test_eval_preflight_goes_through_the_proxy(no_proxy_env: pytest.MonkeyPatch)
     with stub_proxy(answer) as (proxy, seen):
         no_proxy_env.setenv("HTTP_PROXY", proxy.replace("http://", "http://alice:pw@"))
         config = EvalConfig(model="m", api_url="http://model.example.invalid/v1", datasets=["gsm8k"], retries=0)
-        body = asyncio.run(preflight(config))
-    assert body["choices"][0]["message"]["content"] == "OK"
-    assert [(m, t) for m, t, _ in seen] == [("POST", "http://model.example.invalid/v1/chat/completions")]
-    assert seen[0][2] == "Basic YWxpY2U6cHc="  # alice:pw, sent to the proxy only
+        checked = asyncio.run(preflight(config))
+    assert checked["body"]["choices"][0]["message"]["content"] == "OK"
+    # /models first (the stub's answer is no model list), then the short generation: both through the proxy
+    assert [(m, t) for m, t, _ in seen] == [("GET", "http://model.example.invalid/v1/models"),
+                                            ("POST", "http://model.example.invalid/v1/chat/completions")]
+    assert {auth for *_, auth in seen} == {"Basic YWxpY2U6cHc="}  # alice:pw, sent to the proxy only
 
 
 def test_a_preflight_failure_names_the_proxy_without_its_credentials(no_proxy_env: pytest.MonkeyPatch) -> None:
@@ -161,8 +163,8 @@ def test_eval_preflight_reaches_loopback_directly(no_proxy_env: pytest.MonkeyPat
     with stub_proxy(b"{}") as (proxy, seen):
         no_proxy_env.setenv("HTTP_PROXY", proxy)
         config = EvalConfig(model="mock-model", api_url=mock_server.base_url, datasets=["gsm8k"], retries=0)
-        body = asyncio.run(preflight(config))
-    assert body["choices"] and seen == []
+        checked = asyncio.run(preflight(config))
+    assert checked == {"checked": "models", "models": ["mock-model"]} and seen == []
 
 
 def test_evalscope_client_is_told_what_the_rule_reaches_directly(no_proxy_env: pytest.MonkeyPatch,

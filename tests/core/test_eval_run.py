@@ -18,7 +18,7 @@ import pytest
 
 from evalsvc import (EndpointStatusError, EndpointTimeout, EndpointUnreachable, EvalConfig, EvalResult, run_eval,
                      run_eval_async)
-from tests._evaldata import Suite, small_suite, write_local_copy, mcq_row
+from tests._evaldata import Suite, ceval_row, gsm8k_row, mcq_row, small_suite, write_local_copy
 from tests._servers import MockHandle, start_mock
 
 SECRET = "sk-evalsvc-test-SECRET-4711"
@@ -174,17 +174,23 @@ def test_retries_are_bounded_and_recover_from_500s(tmp_path: Path) -> None:
     assert stats["faults"]["error_500"] >= 2
 
 
-def test_eval_batch_size_is_the_requests_in_flight_per_dataset(tmp_path: Path) -> None:
-    rows = [mcq_row(f"[B{i}]", "A") for i in range(8)]
-    write_local_copy(tmp_path / "data" / "iquiz", {"IQ": {"test": rows}})
+def test_eval_batch_size_bounds_the_runs_requests_in_flight_across_datasets(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_local_copy(data / "iquiz", {"IQ": {"test": [mcq_row(f"[B{i}]", "A") for i in range(8)]}})
+    write_local_copy(data / "ceval", {"computer_network": {"val": [ceval_row(f"[V{i}]", "A", i) for i in range(8)]}})
+    write_local_copy(data / "gsm8k", {"main": {"test": [gsm8k_row(f"[N{i}]", "1 + 1?", 2) for i in range(8)]}})
+    no_shots = {"few_shot_num": 0}
     with start_mock(ttft_ms=300, itl_ms=0, output_tokens=4) as mock:
-        base = EvalConfig(model="m", api_url=mock.base_url, datasets=["iquiz"], dataset_dir=str(tmp_path / "data"),
-                          work_dir=str(tmp_path / "out"), preflight=False)
-        run_eval(base.replace(eval_batch_size=4))
-        assert mock.stats()["max_in_flight"] == 4  # evalscope's own default for API models would be 8
+        base = EvalConfig(model="m", api_url=mock.base_url, datasets=["iquiz", "ceval", "gsm8k"],
+                          dataset_dir=str(data), dataset_args={"ceval": no_shots, "gsm8k": no_shots},
+                          work_dir=str(tmp_path / "out"), preflight=False, report=False, max_workers=3)
+        result = run_eval(base.replace(eval_batch_size=4))
+        assert [d.scored for d in result.datasets.values()] == [8, 8, 8]
+        # three datasets at once, each with evalscope's pool of 4 threads: still 4 in flight, not 12
+        assert mock.stats()["max_in_flight"] == 4
         mock.reset()
         run_eval(base)
-        assert mock.stats()["max_in_flight"] == 1  # the default: one request at a time, as SPEC says
+        assert mock.stats()["max_in_flight"] == 1  # the default: one request at a time across the run, as SPEC says
 
 
 def test_cancel_keeps_partial_predictions_and_resume_finishes(tmp_path: Path) -> None:

@@ -43,3 +43,20 @@ def test_the_service_answers_400_at_once(tmp_path: Path, mock_server: Any) -> No
     assert "dataset_dir" in message and "--dataset-dir" in message
     assert message.isascii() and "\n" not in message
     assert elapsed < 15, elapsed
+
+
+def test_the_cli_says_it_in_one_line_and_exits_2(tmp_path: Path, mock_server: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MODELSCOPE_DOMAIN": CLOSED_HUB, "MODELSCOPE_CACHE": str(tmp_path / "empty-cache")}
+    out = subprocess.run([sys.executable, "-m", "evalsvc", "eval", "--model", "mock-model", "--api-url",
+                          mock_server.base_url, "-d", "gsm8k", "--work-dir", str(tmp_path / "out")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith("ConfigError: dataset_dir: gsm8k has no local copy and the dataset hub 127.0.0.1:1 "
+                           "cannot be reached (offline?): give dataset_dir (--dataset-dir)")
+    assert "`evalsvc datasets prepare gsm8k --to DIR`" in line and line.isascii()
+    assert not (tmp_path / "out").exists()  # nothing was started or written

@@ -44,7 +44,7 @@ CROSS_FIELD = {
              ("prompt_tokens_m", "is needed too"), ("max_tokens_m", "is needed too"),
              ("prefix_groups", "needs prefix_tokens"), ("rate", "the trace dataset sends"),
              ("speed", "trace dataset only"), ("rate_start", "ramps towards rate")],
-    "eval": [("dataset_args.", "")],
+    "eval": [("dataset_args.", ""), ("limit", "selects no sample")],
 }
 # Said in each request schema's description: integers nested in free-form objects must fit in 64 bits.
 JSON_LIMIT = ("extra_body", "dataset_args", "generation_config.extra_body")

@@ -13,7 +13,6 @@ import pytest
 
 from evalsvc.core.config import EvalConfig
 from evalsvc.core.errors import ConfigError
-from evalsvc.core.eval._plan import plan_eval
 from evalsvc.core.jobs._limits import ServiceLimits
 from evalsvc.http import create_app
 from evalsvc.http._app import read_token_file
@@ -197,9 +196,8 @@ def test_eval_input_evalscope_would_fail_on_is_refused_up_front(service: Live, f
 
 
 def test_the_library_refuses_a_fraction_that_selects_nothing_before_any_work() -> None:
-    config = EvalConfig(model="m", api_url="http://127.0.0.1:9/v1", datasets=["gsm8k"], limit=1e-7)
-    with pytest.raises(ConfigError) as info:
-        plan_eval(config)
+    with pytest.raises(ConfigError) as info:  # the config itself refuses it (an EvalConfig rule)
+        EvalConfig(model="m", api_url="http://127.0.0.1:9/v1", datasets=["gsm8k"], limit=1e-7)
     assert info.value.field == "limit" and "gsm8k" in info.value.reason
 
 

@@ -7,11 +7,13 @@ costs ~1.5 s and takes over root logging, so the parent process (CLI, service) n
 
 from __future__ import annotations
 
+import ast
 import difflib
 import functools
 import importlib.util
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,23 +98,57 @@ def _metric_name(meta: dict[str, Any]) -> str | None:
     return None
 
 
-def unsupported_reason(meta: dict[str, Any]) -> str | None:
-    """Why evalsvc cannot run a benchmark, or None if it can."""
+_AUDIO_TAGS = frozenset({"Audio", "TextToSpeech", "SpeechRecognition"})
+_MULTIMODAL_TAGS = frozenset({"MultiModal", "Vision", "ImageEditing"})
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_packages(name: str) -> list[str]:
+    """The pip packages `name`'s adapter requires that are not installed."""
+    return list(dict.fromkeys(pip for module, pip in adapter_facts(name).imports if not _installed(module)))
+
+
+def unsupported_reason(meta: dict[str, Any], name: str | None = None) -> str | None:
+    """Why evalsvc cannot run a benchmark as installed, or None if it can.
+
+    From evalscope's metadata (category, tags, the legacy `requires_judge` flag, a sandbox) and, given
+    `name`, its adapter's source: a judge declared by its scoring policy, packages it checks for when it
+    is built, docker for the benchmarks that build docker images."""
     category = meta.get("category")
     if category and category != TEXT_CATEGORY:
         kinds = {"vlm": "a multimodal (vlm)", "agent": "an agent", "aigc": "an image-generation"}
         kind = kinds.get(category, f"a {category}")
         return f"is {kind} benchmark; evalsvc evaluates text benchmarks"
-    if meta.get("requires_judge"):
+    tags = set(meta.get("tags") or [])
+    if tags & _AUDIO_TAGS:
+        return "is an audio benchmark; evalsvc evaluates text benchmarks"
+    if tags & _MULTIMODAL_TAGS:
+        return "is a multimodal benchmark (images); evalsvc evaluates text benchmarks"
+    facts = adapter_facts(name) if name else None
+    if meta.get("requires_judge") or (facts is not None and facts.judge):
         return "is scored by an LLM judge, which evalsvc does not configure"
     if meta.get("sandbox_config"):
         return "needs a code-execution sandbox (docker), which evalsvc does not provide"
+    params = meta.get("extra_params")
+    if isinstance(params, dict) and any("docker" in str(key) for key in params):
+        return "needs docker to build and run each task's environment, which evalsvc does not provide"
+    missing = missing_packages(name) if name else []
+    if missing:
+        packages = " ".join(missing)
+        return (f"needs the optional package{'s' if len(missing) > 1 else ''} {', '.join(missing)}, not installed "
+                f"(pip install {packages}; `pip install 'evalsvc[eval-extras]'` installs the light ones)")
     return None
 
 
 def _entry(name: str) -> dict[str, Any]:
     meta = benchmark_meta(name)
-    reason = unsupported_reason(meta)
+    reason = unsupported_reason(meta, name)
     return {
         "name": name,
         "pretty_name": meta.get("pretty_name") or name,
@@ -164,14 +200,14 @@ def check_benchmark(name: str) -> dict[str, Any]:
     if name not in index:
         raise ConfigError("datasets", f"unknown benchmark {name!r}: {_suggest(name, index)}")
     meta = benchmark_meta(name)
-    reason = unsupported_reason(meta)
+    reason = unsupported_reason(meta, name)
     if reason:
         raise ConfigError("datasets", f"{name!r} {reason} (see `evalsvc benchmarks`)")
     return meta
 
 
 def _suggest(name: str, index: dict[str, str]) -> str:
-    runnable = [n for n in index if unsupported_reason(benchmark_meta(n)) is None]
+    runnable = [n for n in index if unsupported_reason(benchmark_meta(n), n) is None]
     lowered = {n.lower(): n for n in runnable}
     close = [lowered[name.lower()]] if name.lower() in lowered else difflib.get_close_matches(
         name.lower(), list(lowered), n=1, cutoff=0.6)
@@ -352,13 +388,6 @@ def check_dataset_args(name: str, args: dict[str, Any], meta: dict[str, Any]) ->
             raise ConfigError(f"{field}.subset_list", "must be a non-empty list of subset names")
         for subset in subsets:
             _check_file_name(f"{field}.subset_list", subset, "subset")
-    # evalscope joins subset and split names onto the dataset folder to find its files
-    # (<subset>_<split>.jsonl): a '/' or '..' there would read files outside it.
-    for key in ("default_subset", "eval_split", "train_split"):
-        if args.get(key) is not None:
-            if not isinstance(args[key], str) or not args[key]:
-                raise ConfigError(f"{field}.{key}", f"must be a non-empty name, got {args[key]!r}")
-            _check_file_name(f"{field}.{key}", args[key], key.replace("_", " ").replace("default ", ""))
         known = list(meta.get("subset_list") or [])
         # Benchmarks with a fixed list of several subsets cannot load any other (ceval's prompt looks
         # the subject up by name); single-subset ones may be pointed at a local copy's 'default'.
@@ -369,3 +398,196 @@ def check_dataset_args(name: str, args: dict[str, Any], meta: dict[str, Any]) ->
                     hint = f"did you mean {close[0]!r}?" if close else f"{name} has: {', '.join(known[:12])}" + (
                         ", ..." if len(known) > 12 else "")
                     raise ConfigError(f"{field}.subset_list", f"unknown subset {subset!r}: {hint}")
+    # evalscope joins subset and split names onto the dataset folder to find its files
+    # (<subset>_<split>.jsonl): a '/' or '..' there would read files outside it.
+    for key in ("default_subset", "eval_split", "train_split"):
+        if args.get(key) is not None:
+            if not isinstance(args[key], str) or not args[key]:
+                raise ConfigError(f"{field}.{key}", f"must be a non-empty name, got {args[key]!r}")
+            _check_file_name(f"{field}.{key}", args[key], key.replace("_", " ").replace("default ", ""))
+
+
+@dataclass(frozen=True)
+class LoadLayout:
+    """How a benchmark's adapter loads its data, which decides the layout of a local copy.
+
+    - "subsets" (most adapters): one dataset config per subset, each with the eval (and few-shot) split;
+    - "split_by_field": one config (`default_subset`) whose rows carry their subset in a field; evalscope
+      loads it once and splits it into subsets (mmlu by `subject`, mmlu_pro by `category`, math_500 by
+      `level`: the adapter's `reformat_subset`);
+    - "split_as_subset": one config (`default_subset`) whose splits are the subsets.
+    """
+
+    kind: str
+    default_subset: str = "default"
+
+
+_BASE_SUBSET = "default"
+"""BenchmarkMeta's default `default_subset`."""
+
+
+@dataclass(frozen=True)
+class AdapterFacts:
+    """What a benchmark's adapter source says about running it (read without importing evalscope)."""
+
+    layout: LoadLayout
+    judge: bool = False
+    """The adapter scores with an LLM judge by default (its `scoring_policy`; alpaca_eval and aa_lcr declare
+    it there, without the catalogue's legacy `requires_judge` flag)."""
+    imports: tuple[tuple[str, str], ...] = ()
+    """(module, pip package) pairs the adapter requires when it is built (evalscope's `check_import`)."""
+    hf_dataset_id: str | None = None
+    """The benchmark's dataset on Hugging Face, when its registration names one."""
+
+
+_JUDGE_POLICIES = ("JUDGE_ONLY", "JUDGE_DEFAULT")
+"""evalscope's ScoringPolicy members that score with an LLM judge unless told otherwise."""
+
+_PIP_NAMES = {"sklearn": "scikit-learn", "comet": "unbabel-comet", "bert_score": "bert-score"}
+"""Modules whose pip package has another name."""
+
+
+@functools.cache
+def adapter_facts(name: str) -> AdapterFacts:
+    """Facts about `name`'s adapter, read from its source (the class its @register_benchmark decorates,
+    and its base classes in evalscope's modules). Unknown (no source): the common layout, nothing else."""
+    index = benchmark_index() or {}
+    module = index.get(name)
+    root = _benchmarks_dir()
+    tree = _module_tree(root.parent, module) if module and root is not None else None
+    if tree is None or root is None:
+        return AdapterFacts(LoadLayout("subsets"))
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        meta = _registered_meta(node)
+        if meta.get("name") != name:
+            continue
+        facts = _class_facts(root.parent, str(module), tree, node, depth=0)
+        default = str(meta.get("default_subset") or _BASE_SUBSET)
+        kind = ("split_as_subset" if facts.get("split_as_subset") else
+                "split_by_field" if facts.get("reformat_subset") else "subsets")
+        hf_id = meta.get("hf_dataset_id")
+        return AdapterFacts(LoadLayout(kind, default), judge=bool(facts.get("judge")),
+                            imports=tuple(dict.fromkeys(facts.get("imports") or ())),
+                            hf_dataset_id=hf_id if isinstance(hf_id, str) and hf_id else None)
+    return AdapterFacts(LoadLayout("subsets"))
+
+
+def load_layout(name: str) -> LoadLayout:
+    """The layout `name`'s adapter loads (see LoadLayout).
+
+    The adapter's class (or a base class) sets `self.reformat_subset = True` or `self.split_as_subset =
+    True` in its `__init__`, and its `@register_benchmark(BenchmarkMeta(name=..., default_subset=...))`
+    names the single config.
+    """
+    return adapter_facts(name).layout
+
+
+@functools.cache
+def _module_tree(package_root: Path, module: str) -> ast.Module | None:
+    parts = module.split(".")
+    if parts[0] != "evalscope":
+        return None
+    path = package_root.joinpath(*parts[1:]).with_suffix(".py")
+    try:
+        return ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _registered_meta(node: ast.ClassDef) -> dict[str, Any]:
+    """The constant keyword arguments of the BenchmarkMeta in the class's @register_benchmark."""
+    for deco in node.decorator_list:
+        if not (isinstance(deco, ast.Call) and getattr(deco.func, "id", None) == "register_benchmark"):
+            continue
+        for arg in deco.args:
+            if isinstance(arg, ast.Call):
+                return {kw.arg: kw.value.value for kw in arg.keywords
+                        if kw.arg and isinstance(kw.value, ast.Constant)}
+    return {}
+
+
+def _class_facts(package_root: Path, module: str, tree: ast.Module, node: ast.ClassDef, *,
+                 depth: int) -> dict[str, Any]:
+    """reformat_subset / split_as_subset as `__init__` sets them, `check_import`s in `__init__`, and whether
+    a benchmark class (not evalscope's generic base adapters) defines `judge_definition`; bases first."""
+    facts: dict[str, Any] = {"imports": []}
+    if depth < 6:
+        for base in reversed(node.bases):  # the first base wins, as in the MRO
+            base_name = base.id if isinstance(base, ast.Name) else getattr(base, "attr", None)
+            found = _find_class(package_root, module, tree, base_name) if base_name else None
+            if found is not None:
+                inherited = _class_facts(package_root, found[0], found[1], found[2], depth=depth + 1)
+                facts["imports"] = facts["imports"] + inherited.pop("imports")
+                facts.update(inherited)
+    for item in node.body:
+        if isinstance(item, ast.Assign) and len(item.targets) == 1 and isinstance(item.targets[0], ast.Name):
+            # class attributes: `scoring_policy = ScoringPolicy.JUDGE_ONLY` (or JUDGE_DEFAULT) scores with an
+            # LLM judge by default; so did the legacy `llm_judge_default = True`
+            attr, value = item.targets[0].id, item.value
+            if attr == "scoring_policy" and isinstance(value, ast.Attribute):
+                facts["judge"] = value.attr in _JUDGE_POLICIES
+            elif attr == "llm_judge_default" and isinstance(value, ast.Constant):
+                facts["judge"] = bool(value.value)
+        if not (isinstance(item, ast.FunctionDef) and item.name == "__init__"):
+            continue
+        for stmt in ast.walk(item):
+            if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant):
+                for target in stmt.targets:
+                    if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                            and target.value.id == "self" and target.attr in ("reformat_subset", "split_as_subset")):
+                        facts[target.attr] = bool(stmt.value.value)
+        for stmt in item.body:  # unconditional checks only (wmt24pp checks `comet` only for its COMET metric)
+            if (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)
+                    and getattr(stmt.value.func, "id", None) == "check_import"):
+                facts["imports"] = facts["imports"] + _check_import_args(stmt.value)
+    return facts
+
+
+def _check_import_args(call: ast.Call) -> list[tuple[str, str]]:
+    """(module, pip package) pairs of a `check_import(module_name, package_name, ...)` call."""
+    args = {kw.arg: kw.value for kw in call.keywords if kw.arg}
+    for key, value in zip(("module_name", "package_name"), call.args, strict=False):
+        args.setdefault(key, value)
+
+    def names(value: ast.expr | None) -> list[str]:
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            return [value.value]
+        if isinstance(value, (ast.List, ast.Tuple)):
+            return [e.value for e in value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+        return []
+
+    modules, packages = names(args.get("module_name")), names(args.get("package_name"))
+    if len(packages) != len(modules):
+        packages = [_PIP_NAMES.get(m, m) for m in modules]
+    return list(zip(modules, packages, strict=True))
+
+
+def _find_class(package_root: Path, module: str, tree: ast.Module,
+                name: str) -> tuple[str, ast.Module, ast.ClassDef] | None:
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return module, tree, node
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and any(a.name == name for a in node.names):
+            other_module = _absolute(module, node)
+            if other_module is None:
+                continue
+            other = _module_tree(package_root, other_module)
+            if other is None:  # a package: its __init__
+                other_module += ".__init__"
+                other = _module_tree(package_root, other_module)
+            if other is not None and other is not tree:
+                return _find_class(package_root, other_module, other, name)
+    return None
+
+
+def _absolute(module: str, node: ast.ImportFrom) -> str | None:
+    """The absolute module name of a `from X import ...` in `module` (which may be a package's __init__)."""
+    if not node.level:
+        return node.module
+    package = module.removesuffix(".__init__") if module.endswith(".__init__") else module.rpartition(".")[0]
+    for _ in range(node.level - 1):
+        package = package.rpartition(".")[0]
+    return f"{package}.{node.module}" if node.module else package

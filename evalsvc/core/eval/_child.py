@@ -61,6 +61,10 @@ class _Events:
 _EVENTS: _Events | None = None
 """The worker's event stream (set in the forked worker; the zygote has none)."""
 
+_IN_FLIGHT: Any = None
+"""The run's bound on model requests in flight (`eval_batch_size`): a semaphore the zygote creates before
+it forks, so every dataset's worker shares it. None: no bound beyond evalscope's own thread pool."""
+
 
 def _send(event: dict[str, Any]) -> None:
     if _EVENTS is not None:
@@ -123,6 +127,53 @@ def _patch_progress() -> None:
     TqdmLogging.close = patched_close
 
 
+def _bound_requests(api_url: str) -> None:
+    """Hold one permit of the run's semaphore around each request to the evaluated endpoint.
+
+    evalscope runs `eval_batch_size` threads per dataset, each calling the model's `generate` (one
+    request, with its retries); datasets run in parallel workers. The permit makes `eval_batch_size` the
+    run's total requests in flight. Requests to other endpoints (an LLM judge) are not counted.
+    """
+    from evalscope.models.openai_compatible import OpenAICompatibleAPI
+
+    semaphore = _IN_FLIGHT
+    if semaphore is None:
+        return
+    generate = OpenAICompatibleAPI.generate
+    base = api_url.rstrip("/")
+
+    def bounded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(getattr(self, "base_url", "") or "").rstrip("/") != base:
+            return generate(self, *args, **kwargs)
+        with semaphore:
+            return generate(self, *args, **kwargs)
+
+    OpenAICompatibleAPI.generate = bounded
+
+
+def _patch_sample_errors() -> None:
+    """Report each sample that fails (after its retries) with its subset and id, not only in a log line.
+
+    evalscope logs "Processing item in subset=... failed" without the sample, and leaves the failed
+    sample out of its predictions; the worker sends {"type": "sample_error", "subset", "id", "error"}."""
+    from evalscope.evaluator.evaluator import DefaultEvaluator
+
+    process = DefaultEvaluator._process_work_item
+
+    def patched(self: Any, item: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return process(self, item, *args, **kwargs)
+        except Exception as exc:
+            sample, state = getattr(item, "sample", None), getattr(item, "task_state", None)
+            sample_id = getattr(sample, "id", None) if sample is not None else getattr(state, "sample_id", None)
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            _send({"type": "sample_error", "subset": str(getattr(item, "subset", "")),
+                   "id": sample_id if isinstance(sample_id, (int, str)) else None, "error": reason[:500]})
+            raise
+
+    DefaultEvaluator._process_work_item = patched
+
+
 def _no_html_report(*_: Any, **__: Any) -> str:
     return "not rendered by evalsvc (the report JSON is in reports/<model>/)"
 
@@ -142,6 +193,7 @@ def _warm_up() -> None:
     relay.setLevel(logging.INFO)
     evalscope_logger.addHandler(relay)
     _patch_progress()
+    _patch_sample_errors()
     # evalscope renders an HTML page of each run's reports at the end: 0.5-2 s per worker, for a page
     # of one dataset. The report JSON it renders from stays; evalsvc writes report.md over all datasets.
     evalscope.report.gen_html_report_file = _no_html_report
@@ -225,6 +277,7 @@ def _serve() -> None:
         from .._net import exempt_if_direct
 
         exempt_if_direct(str(task.get("api_url") or ""))  # evalscope's client then proxies as the preflight did
+        _bound_requests(str(task.get("api_url") or ""))
 
         generation = dict(task.pop("generation_config"))
         retry_interval = generation.pop("retry_interval", None)
@@ -287,9 +340,20 @@ def _reap(sock: socket.socket) -> None:
         sock.sendall(encode({"exit": pid, "code": os.waitstatus_to_exitcode(status)}))
 
 
-def zygote(control_fd: int) -> None:
-    """Import evalscope, say ready, then fork one worker per request until the control socket closes."""
+def zygote(control_fd: int, in_flight: int = 0) -> None:
+    """Import evalscope, say ready, then fork one worker per request until the control socket closes.
+
+    `in_flight` > 0: the run's bound on requests in flight, shared by every worker (see _bound_requests).
+    """
+    global _IN_FLIGHT
     sock = socket.socket(fileno=control_fd)
+    if int(in_flight) > 0:
+        import multiprocessing
+
+        # A fork-context semaphore is unlinked at once (no resource tracker, no thread): the workers
+        # forked below inherit it, and it goes away with the last of them. A worker killed while a request
+        # holds a permit (SIGKILL, OOM) does not give it back: the run then has one request in flight less.
+        _IN_FLIGHT = multiprocessing.get_context("fork").BoundedSemaphore(int(in_flight))
     try:
         _warm_up()
     except BaseException:

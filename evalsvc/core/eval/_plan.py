@@ -18,7 +18,7 @@ from typing import Any
 from .._paths import cache_dir
 from ..config import EvalConfig
 from ..errors import ConfigError
-from ._catalogue import benchmark_meta, check_limit
+from ._catalogue import LoadLayout, benchmark_meta, load_layout
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
@@ -76,7 +76,6 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
     Raises:
         ConfigError: an unknown benchmark or option, a missing local copy, a bad use_cache directory.
     """
-    check_limit(config.limit, config.datasets, config.dataset_args)
     dataset_dir = None
     if config.dataset_dir is not None:
         dataset_dir = Path(config.dataset_dir).expanduser().resolve()
@@ -122,7 +121,7 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
     return EvalPlan(config=config, datasets=plans, resume_dir=resume_dir)
 
 
-_HUB_PROBE_TIMEOUT_S = 3.0
+_HUB_PROBE_TIMEOUT_S = 2.0
 _hub_reachable: dict[str, tuple[float, bool]] = {}
 
 
@@ -149,9 +148,9 @@ def _require_hub(name: str, dataset_id: str) -> None:
     domain = domain.removeprefix("http://").split("/")[0]
     if not _reachable(domain):
         raise ConfigError("dataset_dir", f"{name} has no local copy and the dataset hub {domain} cannot be reached "
-                          f"(offline?): give dataset_dir, a folder with one sub-folder per benchmark "
-                          f"(the service's --dataset-dir sets it for every request), or "
-                          f"dataset_args.{name}.local_path")
+                          f"(offline?): give dataset_dir (--dataset-dir), a folder with one sub-folder per benchmark "
+                          f"(`evalsvc datasets prepare {name} --to DIR` fills one where the hub can be reached; "
+                          f"the service's --dataset-dir sets it for every request), or dataset_args.{name}.local_path")
 
 
 def _reachable(domain: str) -> bool:
@@ -280,6 +279,10 @@ def _resolve_local(name: str, root: Path, args: dict[str, Any], meta: dict[str, 
         return  # a single data file: evalscope/datasets decide
     known = list(meta.get("subset_list") or [])
     local = _read_local_configs(root)
+    layout = load_layout(name)
+    if layout.kind != "subsets":
+        _resolve_one_config(name, root, args, meta, layout, local, field_name=field_name)
+        return
     requested = args.get("subset_list")
     if local is None:
         if len(known) <= 1 and requested is None:
@@ -323,6 +326,77 @@ def _resolve_local(name: str, root: Path, args: dict[str, Any], meta: dict[str, 
             raise ConfigError(field_name, f"the local copy of {name!r} at {root} has no {train_split!r} split "
                               f"for the {shots}-shot examples of subset {subset!r}: add it, or set "
                               f"dataset_args.{name}.few_shot_num to 0")
+
+
+_SPLIT_WORDS = {"train": ("train", "training"), "validation": ("validation", "valid", "dev", "val"),
+                "test": ("test", "testing", "eval", "evaluation")}
+"""How `datasets` names the split of a data file in a folder without a `configs:` block (by a word of its name)."""
+
+
+def _file_splits(root: Path) -> set[str]:
+    """The splits `datasets` finds in a folder of data files without a README `configs:` block."""
+    import re
+
+    found: set[str] = set()
+    for path in root.rglob("*"):
+        if not path.is_file() or path.name.startswith(".") or path.name == "README.md":
+            continue
+        words = set(re.split(r"[-_. /]+", str(path.relative_to(root)).lower()))
+        found.update(split for split, names in _SPLIT_WORDS.items() if words & set(names))
+    return found
+
+
+def _resolve_one_config(name: str, root: Path, args: dict[str, Any], meta: dict[str, Any], layout: LoadLayout,
+                        local: dict[str, set[str] | None] | None, *, field_name: str) -> None:
+    """A local copy of a benchmark whose adapter loads ONE config (`default_subset`) and makes subsets of it:
+    by a field of its rows (split_by_field: mmlu, mmlu_pro, math_500, ...) or by its splits (split_as_subset).
+
+    The copy holds that one config: either a README `configs:` block naming it (or naming a single
+    config, whatever it is called), or no README and data files named after their splits (test.jsonl, ...),
+    which `datasets` loads as the config 'default'.
+    """
+    config = str(args.get("default_subset") or layout.default_subset)
+    how = ("splits it into subsets by a field of its rows" if layout.kind == "split_by_field"
+           else "takes its splits as the subsets")
+    splits: set[str] | None
+    if local is None:
+        config, splits = "default", _file_splits(root)
+        where = f"the data files at {root}"
+    elif config in local or len(local) == 1:
+        config = config if config in local else next(iter(local))
+        splits, where = local[config], f"config {config!r} of the local copy at {root}"
+    else:
+        raise ConfigError(field_name, f"{name} loads one dataset config, {config!r}, and {how}; the local copy "
+                          f"at {root} has configs {', '.join(local)} but not {config!r} (see the local copy "
+                          "layout in the docs)")
+    if config != layout.default_subset or "default_subset" in args:
+        args["default_subset"] = config
+    if splits is None:
+        return  # data_files given in a shape that does not name splits: datasets decides
+    if layout.kind == "split_as_subset":
+        known = list(meta.get("subset_list") or [])
+        requested = args.get("subset_list")
+        subsets = [s for s in (requested or known) if s in splits]
+        missing = [s for s in (requested or []) if s not in splits]
+        if missing or not subsets:
+            raise ConfigError(f"dataset_args.{name}.subset_list" if missing else field_name,
+                              f"{name} takes the splits of {where} as its subsets; it has "
+                              f"{', '.join(sorted(splits)) or 'none'}, not {(missing or known)[0]!r}")
+        if subsets != known:
+            args["subset_list"] = subsets
+        return
+    eval_split = args.get("eval_split") or meta.get("eval_split")
+    train_split = args.get("train_split") or meta.get("train_split")
+    shots = args.get("few_shot_num", meta.get("few_shot_num") or 0)
+    readme_hint = "" if local is not None else (" (without a README `configs:` block, `datasets` names a split by a "
+                                                "word of the file name: train, validation/dev/val, test)")
+    if eval_split and eval_split not in splits:
+        raise ConfigError(field_name, f"{name} evaluates the {eval_split!r} split, not found in {where} "
+                          f"(it has: {', '.join(sorted(splits)) or 'none'}){readme_hint}")
+    if shots and train_split and train_split not in splits:
+        raise ConfigError(field_name, f"{name} takes its {shots}-shot examples from the {train_split!r} split, "
+                          f"not found in {where} (it has: {', '.join(sorted(splits)) or 'none'}){readme_hint}: "
+                          f"add it, or set dataset_args.{name}.few_shot_num to 0")
 
 
 def task_kwargs(plan: EvalPlan, dataset: DatasetPlan, out_dir: Path, *, resume: bool) -> dict[str, Any]:

@@ -33,7 +33,10 @@ class DatasetResult:
     """A RunStatus: completed | failed | cancelled | timeout."""
     error: str | None = None
     score: float | None = None
-    """The benchmark's primary metric over the scored samples (None when nothing was scored)."""
+    """The benchmark's primary metric over the scored samples (None when nothing was scored): the micro
+    mean, every sample weighing the same."""
+    macro_score: float | None = None
+    """evalscope's macro score of the primary metric: the mean of its subsets' scores, each weighing the same."""
     metric: str | None = None
     requested: int | None = None
     """Samples the evaluation covered (limit applied per subset)."""
@@ -48,6 +51,9 @@ class DatasetResult:
     """Every metric evalscope computed, by name."""
     sample_errors: list[str] = field(default_factory=list)
     """The first distinct reasons samples failed."""
+    errored_samples: list[dict[str, Any]] = field(default_factory=list)
+    """Each sample that failed: {"subset", "id" (its `index` in the subset, as in the predictions), "error"},
+    sorted; at most 1000 are listed."""
     usage: dict[str, Any] = field(default_factory=dict)
     """Token counts and latency of the evaluation requests, from evalscope's perf summary."""
     duration_s: float | None = None
@@ -66,6 +72,7 @@ class DatasetResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "score": self.score,
+            "macro_score": self.macro_score,
             "metric": self.metric,
             "requested": self.requested,
             "scored": self.scored,
@@ -78,6 +85,7 @@ class DatasetResult:
             "categories": self.categories,
             "metrics": self.metrics,
             "sample_errors": self.sample_errors,
+            "errored_samples": self.errored_samples,
             "usage": self.usage,
             "duration_s": self.duration_s,
             "output_dir": self.output_dir,
@@ -277,7 +285,8 @@ def _subset_of(path: Path, name: str) -> str:
 
 
 def read_dataset_result(name: str, out_dir: Path, *, status: str, error: str | None,
-                        total: int | None, sample_errors: list[str], duration_s: float | None) -> DatasetResult:
+                        total: int | None, sample_errors: list[str], duration_s: float | None,
+                        errored_samples: list[dict[str, Any]] | None = None) -> DatasetResult:
     """Build the DatasetResult of one benchmark from its evalscope output directory.
 
     Args:
@@ -290,7 +299,9 @@ def read_dataset_result(name: str, out_dir: Path, *, status: str, error: str | N
         duration_s: wall time of the worker.
     """
     result = DatasetResult(name=name, status=status, error=error, duration_s=duration_s,
-                           sample_errors=sample_errors, output_dir=str(out_dir), requested=total)
+                           sample_errors=sample_errors, output_dir=str(out_dir), requested=total,
+                           errored_samples=sorted(errored_samples or [],
+                                                  key=lambda e: (str(e.get("subset")), str(e.get("id")).zfill(12))))
     predictions = sorted(out_dir.glob(f"predictions/*/{name}_*.jsonl"))
     reviews = sorted(out_dir.glob(f"reviews/*/{name}_*.jsonl"))
     result.predictions = [str(p) for p in predictions]
@@ -346,6 +357,7 @@ def _fill_from_report(result: DatasetResult, report: dict[str, Any]) -> None:
     if primary is not None:
         result.metric = str((primary.get("identity") or {}).get("name") or primary.get("name"))
         result.score = primary.get("score")
+        result.macro_score = primary.get("macro_score")
         for cat in primary.get("categories") or []:
             cat_name = "/".join(str(n) for n in (cat.get("name") or [])) or "default"
             subs = [s for s in cat.get("subsets") or [] if not s.get("is_aggregate")]

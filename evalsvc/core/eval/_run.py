@@ -23,6 +23,7 @@ from .._proc import describe_exit
 from .._secrets import config_secrets
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import EvalConfig
+from ..errors import ConfigError
 from ..progress import ProgressCallback, eval_log, eval_progress, eval_status
 from ..status import Phase, RunStatus
 from ._plan import (CONFIG_FILE, DATASET_INFOS, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPlan, build_mirror,
@@ -36,6 +37,8 @@ from ._zygote import _KILL_GRACE_S, WorkerHandle, Zygote
 log = logging.getLogger("evalsvc.eval")
 
 _MAX_SAMPLE_ERRORS = 5
+_MAX_ERRORED_SAMPLES = 1000
+"""Errored samples listed per dataset (ids and reasons); the count (`errored`) is always exact."""
 _WIND_DOWN_S = 10.0
 """How long stopped datasets may take to settle: a worker gets _KILL_GRACE_S to exit, then is killed."""
 _SAMPLE_ERROR_PREFIX = "Processing item in subset="
@@ -66,6 +69,7 @@ class _DatasetRun:
     error: str | None = None
     total: int | None = None
     sample_errors: list[str] = field(default_factory=list)
+    errored_samples: list[dict[str, Any]] = field(default_factory=list)
     started: float | None = None
     ended: float | None = None
 
@@ -109,7 +113,10 @@ class _Run:
         started_at = utc_now_iso()
         deadline = t0 + config.timeout if config.timeout else None
         # The zygote imports evalscope (~1.5 s) while the preflight request is in flight.
-        self.zygote = asyncio.create_task(Zygote.start())
+        self.zygote = asyncio.create_task(Zygote.start(in_flight=config.eval_batch_size))
+        # Offline without local copies: one clear line within seconds, not the hub's after ~18 s. Probed while
+        # the preflight runs; reported after it (an unreachable endpoint is the first thing to say).
+        hub = asyncio.create_task(_hub_problem(self.plan))
         tasks: list[asyncio.Task[None]] = []
         try:
             if config.preflight:
@@ -117,7 +124,9 @@ class _Run:
                 if not await self._preflight(deadline):
                     self.stop(RunStatus.CANCELLED)  # before anything was written: no output directory
                     return self._result(started_at, t0)
-            check_hub(self.plan)  # offline without local copies: one clear line now, not the hub's after ~18 s
+            problem = await hub
+            if problem is not None:
+                raise problem
             self.root = self.plan.resume_dir or new_run_dir(config.work_dir, prefix="eval_")
             self._write_config()
             self.emit(eval_status(None, Phase.RUNNING, output_dir=str(self.root)))
@@ -135,6 +144,7 @@ class _Run:
                     self._write_outputs(self._result(started_at, t0))
             raise
         finally:
+            hub.cancel()
             for worker in self.workers:
                 worker.terminate()
             await self._close_zygote(self.zygote)
@@ -189,7 +199,7 @@ class _Run:
         """
         check = asyncio.create_task(preflight(self.config, deadline=deadline))
         if self.cancel is None:
-            await check
+            self._said_preflight(await check)
             return True
         stopped = asyncio.create_task(self.cancel.wait())
         try:
@@ -202,8 +212,13 @@ class _Run:
                     await check
         if check.cancelled():
             return False
-        check.result()  # the endpoint's error, if it failed
+        self._said_preflight(check.result())  # the endpoint's error, if it failed
         return True
+
+    def _said_preflight(self, checked: dict[str, Any]) -> None:
+        how = ("its model list names it, no generation sent" if checked.get("checked") == "models"
+               else "a one-token generation succeeded (its /models did not list the model)")
+        self.emit(eval_log(None, "INFO", f"preflight: {self.config.model!r} is served ({how})"))
 
     async def _run_dataset(self, dataset: DatasetPlan) -> None:
         run = self.runs[dataset.name]
@@ -288,6 +303,10 @@ class _Run:
                     if reason not in run.sample_errors and len(run.sample_errors) < _MAX_SAMPLE_ERRORS:
                         run.sample_errors.append(mask(reason, self.secrets))
                 self.emit(eval_log(name, level, message))
+            elif kind == "sample_error":
+                if len(run.errored_samples) < _MAX_ERRORED_SAMPLES:
+                    run.errored_samples.append({"subset": str(event.get("subset") or ""), "id": event.get("id"),
+                                                "error": mask(str(event.get("error") or ""), self.secrets)})
             elif kind == "done":
                 outcome = RunStatus.COMPLETED
             elif kind == "error":
@@ -328,7 +347,7 @@ class _Run:
                 continue
             datasets[name] = read_dataset_result(
                 name, self.root / name, status=status, error=run.error, total=run.total or None,
-                sample_errors=run.sample_errors, duration_s=duration)
+                sample_errors=run.sample_errors, duration_s=duration, errored_samples=run.errored_samples)
         shortfall = describe_shortfall(datasets.values())
         error: str | None
         if self.stop_reason is not None:
@@ -374,6 +393,15 @@ class _Run:
             result.info["report_error"] = f"{type(exc).__name__}: {exc}"
             log.warning("evalsvc eval: report.html was not written: %s", result.info["report_error"])
             write_json(self.root / SUMMARY_FILE, result.to_dict())
+
+
+async def _hub_problem(plan: EvalPlan) -> ConfigError | None:
+    """check_hub's error (it probes the hub: a thread), returned rather than raised."""
+    try:
+        await asyncio.to_thread(check_hub, plan)
+    except ConfigError as exc:
+        return exc
+    return None
 
 
 async def run_eval_async(config: EvalConfig, *, progress: ProgressCallback | None = None,

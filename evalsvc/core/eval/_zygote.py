@@ -115,8 +115,10 @@ class Zygote:
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    async def start(cls) -> Zygote:
+    async def start(cls, in_flight: int = 0) -> Zygote:
         """Start the zygote and wait until it has imported evalscope.
+
+        `in_flight` > 0 bounds the model requests in flight across all the workers it forks.
 
         Raises:
             RuntimeError: it could not start (its last stderr line says why).
@@ -124,8 +126,9 @@ class Zygote:
         ours, theirs = socket.socketpair()
         try:
             proc = await _proc.start_async(
-                "evalsvc.core.eval._child:zygote", str(theirs.fileno()), pass_fds=[theirs.fileno()],
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, new_session=True)
+                "evalsvc.core.eval._child:zygote", str(theirs.fileno()), str(int(in_flight)),
+                pass_fds=[theirs.fileno()], stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                new_session=True)
         except BaseException:
             ours.close()
             raise

@@ -470,9 +470,12 @@ def _routes(service: Service) -> list[Route]:
 
     async def compare(request: Request) -> Response:
         query = request.query_params
-        unknown = sorted(set(query) - {"base", "new"})
+        unknown = sorted(set(query) - {"base", "new", "format"})
         if unknown:
-            raise ConfigError(unknown[0], "unknown query parameter (accepted: base, new)")
+            raise ConfigError(unknown[0], "unknown query parameter (accepted: base, new, format)")
+        page = query.get("format", "json")
+        if page not in ("json", "html"):
+            raise ConfigError("format", f"must be json or html, got {page!r}")
         runner = await service.jobs()
         dirs = []
         for name in ("base", "new"):
@@ -484,8 +487,11 @@ def _routes(service: Service) -> list[Route]:
             if run_dir is None or not run_dir.is_dir():
                 raise ConfigError(name, f"job {job_id} ({job.state}) has no run directory to compare")
             dirs.append(run_dir)
-        # the comparison table as data; a rendered comparison page, once core/report has one, is the seam here
         result = await asyncio.to_thread(compare_runs, dirs[0], dirs[1])
+        if page == "html":  # the comparison page (both runs on the same charts), sandboxed like a report
+            html = await asyncio.to_thread(result.to_html)
+            return Response(html, media_type="text/html; charset=utf-8",
+                            headers={"Content-Security-Policy": "sandbox allow-scripts", "Cache-Control": "no-store"})
         return JSONResponse({"status": "ok", "base": query["base"], "new": query["new"],
                              "comparison": result.to_dict()})
 

@@ -189,7 +189,11 @@ def build_openapi(*, auth: bool, metrics_public: bool = False) -> dict[str, Any]
         "/api/v1/compare": {"get": {
             "operationId": "compare_jobs", "tags": ["jobs"], **secured,
             "parameters": [{"name": n, "in": "query", "required": True, "schema": {"type": "string"},
-                            "description": f"the id of the {n} run's finished job"} for n in ("base", "new")],
+                            "description": f"the id of the {n} run's finished job"} for n in ("base", "new")]
+            + [{"name": "format", "in": "query", "required": False,
+                "schema": {"type": "string", "enum": ["json", "html"], "default": "json"},
+                "description": "json: the comparison as data; html: the comparison page (both runs on the same "
+                               "charts, self-contained, served with a sandboxing CSP)"}],
             "summary": "Compare two finished runs of one kind (evalsvc compare): every metric, its change and "
                        "whether the change is beyond noise",
             "responses": {"200": {"description": "the comparison", "content": {"application/json": {"schema": {
@@ -197,7 +201,8 @@ def build_openapi(*, auth: bool, metrics_public: bool = False) -> dict[str, Any]
                     "status": {"const": "ok"}, "base": {"type": "string"}, "new": {"type": "string"},
                     "comparison": {"type": "object", "description": "kind, base, new, rows (point, metric, "
                                    "base, new, change, rel_change, ci_low, ci_high, noise, method), only_base, "
-                                   "only_new"}}}}}},
+                                   "only_new"}}}},
+                                  "text/html": {"schema": {"type": "string"}}}},
                           "400": _ref_response("Error", "a job is missing, unfinished, or the runs cannot be compared"),
                           **job_responses}}},
         "/metrics": {"get": {

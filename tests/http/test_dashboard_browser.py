@@ -108,6 +108,11 @@ def test_submit_watch_report_cancel_compare_without_token(service_factory: Calla
         shown = _text(page, "#comparison")
         assert "perf runs:" in shown and "metrics compared" in shown
         assert "parallel_4_number_20" in shown and "ttft_ms.p50" in shown and "request_throughput" in shown
+        # below the table, the comparison page: both runs on the same charts, drawn inside its sandboxed frame
+        page.wait_for_selector("#comparison iframe.report", timeout=TIMEOUT_MS)
+        frame = page.frame_locator("#comparison iframe.report")
+        frame.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        assert frame.locator(".js-plotly-plot").count() >= 2
 
         # the list, filtered; a job deleted from its page
         page.click("nav >> text=Jobs")

@@ -80,6 +80,8 @@ def test_compare_names_the_missing_or_unusable_job(service: Live) -> None:
     assert service.client.get("/api/v1/compare", params={"base": done, "new": "nope"}).status_code == 404
     r = service.client.get("/api/v1/compare", params={"base": done, "new": done, "x": "1"})
     assert r.status_code == 400 and r.json()["error"]["field"] == "x"
+    r = service.client.get("/api/v1/compare", params={"base": done, "new": done, "format": "pdf"})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "format"
     service.client.post(f"/api/v1/jobs/{running}/cancel")
 
 

@@ -184,6 +184,12 @@ class Comparison:
             failures.extend((rule, r) for r in rows if rule.fails(r))
         return failures
 
+    def to_html(self, failures: list[tuple[Rule, Row]] | None = None) -> str:
+        """The comparison page (see `write_html`) as HTML text."""
+        from ._compare_page import render_compare_report
+
+        return render_compare_report(self, failures or [])
+
     def write_html(self, path: str | Path, failures: list[tuple[Rule, Row]] | None = None) -> Path:
         """Write the comparison page to `path` (both runs on the same charts, the table with its verdicts and
         the rows in `failures` marked as regressions); returns the path. Self-contained: opens offline."""

@@ -477,7 +477,13 @@ async function showCompare(query) {
     try {
       const q = new URLSearchParams({ base: base.value, new: newer.value });
       const data = await api(`/api/v1/compare?${q}`);
-      out.replaceChildren(...comparisonTable(data.comparison));
+      out.replaceChildren(...comparisonTable(data.comparison), el("h3", {}, "Charts"),
+        el("p", { class: "muted", id: "compare-page-status" }, "Drawing both runs on the same charts…"));
+      q.set("format", "html");
+      const html = await api(`/api/v1/compare?${q}`);
+      const frame = el("iframe", { class: "report", title: "comparison page", sandbox: "allow-scripts" });
+      frame.srcdoc = html; // sandboxed without allow-same-origin, as the job reports
+      document.getElementById("compare-page-status").replaceWith(frame);
     } catch (err) {
       out.replaceChildren(notice(err.message, true));
     }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import fields
+from ._cluster import ADDRESS_PATTERN, ADDRESS_REASON, require_ray
 from ._secrets import redact_keys, redact_url, secret_name
 from ._validate import HEADER_NAME, HEADER_VALUE, redact_secret
 from .errors import ConfigError
@@ -70,6 +71,10 @@ class PerfConfig:
     connect_timeout: float = field(30.0, help="Seconds to wait for a connection.", ranges=_POSITIVE)
     workers: int = field(1, help="Client processes sharing the load; raise it when the summary says the run was "
                          "client-bound.", ranges=(Range(low=1, high=256),))
+    ray_address: str | None = field(None, help='Run each sweep point on a Ray cluster: "auto", "ray://host:port" or '
+                                    'the head\'s "host:port". `workers` Ray actors, spread over the nodes, share the '
+                                    "load (needs the ray extra: pip install 'evalsvc[ray]').",
+                                    pattern=ADDRESS_PATTERN, pattern_reason=ADDRESS_REASON)
     slo: dict[str, float] | None = field(None, help='Thresholds in ms on ttft_ms / tpot_ms / latency_ms, e.g. '
                                          '{"ttft_ms": 500, "tpot_ms": 50}; the summary reports goodput against them.',
                                          keys=SLO_METRICS, ranges=_POSITIVE, cli=Cli(parse="json"))
@@ -101,6 +106,11 @@ class PerfConfig:
     def _min_tokens(self) -> None:
         if self.min_tokens is not None and self.min_tokens > self.max_tokens:
             raise ConfigError("min_tokens", f"must be <= max_tokens ({self.max_tokens}), got {self.min_tokens}")
+
+    @rule("ray_address")
+    def _ray_installed(self) -> None:
+        if self.ray_address is not None:
+            require_ray()
 
     @rule("number", "parallel", "rate")
     def _sweep(self) -> None:

@@ -84,15 +84,16 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
         result.status, result.error, runs = RunStatus.INTERRUPTED, "stopped during the test request", []
     try:
         for key, number, parallel, rate in runs:
+            clients: list[dict[str, Any]] = []
             try:
                 stats, reason = await _run_point(config, key, number, parallel, rate, bodies, prompt_tokens,
-                                                 out_dir, stop, progress)
+                                                 out_dir, stop, progress, clients)
             except ClientProcessError as exc:  # keep what the surviving client processes measured
                 if exc.stats is None:
                     raise
                 stats, reason = exc.stats, CLIENT_FAILED
                 result.status, result.error = RunStatus.FAILED, str(exc)
-            run = _finish_run(config, stats, key, number, parallel, rate, reason, data_info)
+            run = _finish_run(config, stats, key, number, parallel, rate, reason, data_info, clients)
             result.results[key] = run
             write_json(out_dir / f"summary_{key}.json", run.to_dict())
             if progress is not None:
@@ -149,7 +150,9 @@ def run_perf(config: PerfConfig, *, progress: ProgressFn | None = None) -> PerfR
 
 async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, rate: float,
                      bodies: list[bytes], prompt_tokens: list[int], out_dir: Path,
-                     stop: asyncio.Event, progress: ProgressFn | None) -> tuple[RunStats, str | None]:
+                     stop: asyncio.Event, progress: ProgressFn | None,
+                     clients: list[dict[str, Any]]) -> tuple[RunStats, str | None]:
+    """One sweep point; `clients` receives one line per client process or Ray actor (sharded runs only)."""
     workers = max(1, min(config.workers, parallel, number))
     offsets = arrival_offsets(number, rate, config.arrival, config.seed) if rate > 0 else None
     plans = []
@@ -178,10 +181,12 @@ async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, r
     gc.collect()
     gc.freeze()  # fewer, cheaper collections on the hot path; long-lived objects are not rescanned
     try:
-        if workers == 1:
+        if workers == 1 and not config.ray_address:
             return await _run_local(config, plans[0], bodies, prompt_tokens, records_path, stop, report)
-        stats, reason, parts, errors = await run_sharded(config, plans, bodies, prompt_tokens,
-                                                         str(out_dir) if records_path else None, stop, report)
+        stats, reason, parts, errors, shards = await run_sharded(config, plans, bodies, prompt_tokens,
+                                                                 str(out_dir) if records_path else None, stop,
+                                                                 report)
+        clients.extend(shards)
         if records_path:
             _concat(parts, records_path)
         report(stats.requests, stats.failed)
@@ -259,7 +264,7 @@ def _nothing_succeeded(result: PerfResult) -> tuple[RunStatus, str | None]:
 
 
 def _finish_run(config: PerfConfig, stats: RunStats, key: str, number: int, parallel: int, rate: float,
-                reason: str | None, data_info: dict[str, Any]) -> RunResult:
+                reason: str | None, data_info: dict[str, Any], clients: list[dict[str, Any]]) -> RunResult:
     metrics = stats.metrics()
     metrics.update({
         "number": number,
@@ -274,5 +279,7 @@ def _finish_run(config: PerfConfig, stats: RunStats, key: str, number: int, para
     })
     metrics.update(client_verdict(metrics, stats.load, stats.dists["loop_lag_ms"], parallel, rate,
                                   max(1, min(config.workers, parallel, number))))
+    # per client process / Ray actor of a sharded run: where it ran, its share, its own verdict (else null)
+    metrics["clients"] = clients or None
     return RunResult(metrics=metrics, percentiles=stats.percentiles())
 

@@ -41,7 +41,10 @@ def _node_args(num_cpus: int, **extra: Any) -> dict[str, Any]:
 def local_cluster(nodes: int = 3, num_cpus: int = 1) -> Iterator[Any]:
     """A `ray.cluster_utils.Cluster` of `nodes` nodes, this process connected to it; shut down on exit."""
     import ray
+    from ray._private import ray_constants
     from ray.cluster_utils import Cluster
+
+    ray_constants.ENABLE_RAY_CLUSTER = False  # as the variable above says, in case Ray was imported before it
 
     cluster = Cluster(initialize_head=True, head_node_args=_node_args(num_cpus, gcs_server_port=_free_port()))
     try:

@@ -227,8 +227,8 @@ class _RayShard:
             elif isinstance(message, Stop):
                 self.refs.append(self.actor.stop.remote())
 
-    async def ended(self) -> str:
-        return f"the actor died: {self.error}" if self.error else "the actor ended"
+    async def ended(self) -> tuple[str, str]:
+        return (f"the actor died: {self.error}" if self.error else "the actor ended"), ""
 
     async def aclose(self) -> None:
         if self.pump is not None:

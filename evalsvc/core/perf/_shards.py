@@ -141,8 +141,9 @@ class Transport(Protocol):
         """Start or Stop (never raises: a shard that is gone is noticed by its end of stream)."""
         ...
 
-    async def ended(self) -> str:
-        """How it ended, once its stream of messages ended (exit code, signal, the error that killed it)."""
+    async def ended(self) -> tuple[str, str]:
+        """How it ended, once its stream of messages ended (exit code, signal, the error that killed it), and
+        any detail (its last stderr lines)."""
         ...
 
     def close(self) -> None:
@@ -194,10 +195,9 @@ class _Shard:
     def where(self) -> dict[str, Any]:
         return {"pid": self.process.pid, "host": _HOST}
 
-    async def ended(self) -> str:
+    async def ended(self) -> tuple[str, str]:
         code = await asyncio.to_thread(self.exit_code, STOP_GRACE_S)
-        tail = await asyncio.to_thread(self.stderr.text)
-        return _proc.describe_exit(code) + (f": {tail}" if tail else "")
+        return _proc.describe_exit(code), await asyncio.to_thread(self.stderr.text)
 
     def close(self) -> None:
         """Tell it to stop, cut its lifeline, wait for it (killing it if it lingers)."""
@@ -312,7 +312,9 @@ async def _all_ready(shards: list[Any], inbox: asyncio.Queue[tuple[int, Any]], s
         elif isinstance(message, Failed):
             raise ClientStartError(f"{shard.describe()} failed before it was ready: {message.error}")
         elif message is None:
-            raise ClientStartError(f"{shard.describe()} ended before it was ready ({await shard.ended()})")
+            how, tail = await shard.ended()
+            raise ClientStartError(f"{shard.describe()} ended before it was ready ({how})"
+                                   + (f": {tail}" if tail else ""))
     return True
 
 
@@ -356,7 +358,7 @@ async def _measure(config: Any, plans: list[ShardPlan], shards: list[Any], inbox
                 clients[k] = client_summary(config, plans[k], shards[k].where(), None, message.error)
                 pending.discard(k)
             elif message is None:
-                why = f"exited without reporting ({await shards[k].ended()})"
+                why = f"exited without reporting ({(await shards[k].ended())[0]})"
                 errors.append(f"{shards[k].describe()} {why}")
                 clients[k] = client_summary(config, plans[k], shards[k].where(), None, why)
                 pending.discard(k)

@@ -80,6 +80,9 @@ def service(
     allow_target: Annotated[list[str] | None, typer.Option(
         "--allow-target", help="Host, address or network (10.0.0.0/8) runs may send requests to (repeatable); "
                                "without it any host but link-local ones (169.254.0.0/16, fe80::/10).")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        help="Run perf jobs on this Ray cluster (\"auto\", \"ray://host:port\", the head's \"host:port\") when "
+             "their body names none; needs the ray extra: pip install 'evalsvc[ray]'.")] = None,
     allow_origin: Annotated[list[str] | None, typer.Option(
         "--allow-origin", help="Browser origin (https://ui.example.org, or '*') allowed to call /api/ routes "
                                "besides the service's own; others get 403 (repeatable).")] = None,
@@ -106,6 +109,7 @@ def service(
                     eval_concurrency=eval_concurrency, cancel_grace_s=cancel_grace,
                     allow_origins=tuple(allow_origin) if allow_origin else None,
                     header_timeout_s=header_timeout, max_connections=max_connections, limits=limits,
-                    allow_targets=tuple(allow_target) if allow_target else None, keep_days=keep_days)
+                    allow_targets=tuple(allow_target) if allow_target else None, keep_days=keep_days,
+                    ray_address=ray_address)
     except EvalsvcError as exc:
         fail(exc)

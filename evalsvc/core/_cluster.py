@@ -62,3 +62,10 @@ def connect(address: str) -> Any:
                 raise ClientStartError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
     return ray
 
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for an error Ray raised (its messages run over many lines): the type and the first line."""
+    text = str(exc).strip() or type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]

@@ -24,6 +24,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
+from ..core import fields as config_fields
+from ..core._cluster import require_ray
 from ..core._io import dumps, utc_now_iso
 from ..core.config import EvalConfig, PerfConfig
 from ..core.errors import ConfigError
@@ -97,6 +99,8 @@ class ServiceSettings:
     """Browser origins (scheme://host[:port], or "*") besides the service's own that may call /api/ routes."""
     targets: dict[str, str] = field(default_factory=dict)
     """Job kind -> "module:function" overriding the engines (tests use stand-ins)."""
+    ray_address: str | None = None
+    """The Ray cluster perf jobs run on when their body names none (None: in the job's own processes)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **given: Any) -> ServiceSettings:
@@ -177,6 +181,8 @@ class Service:
             ConfigError: invalid fields, paths outside the roots, a value beyond a limit, a refused target.
         """
         config = self.settings.limits.apply(self.policy.config_from_body(kind, body))
+        if isinstance(config, PerfConfig) and config.ray_address is None and self.settings.ray_address:
+            config = config_fields.replace(config, {"ray_address": self.settings.ray_address})  # the service's cluster
         if isinstance(config, EvalConfig):  # what the library checks when it plans the run, before admission
             check_limit(config.limit, config.datasets, config.dataset_args)
             await asyncio.to_thread(self.targets.check, "api_url", config.api_url)
@@ -234,7 +240,7 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
                cancel_grace_s: float | None = None, targets: dict[str, str] | None = None,
                allow_origins: tuple[str, ...] | list[str] | None = None,
                limits: ServiceLimits | None = None, allow_targets: tuple[str, ...] | list[str] | None = None,
-               keep_days: float | None = None) -> Starlette:
+               keep_days: float | None = None, ray_address: str | None = None) -> Starlette:
     """The evalsvc HTTP service as an ASGI app (serve it with uvicorn or any ASGI server).
 
     Arguments left as None come from EVALSVC_OUTPUTS, EVALSVC_TOKEN, EVALSVC_DATA_ROOTS, EVALSVC_DATASET_DIR,
@@ -257,6 +263,8 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         allow_targets: host names, addresses or networks (CIDR) runs may call; empty: any host except
             link-local ones (cloud metadata), which are refused unless listed.
         keep_days: delete finished jobs (output directory, log, record) this many days after they finished.
+        ray_address: the Ray cluster perf jobs run on when their body names none ("auto", "ray://host:port",
+            "host:port"; needs the ray extra). Checked like a body's `ray_address`.
 
     Returns:
         A Starlette app; its lifespan starts the job runner and stops running jobs on shutdown.
@@ -268,7 +276,11 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         eval_concurrency=eval_concurrency, perf_concurrency=perf_concurrency, cancel_grace_s=cancel_grace_s,
         targets=targets, allow_origins=tuple(allow_origins) if allow_origins is not None else None,
         limits=limits, allow_targets=tuple(allow_targets) if allow_targets is not None else None,
-        keep_days=keep_days)
+        keep_days=keep_days, ray_address=ray_address)
+    if settings.ray_address is not None:  # the checks a body's ray_address meets: one line, exit 2
+        declared = config_fields.declared(PerfConfig)["ray_address"]
+        config_fields.check("ray_address", settings.ray_address, declared.type, declared.spec)
+        require_ray()
     service = Service(settings)
     routes = _routes(service)
     endpoints = [f"{m} {r.path}" for r in routes for m in sorted(r.methods or ()) if m != "HEAD"]

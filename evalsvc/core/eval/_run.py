@@ -79,8 +79,8 @@ class _Run:
         self.emit = _Sink(progress, self.secrets)
         self.cancel = cancel
         self.stop_reason: str | None = None
-        self.workers: set[WorkerHandle] = set()
-        self.zygote: asyncio.Task[Zygote] | None = None
+        self.workers: set[Any] = set()  # WorkerHandles, or RayWorkers
+        self.zygote: asyncio.Task[Any] | None = None  # a Zygote, or a RayZygote (eval/_ray.py)
         self.runs = {d.name: _DatasetRun(d) for d in plan.datasets}
         self.root: Path | None = None
         self.slots = asyncio.Semaphore(plan.config.max_workers)
@@ -93,7 +93,7 @@ class _Run:
         for worker in self.workers:
             worker.terminate()
 
-    async def _close_zygote(self, starting: asyncio.Task[Zygote]) -> None:
+    async def _close_zygote(self, starting: asyncio.Task[Any]) -> None:
         if not starting.done():
             starting.cancel()
         with contextlib.suppress(BaseException):
@@ -109,7 +109,8 @@ class _Run:
         started_at = utc_now_iso()
         deadline = t0 + config.timeout if config.timeout else None
         # The zygote imports evalscope (~1.5 s) while the preflight request is in flight.
-        self.zygote = asyncio.create_task(Zygote.start())
+        # (on a Ray cluster: each dataset's worker is an actor on some node, its zygote started there)
+        self.zygote = asyncio.create_task(_executor(config))
         tasks: list[asyncio.Task[None]] = []
         try:
             if config.preflight:
@@ -247,6 +248,9 @@ class _Run:
             run.status, run.error = RunStatus.FAILED, str(exc)
             return
         self.workers.add(worker)
+        node = getattr(worker, "node_id", None)
+        if node is not None:  # a RayWorker: say where the dataset runs
+            self.emit(eval_log(run.plan.name, "INFO", f"running on Ray node {node} (worker pid {worker.pid})"))
         if self.stop_reason is not None:
             worker.terminate()
         interrupted = True
@@ -428,3 +432,12 @@ def run_eval(config: EvalConfig, *, progress: ProgressCallback | None = None) ->
     """
     cancel = asyncio.Event()
     return run_blocking(run_eval_async(config, progress=progress, cancel=cancel), stop=cancel, name="evalsvc-eval")
+
+
+async def _executor(config: EvalConfig) -> Any:
+    """What forks the datasets' workers: the local zygote, or, with `ray_address`, actors on a Ray cluster."""
+    if config.ray_address:
+        from ._ray import RayZygote
+
+        return await RayZygote.start(config.ray_address)
+    return await Zygote.start()

@@ -36,7 +36,7 @@ from time import perf_counter
 from typing import Any
 
 from ... import __version__
-from .._cluster import connect
+from .._cluster import connect, error_line
 from ..errors import ClientStartError
 from ._engine import ShardPlan
 from ._shards import STOP_GRACE_S, Done, Failed, ShardedRun, ShardJob, Start, Stop, drive
@@ -180,7 +180,7 @@ class _RayShard:
         try:
             self.info = await self.actor.begin.remote(job)
         except Exception as exc:
-            raise ClientStartError(f"{self.describe()} could not start: {_first_line(exc)}") from None
+            raise ClientStartError(f"{self.describe()} could not start: {error_line(exc)}") from None
         if self.info.get("version") != __version__:
             raise ClientStartError(f"{self.describe()} runs evalsvc {self.info.get('version')}, this process "
                                    f"{__version__}: install the same evalsvc on every node")
@@ -201,7 +201,7 @@ class _RayShard:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the actor or its node died (RayActorError, ...)
-            self.error = _first_line(exc)
+            self.error = error_line(exc)
             self.inbox.put_nowait((self.index, None))
 
     def _write_records(self, data: Any) -> str | None:
@@ -241,12 +241,6 @@ class _RayShard:
     def close(self) -> None:  # pragma: no cover - RayShards closes with aclose
         with contextlib.suppress(Exception):
             self.ray.kill(self.actor, no_restart=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 class RayShards:

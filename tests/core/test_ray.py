@@ -1,4 +1,4 @@
-"""Perf on a Ray cluster: three nodes on this machine (tests/_ray.py), one actor per node against the mock.
+"""Perf, eval and the service on a Ray cluster: three nodes on this machine (tests/_ray.py), against the mock.
 
 One module-wide cluster (starting one costs ~25 s here); skipped when Ray is not installed (the `ray`
 extra is not part of `dev`). What a user relies on: every request is accounted for, the timings are the
@@ -17,7 +17,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from evalsvc import run_perf  # noqa: E402
+from evalsvc import EvalConfig, run_eval, run_perf  # noqa: E402
+from tests._evaldata import small_suite  # noqa: E402
 from tests._perfrun import cfg, only, records  # noqa: E402
 from tests._ray import local_cluster  # noqa: E402
 from tests._servers import MockHandle, start_mock  # noqa: E402
@@ -87,3 +88,63 @@ def test_a_killed_actor_is_reported_and_the_others_numbers_kept(cluster: Any, tm
     assert [c["shard"] for c in alive] == [0, 2]
     assert m["requests_total"] == sum(c["requests"] for c in alive) > 0  # the survivors' numbers, merged
     assert not [n for n in ray.util.list_named_actors() if n.startswith(ACTOR_PREFIX)]  # none left behind
+
+
+def _shard_actors() -> list[str]:
+    """Every evalsvc shard actor alive on the cluster, whichever driver (job process) owns it."""
+    from evalsvc.core.perf._ray import ACTOR_PREFIX
+
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(ACTOR_PREFIX)]
+
+
+def test_a_service_job_runs_on_the_cluster_and_its_cancel_reaches_the_actors(cluster: Any, slow_mock: MockHandle,
+                                                                              tmp_path: Path) -> None:
+    import time
+
+    from evalsvc.http import create_app
+    from tests.http._live import serve_app
+
+    app = create_app(outputs=tmp_path / "outputs", ray_address=cluster.address, cancel_grace_s=10.0)
+    body = {"model": "m", "url": slow_mock.chat_url, "dataset": "random", "prompt_tokens": 8, "max_tokens": 8,
+            "number": 12, "parallel": 3, "workers": 3, "preflight": False}
+    with serve_app(app) as live:
+        job = live.client.post("/api/v1/jobs/perf", json=body).json()["job"]
+        done = live.wait_state(job["id"], ("completed", "failed"), timeout=120)
+        assert done["state"] == "completed", done
+        result = live.client.get(f"/api/v1/jobs/{job['id']}/result").json()
+        (run,) = result["results"].values()
+        assert run["metrics"]["requests_succeeded"] == 12
+        assert len({c["node_id"] for c in run["metrics"]["clients"]}) == 3  # the service's cluster, 3 nodes
+        # a long job, cancelled while its actors send: the job ends cancelled and no actor is left sending
+        job = live.client.post("/api/v1/jobs/perf", json={**body, "number": 100_000}).json()["job"]
+        live.wait_progress(job["id"], timeout=120)
+        assert len(_shard_actors()) == 3
+        assert live.client.post(f"/api/v1/jobs/{job['id']}/cancel").status_code in (200, 202)
+        assert live.wait_state(job["id"], ("cancelled",), timeout=60)["state"] == "cancelled"
+        deadline = time.monotonic() + 30
+        while _shard_actors() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _shard_actors() == []
+
+
+def test_three_datasets_on_the_cluster_score_as_they_do_locally(cluster: Any, tmp_path: Path) -> None:
+    suite = small_suite(tmp_path / "datasets")
+    with start_mock(answers=suite.answers, ttft_ms=0, itl_ms=0) as mock:
+        base: dict[str, Any] = dict(model="mock-model", api_url=mock.base_url, datasets=["gsm8k", "iquiz", "ceval"],
+                                    dataset_dir=str(suite.dataset_dir), retry_interval=0, report=False)
+        local = run_eval(EvalConfig(**base, work_dir=str(tmp_path / "local")))
+        events: list[dict[str, Any]] = []
+        remote = run_eval(EvalConfig(**base, work_dir=str(tmp_path / "ray"), ray_address=cluster.address),
+                          progress=events.append)
+    assert local.status == remote.status == "completed", (local.error, remote.error)
+    for name in ("gsm8k", "iquiz", "ceval"):
+        here, there = local[name], remote[name]
+        assert there.score == pytest.approx(suite.expected_score(name), abs=1e-4)
+        assert (there.score, there.requested, there.scored, there.errored) == \
+            (here.score, here.requested, here.scored, here.errored)
+        assert there.subsets == here.subsets
+    nodes = {e["message"].split()[4] for e in events
+             if e.get("type") == "log" and str(e.get("message", "")).startswith("running on Ray node ")}
+    assert len(nodes) == 3  # one dataset per node (SPREAD, one CPU each)
+    assert not [a for a in ray.util.list_named_actors(all_namespaces=True)
+                if a["name"].startswith("evalsvc-dataset-")]  # every dataset's actor ended with it

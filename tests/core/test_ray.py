@@ -148,3 +148,37 @@ def test_three_datasets_on_the_cluster_score_as_they_do_locally(cluster: Any, tm
     assert len(nodes) == 3  # one dataset per node (SPREAD, one CPU each)
     assert not [a for a in ray.util.list_named_actors(all_namespaces=True)
                 if a["name"].startswith("evalsvc-dataset-")]  # every dataset's actor ended with it
+
+
+def test_cancelling_an_eval_on_the_cluster_stops_the_remote_worker(cluster: Any, tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    from evalsvc import run_eval_async
+    from tests._evaldata import mcq_row, write_local_copy
+
+    rows = [mcq_row(f"[K{i}]", "A") for i in range(8)]
+    write_local_copy(tmp_path / "data" / "iquiz", {"IQ": {"test": rows}})
+    answers = [{"match": f"[K{i}]", "reply": "答案：A"} for i in range(8)]
+    with start_mock(answers=answers, ttft_ms=400, itl_ms=0) as mock:
+        config = EvalConfig(model="m", api_url=mock.base_url, datasets=["iquiz"], dataset_dir=str(tmp_path / "data"),
+                            work_dir=str(tmp_path / "out"), preflight=False, report=False,
+                            ray_address=cluster.address)
+
+        async def cancel_after_two() -> Any:
+            cancel = asyncio.Event()
+
+            def on_event(event: dict[str, Any]) -> None:
+                if event["type"] == "progress" and event["done"] >= 2:
+                    cancel.set()
+
+            return await run_eval_async(config, progress=on_event, cancel=cancel)
+
+        result = asyncio.run(cancel_after_two())
+        asked = mock.stats()["requests"]
+        time.sleep(2.0)  # a worker still running remotely would keep asking (one request per 0.4 s)
+        assert mock.stats()["requests"] == asked
+    assert result.status == "cancelled"
+    part = result["iquiz"]
+    assert part.status == "cancelled" and 2 <= part.predicted < 8
+    assert not [a for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith("evalsvc-dataset-")]

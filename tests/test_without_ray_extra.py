@@ -36,19 +36,28 @@ def test_library_and_service_name_the_extra(tmp_path: Path) -> None:
         from evalsvc.core.errors import MissingExtra
         from evalsvc.http import create_app
 
+        from evalsvc import run_perf
         try:
-            PerfConfig(model="m", url="http://127.0.0.1:9/v1/chat/completions", ray_address="ray://head:10001")
+            run_perf(PerfConfig(model="m", url="http://127.0.0.1:9/v1/chat/completions", ray_address="ray://head:10001",
+                                work_dir={str(tmp_path / "lib")!r}))
         except MissingExtra as exc:
             print(json.dumps(["library", exc.extra, str(exc)]))
+        try:
+            create_app(outputs={str(tmp_path / "outputs")!r}, ray_address="auto")
+        except MissingExtra as exc:
+            print(json.dumps(["service", exc.extra, str(exc)]))
         body = {{"model": "m", "url": "http://127.0.0.1:9/v1/chat/completions", "ray_address": "auto"}}
         with TestClient(create_app(outputs={str(tmp_path / "outputs")!r})) as client:
             r = client.post("/api/v1/jobs/perf", json=body)
-            print(json.dumps(["http", r.status_code, r.json()]))
+            print(json.dumps(["http", r.status_code, r.json()["error"]]))
             print(json.dumps(["jobs", client.get("/api/v1/jobs").json()["total"]]))
         """, tmp_path)
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert lines[0] == ["library", "ray", MESSAGE]
-    assert lines[1] == ["http", 501, {"status": "error", "message": MESSAGE,
-                                      "error": {"type": "MissingExtra", "extra": "ray"}}]
-    assert lines[2] == ["jobs", 0]
+    assert not (tmp_path / "lib").exists()  # refused before anything was written
+    assert lines[1] == ["service", "ray", MESSAGE]  # `evalsvc service --ray-address` without Ray: exit 2
+    # a request may not pick the cluster (the service's choice): refused as input, before any extra is needed
+    status, error = lines[2][1:]
+    assert status == 400 and error["type"] == "ConfigError" and error["field"] == "ray_address"
+    assert lines[3] == ["jobs", 0]

@@ -81,8 +81,8 @@ def service(
         "--allow-target", help="Host, address or network (10.0.0.0/8) runs may send requests to (repeatable); "
                                "without it any host but link-local ones (169.254.0.0/16, fe80::/10).")] = None,
     ray_address: Annotated[str | None, typer.Option(
-        help="Run perf jobs on this Ray cluster (\"auto\", \"ray://host:port\", the head's \"host:port\") when "
-             "their body names none; needs the ray extra: pip install 'evalsvc[ray]'.")] = None,
+        help="Run perf and eval jobs on this Ray cluster (\"auto\", \"ray://host:port\", the head's \"host:port\"); "
+             "a request may not name another. Needs the ray extra: pip install 'evalsvc[ray]'.")] = None,
     allow_origin: Annotated[list[str] | None, typer.Option(
         "--allow-origin", help="Browser origin (https://ui.example.org, or '*') allowed to call /api/ routes "
                                "besides the service's own; others get 403 (repeatable).")] = None,

@@ -2,8 +2,8 @@
 
 `ray_address` (a PerfConfig field) names the cluster: "auto" (the cluster this machine belongs to, as `ray
 start` left it), "ray://host:port" (Ray Client) or "host:port" (the head node's GCS address). Without the
-extra, a config naming a cluster is refused with one line saying what to install (CLI exit 2, HTTP 501),
-before anything is sent. Ray is imported only when a run actually uses a cluster: `import ray` costs seconds.
+extra, a run naming a cluster (and `evalsvc service --ray-address`) is refused with one line saying what to
+install (CLI exit 2), before anything is read, sent or written. Ray is imported only when a run actually uses a cluster: `import ray` costs seconds.
 
 Every node needs evalsvc installed (with its extras for what runs there); an actor reports the version it
 imported, and a different one than the driver's is refused before the run starts.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import fields
-from ._cluster import ADDRESS_PATTERN, ADDRESS_REASON, require_ray
+from ._cluster import ADDRESS_PATTERN, ADDRESS_REASON
 from ._secrets import redact_keys, redact_url, secret_name
 from ._validate import HEADER_NAME, HEADER_VALUE, redact_secret
 from .errors import ConfigError
@@ -110,11 +110,6 @@ class PerfConfig:
     def _min_tokens(self) -> None:
         if self.min_tokens is not None and self.min_tokens > self.max_tokens:
             raise ConfigError("min_tokens", f"must be <= max_tokens ({self.max_tokens}), got {self.min_tokens}")
-
-    @rule("ray_address")
-    def _ray_installed(self) -> None:
-        if self.ray_address is not None:
-            require_ray()
 
     @rule("number", "parallel", "rate")
     def _sweep(self) -> None:
@@ -238,11 +233,6 @@ class EvalConfig:
         if isinstance(self.datasets, str):  # a library convenience: EvalConfig(datasets="gsm8k")
             object.__setattr__(self, "datasets", [self.datasets])
         fields.validate(self)
-
-    @rule("ray_address")
-    def _ray_installed(self) -> None:
-        if self.ray_address is not None:
-            require_ray()
 
     @rule("datasets", "dataset_args")
     def _catalogue(self) -> None:

@@ -100,7 +100,7 @@ class ServiceSettings:
     targets: dict[str, str] = field(default_factory=dict)
     """Job kind -> "module:function" overriding the engines (tests use stand-ins)."""
     ray_address: str | None = None
-    """The Ray cluster perf jobs run on when their body names none (None: in the job's own processes)."""
+    """The Ray cluster perf and eval jobs run on (None: in the job's own processes). A body may only repeat it."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **given: Any) -> ServiceSettings:
@@ -180,9 +180,14 @@ class Service:
         Raises:
             ConfigError: invalid fields, paths outside the roots, a value beyond a limit, a refused target.
         """
+        cluster = self.settings.ray_address
+        if isinstance(body, dict) and body.get("ray_address") not in (None, cluster):
+            # where jobs run is the operator's choice, like the targets they may call: never a client's
+            raise ConfigError("ray_address", "the service chooses the Ray cluster jobs run on (evalsvc service "
+                              f"--ray-address, here {cluster or 'none'}); a request may not name another")
         config = self.settings.limits.apply(self.policy.config_from_body(kind, body))
-        if isinstance(config, PerfConfig) and config.ray_address is None and self.settings.ray_address:
-            config = config_fields.replace(config, {"ray_address": self.settings.ray_address})  # the service's cluster
+        if cluster and config.ray_address is None:
+            config = config_fields.replace(config, {"ray_address": cluster})
         if isinstance(config, EvalConfig):  # what the library checks when it plans the run, before admission
             check_limit(config.limit, config.datasets, config.dataset_args)
             await asyncio.to_thread(self.targets.check, "api_url", config.api_url)
@@ -263,8 +268,8 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         allow_targets: host names, addresses or networks (CIDR) runs may call; empty: any host except
             link-local ones (cloud metadata), which are refused unless listed.
         keep_days: delete finished jobs (output directory, log, record) this many days after they finished.
-        ray_address: the Ray cluster perf jobs run on when their body names none ("auto", "ray://host:port",
-            "host:port"; needs the ray extra). Checked like a body's `ray_address`.
+        ray_address: the Ray cluster perf and eval jobs run on ("auto", "ray://host:port", "host:port"; needs
+            the ray extra); a request body may leave `ray_address` out or repeat it, never name another (400).
 
     Returns:
         A Starlette app; its lifespan starts the job runner and stops running jobs on shutdown.

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .._aio import run_blocking
+from .._cluster import require_ray
 from .._proc import describe_exit
 from .._secrets import config_secrets
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
@@ -402,9 +403,12 @@ async def run_eval_async(config: EvalConfig, *, progress: ProgressCallback | Non
     Raises:
         ConfigError: invalid input (unknown benchmark, missing local copy, ...), before any process starts.
         EndpointError: the endpoint failed the preflight request.
-        MissingExtra: evalscope is not installed (`pip install 'evalsvc[eval]'`).
+        MissingExtra: evalscope is not installed (`pip install 'evalsvc[eval]'`), or `ray_address` is set
+            and Ray is not (`pip install 'evalsvc[ray]'`).
     """
     require_eval()
+    if config.ray_address is not None:
+        require_ray()
     plan = plan_eval(config)
     return await _Run(plan, progress, cancel).execute()
 

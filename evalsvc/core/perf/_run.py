@@ -14,6 +14,7 @@ from time import perf_counter
 from typing import Any
 
 from .._aio import run_blocking
+from .._cluster import require_ray
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import PerfConfig
 from ..errors import ClientProcessError, ConfigError
@@ -56,6 +57,7 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
         so, e.g. "no request succeeded (http_500: 5)") when the run finished but no request succeeded.
 
     Raises:
+        MissingExtra: `ray_address` is set and Ray is not installed (`pip install 'evalsvc[ray]'`).
         ConfigError / DatasetError: bad input, before anything is sent.
         EndpointError: the test request sent first (`config.preflight`) did not succeed:
             EndpointUnreachable (no connection), EndpointTimeout, EndpointStatusError (the server's status
@@ -63,6 +65,8 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
     """
     if not isinstance(config, PerfConfig):
         raise ConfigError("config", f"expected a PerfConfig, got {type(config).__name__}")
+    if config.ray_address is not None:
+        require_ray()  # before anything is read, sent or written
     stop = stop or asyncio.Event()
     dialect = get_dialect(config.api)
     runs = config.runs()

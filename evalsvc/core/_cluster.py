@@ -1,9 +1,10 @@
 """Running on a Ray cluster (the optional `ray` extra): is Ray installed, and the one connection to a cluster.
 
-`ray_address` (a PerfConfig field) names the cluster: "auto" (the cluster this machine belongs to, as `ray
-start` left it), "ray://host:port" (Ray Client) or "host:port" (the head node's GCS address). Without the
-extra, a run naming a cluster (and `evalsvc service --ray-address`) is refused with one line saying what to
-install (CLI exit 2), before anything is read, sent or written. Ray is imported only when a run actually uses a cluster: `import ray` costs seconds.
+`ray_address` (a PerfConfig and EvalConfig field) names the cluster: "auto" (the cluster this machine belongs
+to, as `ray start` left it), "ray://host:port" (Ray Client) or "host:port" (the head node's GCS address).
+Without the extra, a run naming a cluster (and `evalsvc service --ray-address`) is refused with one line
+saying what to install (CLI exit 2), before anything is read, sent or written. Ray is imported only when a
+run actually uses a cluster: `import ray` costs seconds.
 
 Every node needs evalsvc installed (with its extras for what runs there); an actor reports the version it
 imported, and a different one than the driver's is refused before the run starts.

@@ -31,7 +31,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, NamedTuple, Protocol
@@ -49,6 +49,7 @@ from ._engine import (
 )
 from ._metrics import RunStats
 from ._sender import Sender
+from ._verdict import client_verdict
 
 _HOST = socket.gethostname()
 CRASH_HOOK_ENV = "EVALSVC_TEST_SHARD_CRASH"
@@ -236,8 +237,9 @@ class LocalShards:
                 shard.close()
 
 
-async def drive(config: Any, plans: list[ShardPlan], shards: list[Any], inbox: asyncio.Queue[tuple[int, Any]],
-                stop: asyncio.Event, on_progress: Callable[[int, int], None]) -> ShardedRun:
+async def drive(config: Any, plans: list[ShardPlan], shards: Sequence[Transport],
+                inbox: asyncio.Queue[tuple[int, Any]], stop: asyncio.Event,
+                on_progress: Callable[[int, int], None]) -> ShardedRun:
     """The transport-neutral part of a sharded sweep point: `shards` (Transports, their jobs handed over)
     report onto `inbox` as (index, message), None for the end of a shard's stream.
 
@@ -254,8 +256,6 @@ def client_summary(config: Any, plan: ShardPlan, where: dict[str, Any], stats: R
                    error: str | None = None) -> dict[str, Any]:
     """One shard's line in the summary: where it ran, its share, what it measured and its own client-bound
     verdict (its CPU share, loop lag and send lag alone), or the error that lost its numbers."""
-    from ._verdict import client_verdict
-
     out: dict[str, Any] = {"shard": plan.start, **where, "number": plan.count, "parallel": plan.parallel,
                            "requests": None, "failed": None, "cpu_share": None, "client_bound": None,
                            "client_bound_reasons": [], "error": error}
@@ -292,7 +292,7 @@ async def _next(inbox: asyncio.Queue[tuple[int, Any]], stop: asyncio.Event | Non
     return None
 
 
-async def _all_ready(shards: list[Any], inbox: asyncio.Queue[tuple[int, Any]], stop: asyncio.Event) -> bool:
+async def _all_ready(shards: Sequence[Transport], inbox: asyncio.Queue[tuple[int, Any]], stop: asyncio.Event) -> bool:
     """Wait until every shard has warmed up (False: stopped meanwhile).
 
     Raises:
@@ -318,8 +318,9 @@ async def _all_ready(shards: list[Any], inbox: asyncio.Queue[tuple[int, Any]], s
     return True
 
 
-async def _measure(config: Any, plans: list[ShardPlan], shards: list[Any], inbox: asyncio.Queue[tuple[int, Any]],
-                   stop: asyncio.Event, on_progress: Callable[[int, int], None]) -> ShardedRun:
+async def _measure(config: Any, plans: list[ShardPlan], shards: Sequence[Transport],
+                   inbox: asyncio.Queue[tuple[int, Any]], stop: asyncio.Event,
+                   on_progress: Callable[[int, int], None]) -> ShardedRun:
     merged = RunStats(bool(config.stream), config.slo)
     reasons: list[str] = []
     parts: list[str] = []

@@ -11,6 +11,7 @@ driver (`ray.init(address=...)`), so `run_perf(..., ray_address=...)` in it uses
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -51,7 +52,9 @@ def local_cluster(nodes: int = 3, num_cpus: int = 1) -> Iterator[Any]:
         for _ in range(nodes - 1):
             cluster.add_node(**_node_args(num_cpus))
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False, include_dashboard=False)
+        # Ray's own stderr handler would outlive pytest's captured streams: its INFO lines are not wanted here
+        ray.init(address=cluster.address, log_to_driver=False, include_dashboard=False, configure_logging=False,
+                 logging_level=logging.WARNING)
         try:
             yield cluster
         finally:

@@ -86,6 +86,9 @@ def service(
     metrics_public: Annotated[bool, typer.Option(
         "--metrics-public", help="Serve /metrics without the bearer token (for a scraper that cannot send "
                                  "one); by default it needs the token like /api/.")] = False,
+    ray_address: Annotated[str | None, typer.Option(
+        help="Run perf and eval jobs on this Ray cluster (\"auto\", \"ray://host:port\", the head's \"host:port\"); "
+             "a request may not name another. Needs the ray extra: pip install 'evalsvc[ray]'.")] = None,
     allow_origin: Annotated[list[str] | None, typer.Option(
         "--allow-origin", help="Browser origin (https://ui.example.org, or '*') allowed to call /api/ routes "
                                "besides the service's own; others get 403 (repeatable).")] = None,
@@ -114,6 +117,6 @@ def service(
                     allow_origins=tuple(allow_origin) if allow_origin else None,
                     header_timeout_s=header_timeout, max_connections=max_connections, limits=limits,
                     allow_targets=tuple(allow_target) if allow_target else None, keep_days=keep_days,
-                    log_format=log_format, metrics_public=metrics_public)
+                    log_format=log_format, metrics_public=metrics_public, ray_address=ray_address)
     except EvalsvcError as exc:
         fail(exc)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from . import fields
+from ._cluster import ADDRESS_PATTERN, ADDRESS_REASON
 from ._secrets import redact_keys, redact_url, secret_name
 from ._validate import HEADER_NAME, HEADER_VALUE, redact_secret
 from .errors import ConfigError
@@ -34,6 +35,12 @@ _MAX_LIMIT = 10**9
 
 def _redact_headers(headers: dict[str, str]) -> dict[str, str]:
     return {k: ("***" if secret_name(k) else v) for k, v in headers.items()}
+
+
+def _ray_address(what: str) -> Any:
+    """The `ray_address` field of a run config (one declaration: the same values, checks and extra everywhere)."""
+    return field(None, help=what + ' "auto", "ray://host:port" or the head\'s "host:port"; needs the ray extra: '
+                 "pip install 'evalsvc[ray]'.", pattern=ADDRESS_PATTERN, pattern_reason=ADDRESS_REASON)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +106,8 @@ class PerfConfig:
     connect_timeout: float = field(30.0, help="Seconds to wait for a connection.", ranges=_POSITIVE)
     workers: int = field(1, help="Client processes sharing the load; raise it when the summary says the run was "
                          "client-bound.", ranges=(Range(low=1, high=256),))
+    ray_address: str | None = _ray_address("Run each sweep point on a Ray cluster: `workers` Ray actors, spread over "
+                                           "the nodes, share the load.")
     slo: dict[str, float] | None = field(None, help='Thresholds in ms on ttft_ms / tpot_ms / latency_ms, e.g. '
                                          '{"ttft_ms": 500, "tpot_ms": 50}; the summary reports goodput against them.',
                                          keys=SLO_METRICS, ranges=_POSITIVE, cli=Cli(parse="json"))
@@ -328,6 +337,8 @@ class EvalConfig:
                                     "benchmark.", text=True)
     max_workers: int = field(4, help="Datasets evaluated at once, one worker process each.",
                              ranges=(Range(low=1, high=64),))
+    ray_address: str | None = _ray_address("Evaluate each dataset on a node of a Ray cluster (every node sees the "
+                                           "run directory at the same path).")
     timeout: float | None = field(None, help="Overall time limit in seconds; the run is cancelled (and resumable) "
                                   "when it is reached.", ranges=_POSITIVE)
     retries: int = field(2, help="Retries per request on 429 / 5xx / timeouts.", ranges=(Range(low=0, high=100),))

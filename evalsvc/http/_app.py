@@ -24,6 +24,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
+from ..core import fields as config_fields
+from ..core._cluster import require_ray
 from ..core._io import dumps, utc_now_iso
 from ..core.config import EvalConfig, PerfConfig
 from ..core.errors import ConfigError
@@ -103,6 +105,8 @@ class ServiceSettings:
     """Serve /metrics without the bearer token (for a Prometheus that cannot send one)."""
     targets: dict[str, str] = field(default_factory=dict)
     """Job kind -> "module:function" overriding the engines (tests use stand-ins)."""
+    ray_address: str | None = None
+    """The Ray cluster perf and eval jobs run on (None: in the job's own processes). A body may only repeat it."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **given: Any) -> ServiceSettings:
@@ -183,7 +187,14 @@ class Service:
         Raises:
             ConfigError: invalid fields, paths outside the roots, a value beyond a limit, a refused target.
         """
+        cluster = self.settings.ray_address
+        if isinstance(body, dict) and body.get("ray_address") not in (None, cluster):
+            # where jobs run is the operator's choice, like the targets they may call: never a client's
+            raise ConfigError("ray_address", "the service chooses the Ray cluster jobs run on (evalsvc service "
+                              f"--ray-address, here {cluster or 'none'}); a request may not name another")
         config = self.settings.limits.apply(self.policy.config_from_body(kind, body))
+        if cluster and config.ray_address is None:
+            config = config_fields.replace(config, {"ray_address": cluster})
         if isinstance(config, EvalConfig):
             await asyncio.to_thread(self.targets.check, "api_url", config.api_url)
         else:
@@ -240,7 +251,8 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
                cancel_grace_s: float | None = None, targets: dict[str, str] | None = None,
                allow_origins: tuple[str, ...] | list[str] | None = None,
                limits: ServiceLimits | None = None, allow_targets: tuple[str, ...] | list[str] | None = None,
-               keep_days: float | None = None, metrics_public: bool | None = None) -> Starlette:
+               keep_days: float | None = None, metrics_public: bool | None = None,
+               ray_address: str | None = None) -> Starlette:
     """The evalsvc HTTP service as an ASGI app (serve it with uvicorn or any ASGI server).
 
     Arguments left as None come from EVALSVC_OUTPUTS, EVALSVC_TOKEN, EVALSVC_DATA_ROOTS, EVALSVC_DATASET_DIR,
@@ -264,6 +276,8 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
             link-local ones (cloud metadata), which are refused unless listed.
         keep_days: delete finished jobs (output directory, log, record) this many days after they finished.
         metrics_public: serve /metrics without the bearer token (by default it needs it, like /api/).
+        ray_address: the Ray cluster perf and eval jobs run on ("auto", "ray://host:port", "host:port"; needs
+            the ray extra); a request body may leave `ray_address` out or repeat it, never name another (400).
 
     Returns:
         A Starlette app; its lifespan starts the job runner and stops running jobs on shutdown.
@@ -275,7 +289,11 @@ def create_app(outputs: str | os.PathLike[str] | None = None, *, token: str | No
         eval_concurrency=eval_concurrency, perf_concurrency=perf_concurrency, cancel_grace_s=cancel_grace_s,
         targets=targets, allow_origins=tuple(allow_origins) if allow_origins is not None else None,
         limits=limits, allow_targets=tuple(allow_targets) if allow_targets is not None else None,
-        keep_days=keep_days, metrics_public=metrics_public)
+        keep_days=keep_days, metrics_public=metrics_public, ray_address=ray_address)
+    if settings.ray_address is not None:  # the checks a body's ray_address meets: one line, exit 2
+        declared = config_fields.declared(PerfConfig)["ray_address"]
+        config_fields.check("ray_address", settings.ray_address, declared.type, declared.spec)
+        require_ray()
     service = Service(settings)
     routes = _routes(service) + dashboard_routes()
     endpoints = [f"{m} {r.path}" for r in routes for m in sorted(r.methods or ()) if m != "HEAD"]

@@ -23,8 +23,9 @@ _CROSS_FIELD = {
 }
 _JSON_LIMIT = ("Integers anywhere in the body, free-form objects included, must fit in 64 bits. The service "
                "itself also refuses targets it may not call (a host that is not a valid DNS name or address, "
-               "link-local addresses, hosts outside --allow-target), paths outside its roots and values "
-               "beyond its operator limits (see the README's Security section).")
+               "link-local addresses, hosts outside --allow-target), paths outside its roots, values "
+               "beyond its operator limits (see the README's Security section) and a ray_address other than "
+               "its own (the operator's --ray-address: leave it out).")
 _FILE_DATASETS = {"if": {"properties": {"dataset": {"enum": list(FILE_DATASETS)}}, "required": ["dataset"]},
                   "then": {"required": ["dataset_path"], "properties": {"dataset_path": {"type": "string"}}}}
 

@@ -37,7 +37,8 @@ def test_flags_reach_run_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert kwargs == {"outputs": None, "token": None, "data_roots": None, "dataset_dir": None, "max_queued": None,
                       "eval_concurrency": None, "cancel_grace_s": 15.0, "allow_origins": None,
                       "header_timeout_s": 10.0, "max_connections": None, "limits": ServiceLimits(),
-                      "allow_targets": None, "keep_days": None, "log_format": "text", "metrics_public": False}
+                      "allow_targets": None, "keep_days": None, "log_format": "text", "metrics_public": False,
+                      "ray_address": None}
     args, kwargs = _call(monkeypatch, ["service", "--host", "127.0.0.1", "--port", "9100", "--debug", "--token", "t",
                                        "--outputs", str(tmp_path), "--data-root", "/data/a", "--data-root", "/data/b",
                                        "--dataset-dir", "/data/bench",
@@ -45,7 +46,8 @@ def test_flags_reach_run_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
                                        "--allow-origin", "https://ui.example.org", "--header-timeout", "5",
                                        "--max-connections", "50", "--max-number", "10", "--max-job-seconds", "60",
                                        "--allow-target", "10.0.0.0/8", "--allow-target", "llm.internal",
-                                       "--keep-days", "7", "--log-format", "json", "--metrics-public"])
+                                       "--keep-days", "7", "--log-format", "json", "--metrics-public",
+                                       "--ray-address", "10.0.0.9:6379"])
     assert args == ("127.0.0.1", 9100, True)
     assert kwargs == {"outputs": str(tmp_path), "token": "t", "data_roots": ("/data/a", "/data/b"),
                       "dataset_dir": "/data/bench", "max_queued": 3,
@@ -53,7 +55,7 @@ def test_flags_reach_run_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
                       "header_timeout_s": 5.0, "max_connections": 50,
                       "limits": ServiceLimits(max_number=10, max_job_seconds=60.0),
                       "allow_targets": ("10.0.0.0/8", "llm.internal"), "keep_days": 7.0, "log_format": "json",
-                      "metrics_public": True}
+                      "metrics_public": True, "ray_address": "10.0.0.9:6379"}
 
 
 def test_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

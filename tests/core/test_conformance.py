@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -528,3 +529,74 @@ def test_fast_path_reads_like_the_exact_path(name: str, monkeypatch: pytest.Monk
     monkeypatch.setattr(_base, "_SIMPLE", __import__("re").compile(rb"(?!)"))  # every block the slow way
     assert reading(case.api, [body]) == fast
     assert reading(case.api, case.reply.segments) == fast
+
+
+# -- the per-read choice: a read of one or two events is decoded, a larger one scanned; one reading ------------
+
+def _parser_reading(api: str, reads: list[bytes]) -> tuple[tuple[Any, ...], int, Any]:
+    dialect = get_dialect("openai" if api == "completions" else api)
+    config = PerfConfig(model="m", url="http://127.0.0.1:1" + PATHS[api], api="openai" if api == "completions" else api)
+    parser = dialect.stream_parser(config)
+    for k, data in enumerate(reads):
+        parser.feed(data, float(k))
+    parser.close(float(len(reads)))
+    return ((parser.n_output, parser.output_tokens, parser.prompt_tokens, parser.finished, parser.done,
+             parser.error, parser.zero_gaps, len(parser.gaps)), parser.decoded, parser)
+
+
+def _events_of(body: bytes) -> list[bytes]:
+    sep = b"\r\n\r\n" if b"\r\n\r\n" in body else b"\r\r" if b"\r\r" in body else b"\n\n"
+    return per_event(body, sep)
+
+
+@pytest.mark.parametrize("name", [n for n, c in STREAMS.items() if c.api in ("openai", "completions")])
+def test_one_or_two_events_a_read_decode_to_the_scans_reading(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalsvc.core.perf.dialects.openai import OpenAIStream
+
+    case = STREAMS[name]
+    body = b"".join(case.reply.segments)
+    events = _events_of(body)
+    scanned, _, _ = _parser_reading(case.api, [body])
+    one, decoded, _ = _parser_reading(case.api, events)
+    pairs, _, _ = _parser_reading(case.api, [b"".join(events[i:i + 2]) for i in range(0, len(events), 2)])
+    # counts, usage, finish and errors agree; the gaps follow the reads (one read: every gap is a zero gap)
+    assert one[:6] == scanned[:6] and pairs[:6] == scanned[:6]
+    assert one[6] + one[7] == scanned[6] + scanned[7] == max(0, scanned[0] - 1)
+    # a read holding one event of one `data:` line with an object is decoded; comments, fields, multi-line
+    # data and [DONE] are scanned
+    one_line = re.compile(rb"(?:\xef\xbb\xbf)?data: ?\{[^\r\n]*(?:\r\n\r\n|\r\r|\n\n)")
+    assert decoded == sum(1 for e in events if one_line.fullmatch(e))
+    monkeypatch.setattr(OpenAIStream, "_decodes", False)  # the same reads, every one scanned: the same reading
+    assert _parser_reading(case.api, events)[:2] == (one, 0)
+
+
+def test_decoded_reads_count_like_the_scan_for_several_choices_and_null_reasoning_keys(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalsvc.core.perf.dialects.openai import OpenAIStream
+
+    def ev(obj: dict[str, Any]) -> bytes:
+        return b"data: " + dumps(obj).encode() + b"\n\n"
+
+    two = {"choices": [{"index": 0, "delta": {"content": "a"}}, {"index": 1, "delta": {"content": "b"}}]}
+    nulls = {"choices": [{"index": 0, "delta": {"content": "a", "reasoning_content": None}},
+                         {"index": 1, "delta": {"content": "b", "reasoning_content": None}}]}
+    think = {"choices": [{"index": 0, "delta": {"reasoning": "hm"}}]}
+    empty_tools = {"choices": [{"index": 0, "delta": {"content": "", "tool_calls": []}}]}
+    call = {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{"}}]}}]}
+    usage = {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 6}}
+    end = [ev({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}), ev(usage), b"data: [DONE]\n\n"]
+    stream = [ev(two), ev(nulls), ev(think), ev(empty_tools), ev(call), *end]
+    decoded, n, _ = _parser_reading("openai", stream)
+    monkeypatch.setattr(OpenAIStream, "_decodes", False)
+    scanned, none, _ = _parser_reading("openai", stream)
+    assert (n, none) == (7, 0)
+    assert decoded == scanned
+    # per read: two choices with content count 2; an event naming a reasoning key counts once
+    assert decoded[:3] == (2 + 1 + 1 + 0 + 1, 6, 3)
+
+
+def test_a_decoded_read_that_is_not_json_is_malformed() -> None:
+    reads = [b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n', b'data: {"choices": [}\n\n']
+    (n_output, *_), decoded, parser = _parser_reading("openai", reads)
+    assert (n_output, decoded, parser.error) == (1, 2, "malformed")
+    assert parser.detail is not None and parser.detail.startswith('bad event: data: {"choices": [}')

@@ -118,6 +118,8 @@ def _run(client: Any, kind: str, mode: GenerationMode) -> tuple[Counter[str], li
                 counts["target_policy"] += 1  # the service's target rules (README, Security), not the schema's
             elif status == 400 and "exceeds the service's limit" in error.get("reason", ""):
                 counts["operator_limit"] += 1  # the operator's limits (evalsvc service --max-*), not the schema's
+            elif status == 400 and error.get("field") == "ray_address" and "service chooses" in error.get("reason", ""):
+                counts["cluster_policy"] += 1  # the operator's cluster (evalsvc service --ray-address)
             else:
                 problems.append(f"schema and validation accept, service answers {status} {error}: {body!r}"[:400])
         else:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .._aio import run_blocking
+from .._cluster import require_ray
 from .._proc import describe_exit
 from .._secrets import config_secrets
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
@@ -83,8 +84,8 @@ class _Run:
         self.emit = _Sink(progress, self.secrets)
         self.cancel = cancel
         self.stop_reason: str | None = None
-        self.workers: set[WorkerHandle] = set()
-        self.zygote: asyncio.Task[Zygote] | None = None
+        self.workers: set[Any] = set()  # WorkerHandles, or RayWorkers
+        self.zygote: asyncio.Task[Any] | None = None  # a Zygote, or a RayZygote (eval/_ray.py)
         self.runs = {d.name: _DatasetRun(d) for d in plan.datasets}
         self.root: Path | None = None
         self.slots = asyncio.Semaphore(plan.config.max_workers)
@@ -97,7 +98,7 @@ class _Run:
         for worker in self.workers:
             worker.terminate()
 
-    async def _close_zygote(self, starting: asyncio.Task[Zygote]) -> None:
+    async def _close_zygote(self, starting: asyncio.Task[Any]) -> None:
         if not starting.done():
             starting.cancel()
         with contextlib.suppress(BaseException):
@@ -113,7 +114,8 @@ class _Run:
         started_at = utc_now_iso()
         deadline = t0 + config.timeout if config.timeout else None
         # The zygote imports evalscope (~1.5 s) while the preflight request is in flight.
-        self.zygote = asyncio.create_task(Zygote.start(in_flight=config.eval_batch_size))
+        # (on a Ray cluster: each dataset's worker is an actor on some node, its zygote started there)
+        self.zygote = asyncio.create_task(_executor(config))
         # Offline without local copies: one clear line within seconds, not the hub's after ~18 s. Probed while
         # the preflight runs; reported after it (an unreachable endpoint is the first thing to say).
         hub = asyncio.create_task(_hub_problem(self.plan))
@@ -262,6 +264,9 @@ class _Run:
             run.status, run.error = RunStatus.FAILED, str(exc)
             return
         self.workers.add(worker)
+        node = getattr(worker, "node_id", None)
+        if node is not None:  # a RayWorker: say where the dataset runs
+            self.emit(eval_log(run.plan.name, "INFO", f"running on Ray node {node} (worker pid {worker.pid})"))
         if self.stop_reason is not None:
             worker.terminate()
         interrupted = True
@@ -426,9 +431,12 @@ async def run_eval_async(config: EvalConfig, *, progress: ProgressCallback | Non
     Raises:
         ConfigError: invalid input (unknown benchmark, missing local copy, ...), before any process starts.
         EndpointError: the endpoint failed the preflight request.
-        MissingExtra: evalscope is not installed (`pip install 'evalsvc[eval]'`).
+        MissingExtra: evalscope is not installed (`pip install 'evalsvc[eval]'`), or `ray_address` is set
+            and Ray is not (`pip install 'evalsvc[ray]'`).
     """
     require_eval()
+    if config.ray_address is not None:
+        require_ray()
     plan = plan_eval(config)
     return await _Run(plan, progress, cancel).execute()
 
@@ -456,3 +464,13 @@ def run_eval(config: EvalConfig, *, progress: ProgressCallback | None = None) ->
     """
     cancel = asyncio.Event()
     return run_blocking(run_eval_async(config, progress=progress, cancel=cancel), stop=cancel, name="evalsvc-eval")
+
+
+async def _executor(config: EvalConfig) -> Any:
+    """What forks the datasets' workers: the local zygote, or, with `ray_address`, actors on a Ray cluster."""
+    if config.ray_address:
+        from ._ray import RayZygote
+
+        # processes on different nodes share no semaphore: there, eval_batch_size bounds each dataset's worker
+        return await RayZygote.start(config.ray_address, in_flight=config.eval_batch_size)
+    return await Zygote.start(in_flight=config.eval_batch_size)

@@ -15,6 +15,7 @@ from time import perf_counter
 from typing import Any
 
 from .._aio import run_blocking
+from .._cluster import require_ray
 from .._io import new_run_dir, utc_now_iso, write_atomic, write_json
 from ..config import PerfConfig
 from ..errors import ClientProcessError, ConfigError
@@ -58,6 +59,7 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
         so, e.g. "no request succeeded (http_500: 5)") when the run finished but no request succeeded.
 
     Raises:
+        MissingExtra: `ray_address` is set and Ray is not installed (`pip install 'evalsvc[ray]'`).
         ConfigError / DatasetError: bad input, before anything is sent.
         EndpointError: the test request sent first (`config.preflight`) did not succeed:
             EndpointUnreachable (no connection), EndpointTimeout, EndpointStatusError (the server's status
@@ -65,6 +67,8 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
     """
     if not isinstance(config, PerfConfig):
         raise ConfigError("config", f"expected a PerfConfig, got {type(config).__name__}")
+    if config.ray_address is not None:
+        require_ray()  # before anything is read, sent or written
     stop = stop or asyncio.Event()
     dialect = get_dialect(config.api)
     runs = config.runs()
@@ -98,15 +102,16 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
         result.status, result.error, runs = RunStatus.INTERRUPTED, "stopped during the test request", []
     try:
         for key, number, parallel, rate in runs:
+            clients: list[dict[str, Any]] = []
             try:
                 stats, reason = await _run_point(config, key, number, parallel, rate, bodies, prompt_tokens,
-                                                 out_dir, stop, progress, trace, tags)
+                                                 out_dir, stop, progress, clients, trace, tags)
             except ClientProcessError as exc:  # keep what the surviving client processes measured
                 if exc.stats is None:
                     raise
                 stats, reason = exc.stats, CLIENT_FAILED
                 result.status, result.error = RunStatus.FAILED, str(exc)
-            run = _finish_run(config, stats, key, number, parallel, rate, reason, data_info, trace)
+            run = _finish_run(config, stats, key, number, parallel, rate, reason, data_info, clients, trace)
             result.results[key] = run
             write_json(out_dir / f"summary_{key}.json", run.to_dict())
             if progress is not None:
@@ -163,8 +168,10 @@ def run_perf(config: PerfConfig, *, progress: ProgressFn | None = None) -> PerfR
 
 async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, rate: float,
                      bodies: list[bytes], prompt_tokens: list[int], out_dir: Path,
-                     stop: asyncio.Event, progress: ProgressFn | None, trace: list[float] | None = None,
+                     stop: asyncio.Event, progress: ProgressFn | None, clients: list[dict[str, Any]],
+                     trace: list[float] | None = None,
                      tags: list[dict[str, Any]] | None = None) -> tuple[RunStats, str | None]:
+    """One sweep point; `clients` receives one line per client process or Ray actor (sharded runs only)."""
     workers = max(1, min(config.workers, parallel, number))
     offsets = schedule(config, number, rate, trace)
     plans = []
@@ -193,10 +200,12 @@ async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, r
     gc.collect()
     gc.freeze()  # fewer, cheaper collections on the hot path; long-lived objects are not rescanned
     try:
-        if workers == 1:
+        if workers == 1 and not config.ray_address:
             return await _run_local(config, plans[0], bodies, prompt_tokens, records_path, stop, report)
-        stats, reason, parts, errors = await run_sharded(config, plans, bodies, prompt_tokens,
-                                                         str(out_dir) if records_path else None, stop, report)
+        stats, reason, parts, errors, shards = await run_sharded(config, plans, bodies, prompt_tokens,
+                                                                 str(out_dir) if records_path else None, stop,
+                                                                 report)
+        clients.extend(shards)
         if records_path:
             _concat(parts, records_path)
         report(stats.requests, stats.failed)
@@ -285,7 +294,8 @@ def _nothing_succeeded(result: PerfResult) -> tuple[RunStatus, str | None]:
 
 
 def _finish_run(config: PerfConfig, stats: RunStats, key: str, number: int, parallel: int, rate: float,
-                reason: str | None, data_info: dict[str, Any], trace: list[float] | None = None) -> RunResult:
+                reason: str | None, data_info: dict[str, Any], clients: list[dict[str, Any]],
+                trace: list[float] | None = None) -> RunResult:
     metrics = stats.metrics()
     arrival = config.arrival if rate > 0 else None
     extra: dict[str, Any] = {}
@@ -312,5 +322,7 @@ def _finish_run(config: PerfConfig, stats: RunStats, key: str, number: int, para
     })
     metrics.update(client_verdict(metrics, stats.load, stats.dists["loop_lag_ms"], parallel, rate,
                                   max(1, min(config.workers, parallel, number))))
+    # per client process / Ray actor of a sharded run: where it ran, its share, its own verdict (else null)
+    metrics["clients"] = clients or None
     return RunResult(metrics=metrics, percentiles=stats.percentiles())
 

@@ -1,7 +1,10 @@
 """Sharding a sweep point over client processes: each shard its own interpreter and event loop, so one
 machine can offer more load than one Python process can send.
 
-`Shards` is the interface a backend implements (local processes here; Ray actors could sit beside them).
+`Shards` is the interface a backend implements. `LocalShards` (here) runs the shards as local processes,
+`RayShards` (perf/_ray.py) as Ray actors spread over a cluster's nodes; both are transports for one driver
+(`drive` below: hand over the jobs, wait until every shard is Ready, start them together, collect and
+merge), so the plan, the start barrier, the stop rules and the exact merge are written once.
 `LocalShards` starts a child running `main` below once per shard with the child-process toolkit
 (core/_proc.py): a fresh interpreter each, as multiprocessing's spawn gives, but without re-importing the
 caller's __main__ (a script without a `__main__` guard works). The caller's process group is kept, so a
@@ -24,10 +27,11 @@ import contextlib
 import gc
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, NamedTuple, Protocol
@@ -45,7 +49,9 @@ from ._engine import (
 )
 from ._metrics import RunStats
 from ._sender import Sender
+from ._verdict import client_verdict
 
+_HOST = socket.gethostname()
 CRASH_HOOK_ENV = "EVALSVC_TEST_SHARD_CRASH"
 """Tests only: the index of a shard that exits at once (code 70) as a crashed client would. Unset: inert."""
 STOP_GRACE_S = 2.0
@@ -73,7 +79,8 @@ class ShardJob:
 @dataclass
 class Start:
     t0: float
-    """The perf_counter() instant every shard starts at (one machine: one clock)."""
+    """The perf_counter() instant every shard starts at (one machine: one clock; a transport to another
+    machine sends the offset from now instead, see perf/_ray.py)."""
 
 
 @dataclass
@@ -114,6 +121,35 @@ class ShardedRun(NamedTuple):
     """Request-record files, one per shard."""
     errors: list[str]
     """Client processes that died mid-run (their numbers are lost; the others' are kept)."""
+    clients: list[dict[str, Any]]
+    """Per shard, in order: where it ran and what it measured (see `client_summary`)."""
+
+
+class Transport(Protocol):
+    """One started shard as the driver sees it: its control channel and how to describe it."""
+
+    index: int
+
+    def describe(self) -> str:
+        """'client process 2 of 3 (pid 123)', 'Ray actor 2 of 3 on node ab12cd (pid 123)'."""
+        ...
+
+    def where(self) -> dict[str, Any]:
+        """Where it runs, for the summary: {"pid", "host"} and, on Ray, "node_id", "node_ip"."""
+        ...
+
+    def send(self, message: Any) -> None:
+        """Start or Stop (never raises: a shard that is gone is noticed by its end of stream)."""
+        ...
+
+    async def ended(self) -> tuple[str, str]:
+        """How it ended, once its stream of messages ended (exit code, signal, the error that killed it), and
+        any detail (its last stderr lines)."""
+        ...
+
+    def close(self) -> None:
+        """Tell it to stop, release it (kill it if it lingers)."""
+        ...
 
 
 class Shards(Protocol):
@@ -129,8 +165,9 @@ class Shards(Protocol):
 class _Shard:
     """One started client process: its control channel, its messages (onto `inbox`), its stderr tail."""
 
-    def __init__(self, index: int, inbox: asyncio.Queue[tuple[int, Any]]) -> None:
+    def __init__(self, index: int, total: int, inbox: asyncio.Queue[tuple[int, Any]]) -> None:
         self.index = index
+        self.total = total
         self.process, control_w, events_r = _proc.start_piped("evalsvc.core.perf._shards:main", str(index),
                                                               stderr=subprocess.PIPE)
         self.control = _proc.Channel(control_w, "pickle")
@@ -152,6 +189,16 @@ class _Shard:
         with contextlib.suppress(subprocess.TimeoutExpired):
             return self.process.wait(wait)
         return None
+
+    def describe(self) -> str:
+        return f"client process {self.index + 1} of {self.total} (pid {self.process.pid})"
+
+    def where(self) -> dict[str, Any]:
+        return {"pid": self.process.pid, "host": _HOST}
+
+    async def ended(self) -> tuple[str, str]:
+        code = await asyncio.to_thread(self.exit_code, STOP_GRACE_S)
+        return _proc.describe_exit(code), await asyncio.to_thread(self.stderr.text)
 
     def close(self) -> None:
         """Tell it to stop, cut its lifeline, wait for it (killing it if it lingers)."""
@@ -178,18 +225,47 @@ class LocalShards:
         shards: list[_Shard] = []
         try:
             for k in range(len(plans)):
-                shards.append(_Shard(k, inbox))
+                shards.append(_Shard(k, len(plans), inbox))
             jobs = [ShardJob(config, plan, bodies, prompt_tokens,
                              os.path.join(records_dir, f".{plan.key}.part{k}.jsonl") if records_dir else None)
                     for k, plan in enumerate(plans)]
             # a job may be megabytes of bodies: written off the loop (a shard reads it at once)
             await asyncio.gather(*(asyncio.to_thread(_hand_over, s, job) for s, job in zip(shards, jobs, strict=True)))
-            if not await _all_ready(shards, inbox, stop):
-                return ShardedRun(RunStats(bool(config.stream), config.slo), STOPPED_INTERRUPTED, [], [])
-            return await _measure(config, shards, inbox, stop, on_progress)
+            return await drive(config, plans, shards, inbox, stop, on_progress)
         finally:
             for shard in shards:
                 shard.close()
+
+
+async def drive(config: Any, plans: list[ShardPlan], shards: Sequence[Transport],
+                inbox: asyncio.Queue[tuple[int, Any]], stop: asyncio.Event,
+                on_progress: Callable[[int, int], None]) -> ShardedRun:
+    """The transport-neutral part of a sharded sweep point: `shards` (Transports, their jobs handed over)
+    report onto `inbox` as (index, message), None for the end of a shard's stream.
+
+    Raises:
+        ClientStartError: a shard ended before it was ready.
+    """
+    if not await _all_ready(shards, inbox, stop):
+        clients = [client_summary(config, plan, shard.where(), None) for plan, shard in zip(plans, shards, strict=True)]
+        return ShardedRun(RunStats(bool(config.stream), config.slo), STOPPED_INTERRUPTED, [], [], clients)
+    return await _measure(config, plans, shards, inbox, stop, on_progress)
+
+
+def client_summary(config: Any, plan: ShardPlan, where: dict[str, Any], stats: RunStats | None,
+                   error: str | None = None) -> dict[str, Any]:
+    """One shard's line in the summary: where it ran, its share, what it measured and its own client-bound
+    verdict (its CPU share, loop lag and send lag alone), or the error that lost its numbers."""
+    out: dict[str, Any] = {"shard": plan.start, **where, "number": plan.count, "parallel": plan.parallel,
+                           "requests": None, "failed": None, "cpu_share": None, "client_bound": None,
+                           "client_bound_reasons": [], "error": error}
+    if stats is not None:
+        metrics = stats.metrics()
+        verdict = client_verdict(metrics, stats.load, stats.dists["loop_lag_ms"], plan.parallel,
+                                 1.0 if plan.offsets is not None else -1.0, 1)
+        out.update(requests=stats.requests, failed=stats.failed, cpu_share=verdict["client_cpu_share"],
+                   client_bound=verdict["client_bound"], client_bound_reasons=verdict["client_bound_reasons"])
+    return out
 
 
 def _hand_over(shard: _Shard, job: ShardJob) -> None:
@@ -216,7 +292,7 @@ async def _next(inbox: asyncio.Queue[tuple[int, Any]], stop: asyncio.Event | Non
     return None
 
 
-async def _all_ready(shards: list[_Shard], inbox: asyncio.Queue[tuple[int, Any]], stop: asyncio.Event) -> bool:
+async def _all_ready(shards: Sequence[Transport], inbox: asyncio.Queue[tuple[int, Any]], stop: asyncio.Event) -> bool:
     """Wait until every shard has warmed up (False: stopped meanwhile).
 
     Raises:
@@ -231,25 +307,25 @@ async def _all_ready(shards: list[_Shard], inbox: asyncio.Queue[tuple[int, Any]]
             continue
         k, message = item
         shard = shards[k]
-        where = f"client process {k + 1} of {len(shards)} (pid {shard.process.pid})"
         if isinstance(message, Ready):
             waiting.discard(k)
         elif isinstance(message, Failed):
-            raise ClientStartError(f"{where} failed before it was ready: {message.error}")
+            raise ClientStartError(f"{shard.describe()} failed before it was ready: {message.error}")
         elif message is None:
-            code = await asyncio.to_thread(shard.exit_code, STOP_GRACE_S)
-            tail = await asyncio.to_thread(shard.stderr.text)
-            raise ClientStartError(f"{where} ended before it was ready ({_proc.describe_exit(code)})"
+            how, tail = await shard.ended()
+            raise ClientStartError(f"{shard.describe()} ended before it was ready ({how})"
                                    + (f": {tail}" if tail else ""))
     return True
 
 
-async def _measure(config: Any, shards: list[_Shard], inbox: asyncio.Queue[tuple[int, Any]], stop: asyncio.Event,
+async def _measure(config: Any, plans: list[ShardPlan], shards: Sequence[Transport],
+                   inbox: asyncio.Queue[tuple[int, Any]], stop: asyncio.Event,
                    on_progress: Callable[[int, int], None]) -> ShardedRun:
     merged = RunStats(bool(config.stream), config.slo)
     reasons: list[str] = []
     parts: list[str] = []
     errors: list[str] = []
+    clients: list[dict[str, Any] | None] = [None] * len(shards)
     t0 = perf_counter() + 0.05
     for shard in shards:
         shard.send(Start(t0))
@@ -270,6 +346,7 @@ async def _measure(config: Any, shards: list[_Shard], inbox: asyncio.Queue[tuple
             elif isinstance(message, Progress):
                 progress[k] = (message.done, message.failed)
             elif isinstance(message, Done):
+                clients[k] = client_summary(config, plans[k], shards[k].where(), message.stats)
                 merged.merge(message.stats)
                 if message.reason:
                     reasons.append(message.reason)
@@ -278,19 +355,20 @@ async def _measure(config: Any, shards: list[_Shard], inbox: asyncio.Queue[tuple
                 progress[k] = (message.stats.requests, message.stats.failed)
                 pending.discard(k)
             elif isinstance(message, Failed):
-                errors.append(f"client process {k + 1} of {len(shards)}: {message.error}")
+                errors.append(f"{shards[k].describe()}: {message.error}")
+                clients[k] = client_summary(config, plans[k], shards[k].where(), None, message.error)
                 pending.discard(k)
             elif message is None:
-                code = await asyncio.to_thread(shards[k].exit_code, 1.0)
-                errors.append(f"client process {k + 1} of {len(shards)} exited without reporting "
-                              f"({_proc.describe_exit(code)})")
+                why = f"exited without reporting ({(await shards[k].ended())[0]})"
+                errors.append(f"{shards[k].describe()} {why}")
+                clients[k] = client_summary(config, plans[k], shards[k].where(), None, why)
                 pending.discard(k)
         now = perf_counter()
         if now - last_report >= PROGRESS_PERIOD or not pending:
             last_report = now
             on_progress(sum(p[0] for p in progress), sum(p[1] for p in progress))
     reason = STOPPED_INTERRUPTED if STOPPED_INTERRUPTED in reasons else (reasons[0] if reasons else None)
-    return ShardedRun(merged, reason, parts, errors)
+    return ShardedRun(merged, reason, parts, errors, [c for c in clients if c is not None])
 
 
 LOCAL = LocalShards()
@@ -299,8 +377,14 @@ LOCAL = LocalShards()
 async def run_sharded(config: Any, plans: list[ShardPlan], bodies: list[bytes], prompt_tokens: list[int],
                       records_dir: str | None, stop: asyncio.Event,
                       on_progress: Callable[[int, int], None]) -> ShardedRun:
-    """One sweep point over local client processes (see LocalShards.run)."""
-    return await LOCAL.run(config, plans, bodies, prompt_tokens, records_dir, stop, on_progress)
+    """One sweep point over local client processes (see LocalShards.run), or over Ray actors when the config
+    names a Ray cluster (`ray_address`, see perf/_ray.py)."""
+    shards: Shards = LOCAL
+    if getattr(config, "ray_address", None):
+        from ._ray import RayShards
+
+        shards = RayShards(config.ray_address)
+    return await shards.run(config, plans, bodies, prompt_tokens, records_dir, stop, on_progress)
 
 
 # ---- the client process -----------------------------------------------------------------------------

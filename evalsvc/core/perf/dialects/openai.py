@@ -44,6 +44,40 @@ class OpenAIStream(StreamParser):
             return len(self._primary.findall(block))
         return count_events(block, (self._primary, _REASONING, _TOOLS))
 
+    _decodes = True
+
+    def _take(self, event: dict[str, Any]) -> int:
+        if "usage" in event or "error" in event or event.get("object") == "error":
+            if "usage" in event:
+                self._last_total = b""  # this one is later than any kept for close()
+            self._inspect(event)
+        choices = event.get("choices")
+        if type(choices) is not list:
+            return 0
+        chat = self._primary is _CONTENT
+        n = 0
+        extra = False  # reasoning or tool-call output: the event counts once, as `count_events` counts it
+        mentioned = False  # a reasoning or tool-call key, whatever its value (the scan's test, see above)
+        for choice in choices:
+            if type(choice) is not dict:
+                continue
+            if choice.get("finish_reason"):
+                self.finished = True
+            where = choice.get("delta") if chat else choice
+            if chat and type(where) is not dict:
+                where = choice.get("message")
+            if type(where) is not dict:
+                continue
+            value = where.get("content" if chat else "text")
+            if type(value) is str and value:
+                n += 1
+            if (len(where) > 1 or value is None) and not _OTHER_KEYS.isdisjoint(where):
+                mentioned = True
+                extra = extra or _other_output(where)
+        if mentioned:
+            return 1 if n or extra else 0
+        return n
+
     def _inspect_block(self, block: bytes) -> None:
         # usage is cumulative where servers repeat it: the last object is the total
         self._keep_last(block, b'"usage"', _USAGE)
@@ -69,6 +103,19 @@ class OpenAIStream(StreamParser):
         for choice in event.get("choices") or ():
             if isinstance(choice, dict) and choice.get("finish_reason"):
                 self.finished = True
+
+
+_OTHER_KEYS = frozenset(("reasoning", "reasoning_content", "tool_calls", "function_call"))
+
+
+def _other_output(delta: dict[str, Any]) -> bool:
+    """Reasoning text or a tool call in a decoded delta (what _REASONING and _TOOLS match in raw bytes)."""
+    for key in ("reasoning", "reasoning_content"):
+        value = delta.get(key)
+        if type(value) is str and value:
+            return True
+    calls = delta.get("tool_calls")
+    return (type(calls) is list and bool(calls) and type(calls[0]) is dict) or type(delta.get("function_call")) is dict
 
 
 class OpenAIDialect:

@@ -6,7 +6,7 @@ about one part of the run, `part`: the one key that says what is running, a swee
 returns. Perf events also keep their `run` key and eval events their `dataset` key (same value), as before.
 
     both  {"type": "status", "part": None, "status": "running", "output_dir"}   once the run's directory exists
-    perf  {"type": "progress", "part", "run", "done", "total", "failed", "rps", "elapsed_s"}   ~2 per second
+    perf  {"type": "progress", "part", "run", "done", "total", "failed", "rps", "elapsed_s", "met"}   ~2 per second
           {"type": "run_done", "part", "run", "metrics"}                                       each sweep point
     eval  {"type": "progress", "part", "dataset", "done", "total"}
           {"type": "status", "part", "dataset", "status", "error"?, "resume"?, "output_dir"?}
@@ -36,6 +36,8 @@ class PerfProgress(TypedDict):
     failed: int
     rps: float
     elapsed_s: float
+    met: int | None
+    """Finished requests that succeeded and met every SLO threshold (None without `slo`)."""
 
 
 class PerfRunDone(TypedDict):
@@ -76,9 +78,10 @@ ProgressEvent = PerfProgress | PerfRunDone | EvalProgress | EvalStatus | EvalLog
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
-def perf_progress(run: str, done: int, total: int, failed: int, rps: float, elapsed_s: float) -> PerfProgress:
+def perf_progress(run: str, done: int, total: int, failed: int, rps: float, elapsed_s: float,
+                  met: int | None = None) -> PerfProgress:
     return {"type": "progress", "part": run, "run": run, "done": done, "total": total, "failed": failed,
-            "rps": rps, "elapsed_s": elapsed_s}
+            "rps": rps, "elapsed_s": elapsed_s, "met": met}
 
 
 def perf_run_done(run: str, metrics: dict[str, Any]) -> PerfRunDone:

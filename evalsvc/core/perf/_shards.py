@@ -90,6 +90,7 @@ class Ready:
 class Progress:
     done: int
     failed: int
+    met: int = 0
 
 
 @dataclass
@@ -121,7 +122,7 @@ class Shards(Protocol):
 
     async def run(self, config: Any, plans: list[ShardPlan], bodies: list[bytes], prompt_tokens: list[int],
                   records_dir: str | None, stop: asyncio.Event,
-                  on_progress: Callable[[int, int], None]) -> ShardedRun: ...
+                  on_progress: Callable[[int, int, int], None]) -> ShardedRun: ...
 
 
 # ---- the parent's side ----------------------------------------------------------------------------
@@ -168,7 +169,7 @@ class LocalShards:
 
     async def run(self, config: Any, plans: list[ShardPlan], bodies: list[bytes], prompt_tokens: list[int],
                   records_dir: str | None, stop: asyncio.Event,
-                  on_progress: Callable[[int, int], None]) -> ShardedRun:
+                  on_progress: Callable[[int, int, int], None]) -> ShardedRun:
         """Run one sweep point over `len(plans)` client processes and merge what they measured.
 
         Raises:
@@ -245,7 +246,7 @@ async def _all_ready(shards: list[_Shard], inbox: asyncio.Queue[tuple[int, Any]]
 
 
 async def _measure(config: Any, shards: list[_Shard], inbox: asyncio.Queue[tuple[int, Any]], stop: asyncio.Event,
-                   on_progress: Callable[[int, int], None]) -> ShardedRun:
+                   on_progress: Callable[[int, int, int], None]) -> ShardedRun:
     merged = RunStats(bool(config.stream), config.slo)
     reasons: list[str] = []
     parts: list[str] = []
@@ -253,7 +254,7 @@ async def _measure(config: Any, shards: list[_Shard], inbox: asyncio.Queue[tuple
     t0 = perf_counter() + 0.05
     for shard in shards:
         shard.send(Start(t0))
-    progress = [(0, 0)] * len(shards)
+    progress = [(0, 0, 0)] * len(shards)
     pending = {s.index for s in shards}
     stop_sent = False
     last_report = perf_counter()
@@ -268,14 +269,14 @@ async def _measure(config: Any, shards: list[_Shard], inbox: asyncio.Queue[tuple
             if k not in pending:
                 pass
             elif isinstance(message, Progress):
-                progress[k] = (message.done, message.failed)
+                progress[k] = (message.done, message.failed, message.met)
             elif isinstance(message, Done):
                 merged.merge(message.stats)
                 if message.reason:
                     reasons.append(message.reason)
                 if message.records:
                     parts.append(message.records)
-                progress[k] = (message.stats.requests, message.stats.failed)
+                progress[k] = (message.stats.requests, message.stats.failed, message.stats.slo.met)
                 pending.discard(k)
             elif isinstance(message, Failed):
                 errors.append(f"client process {k + 1} of {len(shards)}: {message.error}")
@@ -288,7 +289,7 @@ async def _measure(config: Any, shards: list[_Shard], inbox: asyncio.Queue[tuple
         now = perf_counter()
         if now - last_report >= PROGRESS_PERIOD or not pending:
             last_report = now
-            on_progress(sum(p[0] for p in progress), sum(p[1] for p in progress))
+            on_progress(sum(p[0] for p in progress), sum(p[1] for p in progress), sum(p[2] for p in progress))
     reason = STOPPED_INTERRUPTED if STOPPED_INTERRUPTED in reasons else (reasons[0] if reasons else None)
     return ShardedRun(merged, reason, parts, errors)
 
@@ -298,7 +299,7 @@ LOCAL = LocalShards()
 
 async def run_sharded(config: Any, plans: list[ShardPlan], bodies: list[bytes], prompt_tokens: list[int],
                       records_dir: str | None, stop: asyncio.Event,
-                      on_progress: Callable[[int, int], None]) -> ShardedRun:
+                      on_progress: Callable[[int, int, int], None]) -> ShardedRun:
     """One sweep point over local client processes (see LocalShards.run)."""
     return await LOCAL.run(config, plans, bodies, prompt_tokens, records_dir, stop, on_progress)
 
@@ -373,7 +374,7 @@ async def _shard_async(job: ShardJob, control: _proc.Channel, events: _proc.Chan
             try:
                 while True:
                     await asyncio.sleep(PROGRESS_RELAY_S)
-                    events.send(Progress(counters.done, counters.failed))
+                    events.send(Progress(counters.done, counters.failed, counters.met))
             except OSError:  # the parent is gone: stop sending load
                 stop.set()
 

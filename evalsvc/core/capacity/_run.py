@@ -63,7 +63,7 @@ def probe_size(config: CapacityConfig, value: float, repeat: int = 0) -> int:
     (each doubles the one before)."""
     if repeat < 0:
         return max(EARLY_STOP_MIN, math.ceil(SCOUT_ROUNDS * value))
-    return max(config.number, math.ceil(PROBE_ROUNDS * value)) * 2 ** repeat
+    return int(max(config.number, math.ceil(PROBE_ROUNDS * value)) * 2 ** repeat)
 
 
 def _show(value: float, axis: str) -> int | float:

@@ -14,8 +14,8 @@ by the estimate otherwise): values below the answer need no proof, and full prob
 are the slowest of all. Bisect: between the last passing and the first failing value, probe the middle
 with full probes until they are adjacent integers (parallel) or the failing rate is within `precision` of
 the passing one (rate). If the answer (or the first failure) then rests on a scout's estimate, that value
-is probed in full, and the search goes on from what it shows. A failing `low` means the target is missed even there (below_range);
-a passing `high` that the capacity is at least `high` (above_range).
+is probed in full, and the search goes on from what it shows. A failing `low` means the target is missed
+even there (below_range); a passing `high` that the capacity is at least `high` (above_range).
 
 `measure` returns None when the budget is spent; the search then ends with what it knows.
 """

@@ -272,6 +272,10 @@ class CapacityConfig(PerfConfig):
                          "arrivals)).")
     parallel: int = derive(PerfConfig, "parallel", 1000, min_items=None, help="In a rate search, the most requests "
                            "in flight; the parallel search sets it per probe.")
+    rate: float = derive(PerfConfig, "rate", -1.0, min_items=None, cli=Cli(hidden=True),
+                         help="Set by the search (search='rate'); must stay -1.")
+    num_runs: int = derive(PerfConfig, "num_runs", 1, cli=Cli(hidden=True),
+                           help="Must stay 1: the search sizes and repeats its probes itself.")
     attainment: float = field(0.95, help="Share of a probe's requests that must succeed and meet every SLO "
                               "threshold for the probe to pass.", ranges=(Range(low=0, high=1, low_open=True),))
     search: str = field("parallel", help="What is searched: parallel (concurrent requests) | rate (arrivals per "

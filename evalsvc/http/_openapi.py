@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from ..core.config import FILE_DATASETS, EvalConfig, PerfConfig
+from ..core.config import FILE_DATASETS, CapacityConfig, EvalConfig, PerfConfig
 from ..core.fields import json_schema
 from ..core.jobs import KINDS, STATES
 
@@ -14,6 +14,9 @@ _CROSS_FIELD = {
     "PerfConfig": "Also checked, beyond this schema: min_tokens <= max_tokens; the sweep lists (number, parallel, "
                   "rate) have one value or the same length, pair up into distinct runs, and do not mix -1 with "
                   "positive rates.",
+    "CapacityConfig": "Also checked, beyond this schema: slo has at least one threshold; low <= high (whole "
+                      "numbers for search=parallel); rate stays -1 and num_runs 1 (the search sets them); the "
+                      "PerfConfig rules.",
     "EvalConfig": "Also checked, beyond this schema: evalsvc can run every named benchmark (evalscope's catalogue; "
                   "the enum lists them when the catalogue is installed), and dataset_args names only requested "
                   "datasets with options that benchmark accepts.",
@@ -44,6 +47,12 @@ EXAMPLES = {
         "local": {"summary": "SPEC §5: a local server, 1000 requests, 20 in flight", "value": {
             "model": "qwen2.5", "url": "http://localhost:8000/v1/chat/completions", "api": "openai",
             "number": 1000, "parallel": 20, "max_tokens": 2048}},
+    },
+    "capacity": {
+        "parallel": {"summary": "The most concurrent requests keeping 95 % of requests under 500 ms TTFT", "value": {
+            "model": "qwen2.5", "url": "http://localhost:8000/v1/chat/completions", "dataset": "random",
+            "prompt_tokens": 512, "max_tokens": 128, "slo": {"ttft_ms": 500}, "attainment": 0.95,
+            "search": "parallel", "low": 1, "high": 128}},
     },
 }
 
@@ -104,6 +113,9 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
         "/api/v1/perf": blocking("perf", "Load-test an endpoint; answers when done", "PerfSuccess"),
         "/api/v1/jobs/eval": submit("eval"),
         "/api/v1/jobs/perf": submit("perf"),
+        "/api/v1/capacity": blocking("capacity", "Search the most load an endpoint takes within its SLOs; answers "
+                                     "when done", "CapacitySuccess"),
+        "/api/v1/jobs/capacity": submit("capacity"),
         "/api/v1/jobs": {"get": {
             "operationId": "list_jobs", "summary": "Jobs, newest first (without results)", "tags": ["jobs"], **secured,
             "parameters": [
@@ -128,7 +140,8 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
             "responses": {
                 "200": {"description": "the job completed", "content": {"application/json": {"schema": {
                     "oneOf": [{"$ref": "#/components/schemas/EvalSuccess"},
-                              {"$ref": "#/components/schemas/PerfSuccess"}]}}}},
+                              {"$ref": "#/components/schemas/PerfSuccess"},
+                              {"$ref": "#/components/schemas/CapacitySuccess"}]}}}},
                 **job_responses,
                 "400": _ref_response("RunError", "the job failed on invalid input"),
                 "409": _ref_response("RunError", "the job has not finished, or was cancelled"),
@@ -155,6 +168,7 @@ def build_openapi(*, auth: bool) -> dict[str, Any]:
     components: dict[str, Any] = {"schemas": {
         "EvalRequest": config_schema(EvalConfig),
         "PerfRequest": config_schema(PerfConfig),
+        "CapacityRequest": config_schema(CapacityConfig),
         **_RESPONSE_SCHEMAS,
     }}
     if auth:
@@ -180,7 +194,7 @@ def config_schema(cls: type) -> dict[str, Any]:
         names = _benchmark_names()
         if names:
             properties["datasets"]["items"]["enum"] = names
-    if cls is PerfConfig:
+    if issubclass(cls, PerfConfig):
         out["allOf"] = [_FILE_DATASETS]
     out["description"] = f"{(cls.__doc__ or '').strip()} {_CROSS_FIELD[cls.__name__]} {_JSON_LIMIT}"
     return out
@@ -197,7 +211,7 @@ def _benchmark_names() -> list[str]:
 
 
 def _body(kind: str) -> dict[str, Any]:
-    name = "EvalRequest" if kind == "eval" else "PerfRequest"
+    name = {"eval": "EvalRequest", "perf": "PerfRequest", "capacity": "CapacityRequest"}[kind]
     return {"required": True, "content": {"application/json": {
         "schema": {"$ref": f"#/components/schemas/{name}"}, "examples": EXAMPLES[kind]}}}
 
@@ -244,6 +258,13 @@ _RESPONSE_SCHEMAS: dict[str, Any] = {
         "status": {"const": "success"}, "message": {"const": "Performance test completed"},
         "results": {"type": "object", "description": "one entry per run, keyed parallel_{P}_number_{N} or "
                                                      "rate_{R}_number_{N}: {metrics, percentiles}"},
+        "output_dir": {"type": "string"}, "job_id": {"type": "string"}}},
+    "CapacitySuccess": {"type": "object", "required": ["status", "message", "results", "capacity", "output_dir"],
+                        "properties": {
+        "status": {"const": "success"}, "message": {"const": "Capacity search completed"},
+        "capacity": {"type": "object", "description": "the answer: value, unit, ended, conclusive, message, "
+                                                      "last_pass, first_fail, knee, goodput, probes, ..."},
+        "results": {"type": "object", "description": "every probe run, keyed like perf runs: {metrics, percentiles}"},
         "output_dir": {"type": "string"}, "job_id": {"type": "string"}}},
     "Job": _JOB,
     "JobStatus": {"type": "object", "required": ["status", "job"], "properties": {

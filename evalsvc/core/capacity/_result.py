@@ -18,21 +18,27 @@ def _value(v: Any) -> str:
 
 
 def probe_rows(capacity: dict[str, Any], results: dict[str, Any]) -> list[tuple[str, ...]]:
-    """One row per probe run, in the order the search ran them (the console table, report.txt, Jupyter)."""
+    """One row per probe run, in the order the search ran them (the console table, report.txt, Jupyter).
+    A value's last run shows its pooled verdict; earlier runs at the same value read "repeat", and a run
+    not judged at all says why (client-bound)."""
+    owner = {key: probe for probe in capacity.get("probes", []) for key in probe["runs"]}
     rows: list[tuple[str, ...]] = []
-    for probe in capacity.get("probes", []):
-        for key in probe["runs"]:
-            m = results[key].metrics if key in results else {}
-            last = key == probe["runs"][-1]
-            rows.append((
-                key, _value(probe["value"]), str(m.get("requests_total", "-")),
-                fmt(probe["attainment"], "{:.3f}") if last else fmt(m.get("slo_attainment"), "{:.3f}"),
-                f"[{probe['interval'][0]:.3f}, {probe['interval'][1]:.3f}]" if last else "",
-                (probe["verdict"] + ("" if probe["decided_by"] == "interval" else " (estimate)")) if last else
-                "repeat",
-                fmt(m.get("request_throughput"), "{:.2f}"), fmt(m.get("ttft_ms_p50"), "{:.1f}"),
-                str(m.get("stopped_by") or ""),
-            ))
+    for key, run in results.items():
+        m = run.metrics
+        probe = owner.get(key)
+        last = probe is not None and key == probe["runs"][-1]
+        if last:
+            assert probe is not None
+            verdict = probe["verdict"] + ("" if probe["decided_by"] == "interval" else f" ({probe['decided_by']})")
+            attainment, interval = fmt(probe["attainment"], "{:.3f}"), \
+                f"[{probe['interval'][0]:.3f}, {probe['interval'][1]:.3f}]"
+        else:
+            verdict = "repeat" if probe is not None else ("client-bound" if m.get("client_bound") else "-")
+            attainment, interval = fmt(m.get("slo_attainment"), "{:.3f}"), ""
+        value = m.get("parallel") if capacity.get("search") == "parallel" else m.get("rate")
+        rows.append((key, _value(value), str(m.get("requests_total", "-")), attainment, interval, verdict,
+                     fmt(m.get("request_throughput"), "{:.2f}"), fmt(m.get("ttft_ms_p50"), "{:.1f}"),
+                     str(m.get("stopped_by") or "")))
     return rows
 
 

@@ -169,7 +169,7 @@ async def run_capacity_async(config: CapacityConfig, *, progress: ProgressCallba
     try:
         if not started:
             raise _Halt("interrupted", "stopped during the test request", RunStatus.INTERRUPTED)
-        outcome = await search(plan, measure, on_verdict)
+        await search(plan, measure, on_verdict, outcome)
     except _Halt as exc:
         halt = exc
     except asyncio.CancelledError:
@@ -204,6 +204,8 @@ def answer(config: CapacityConfig, outcome: Outcome, runs: dict[str, RunResult],
     low, high = config.search_range()
     lp, ff = outcome.last_pass, outcome.first_fail
     ended = halt.ended if halt is not None else outcome.ended
+    if halt is not None and outcome.verdicts and outcome.verdicts[-1].verdict is None:
+        outcome.verdicts.pop()  # the value being probed when the search was halted
     value = None if lp is None or ended in ("client_bound", "client_failed") else _show(lp.value, axis)
 
     def probe(v: Verdict | None) -> dict[str, Any] | None:

@@ -97,10 +97,11 @@ class _Budget(Exception):
     pass
 
 
-async def search(plan: Plan, measure: Measure, on_verdict: Callable[[Verdict, Outcome], None] | None = None
-                 ) -> Outcome:
-    """Run the search (see the module docstring); `on_verdict` hears each value as it is judged."""
-    out = Outcome()
+async def search(plan: Plan, measure: Measure, on_verdict: Callable[[Verdict, Outcome], None] | None = None,
+                 out: Outcome | None = None) -> Outcome:
+    """Run the search (see the module docstring); `on_verdict` hears each value as it is judged. The
+    verdicts go into `out` as they come, so a caller whose `measure` raises still has them."""
+    out = out if out is not None else Outcome()
     passes: list[Verdict] = []
 
     async def judge(value: float, scout: bool = False) -> Verdict:

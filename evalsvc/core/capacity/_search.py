@@ -70,6 +70,8 @@ class Verdict:
     decided_by: str | None = None
     """"interval" (at the stated confidence), "estimate" (the interval still straddled the target after every
     repeat) or "scout" (a bracketing probe's estimate)."""
+    superseded: bool = False
+    """A scout whose value was then probed in full: the full probe's verdict counts."""
 
     @property
     def attainment(self) -> float | None:
@@ -78,7 +80,7 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return {"value": self.value, "verdict": self.verdict, "decided_by": self.decided_by,
                 "attainment": self.attainment, "interval": [self.low, self.high], "requests": self.total,
-                "requests_meeting_slo": self.met, "runs": list(self.keys)}
+                "requests_meeting_slo": self.met, "runs": list(self.keys), "superseded": self.superseded}
 
 
 @dataclass
@@ -157,14 +159,14 @@ async def search(plan: Plan, measure: Measure, on_verdict: Callable[[Verdict, Ou
             lp, ff = out.last_pass, out.first_fail
             if lp is not None and lp.decided_by == "scout":
                 # the answer rests on a scout's estimate: probe it in full (a failure moves the search down)
-                out.verdicts.remove(lp)
-                passes.remove(lp)
+                passes.remove(lp)  # it stays among the verdicts (it was probed), superseded
+                lp.superseded = True
                 out.last_pass = max(passes, key=lambda p: p.value) if passes else None
                 await judge(lp.value)
             elif ff is not None and ff.decided_by == "scout":
                 # so does the first failure (a scout short of proof either way): probe it in full
-                out.verdicts.remove(ff)
-                fails = [v for v in out.verdicts if v.verdict == FAIL]
+                ff.superseded = True
+                fails = [v for v in out.verdicts if v.verdict == FAIL and not v.superseded]
                 out.first_fail = min(fails, key=lambda f: f.value) if fails else None
                 await judge(ff.value)
             else:

@@ -15,13 +15,24 @@ from evalsvc.core.config import CapacityConfig
 from evalsvc.core.errors import ConfigError
 from tests._servers import MockHandle, start_mock
 
-SLO = {"ttft_ms": 120}
+SLO = {"ttft_ms": 360}
 
 
 @pytest.fixture(scope="module")
 def finite() -> Iterator[MockHandle]:
-    """The issue's server: 16 slots, a request holds one for 100 + 31 x 10 = 410 ms."""
-    with start_mock(max_batch=16, ttft_ms=100, itl_ms=10, output_tokens=32) as server:
+    """The issue's server (`--max-batch 16 --ttft-ms 100 --itl-ms 10 --output-tokens 32`, SLO 120 ms) slowed
+    three times, SLO included: 16 slots, a request holds one for 300 + 31 x 30 = 1230 ms, a 17th client
+    waits 1230 / 16 = 77 ms on average (> the 60 ms of headroom) or a whole slot time in waves. The answer is
+    16 as in the issue; the 60 ms headroom (not 20) keeps a loaded test machine's stalls from moving it.
+    benchmarks/capacity_search.py runs the issue's own figures."""
+    with start_mock(max_batch=16, ttft_ms=300, itl_ms=30, output_tokens=32) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def quick() -> Iterator[MockHandle]:
+    """16 slots held 27 ms each: fast probes, far from any SLO used with it but the one it misses."""
+    with start_mock(max_batch=16, ttft_ms=20, itl_ms=1, output_tokens=8) as server:
         yield server
 
 
@@ -35,7 +46,7 @@ def capacity_config(url: str, tmp_path: Path, **kw: Any) -> CapacityConfig:
 def test_parallel_search_answers_the_slot_count(finite: MockHandle, tmp_path: Path) -> None:
     events: list[dict[str, Any]] = []
     # max_repeats=1 keeps it fast: the marginal probe (17) is then decided by one run's estimate
-    result = run_capacity(capacity_config(finite.chat_url, tmp_path, high=64, max_repeats=1),
+    result = run_capacity(capacity_config(finite.chat_url, tmp_path, low=8, high=32, max_repeats=1),
                           progress=events.append)
     assert isinstance(result, CapacityResult) and result.status == "completed", result.capacity
     cap = result.capacity
@@ -43,11 +54,11 @@ def test_parallel_search_answers_the_slot_count(finite: MockHandle, tmp_path: Pa
     assert cap["last_pass"]["value"] == 16 and cap["last_pass"]["verdict"] == "pass"
     assert cap["last_pass"]["decided_by"] == "interval" and cap["last_pass"]["interval"][0] >= 0.95
     assert cap["first_fail"]["value"] == 17 and cap["first_fail"]["attainment"] < 0.95
-    assert cap["unit"] == "concurrent requests" and cap["target"] == 0.95 and cap["slo"] == {"ttft_ms": 120.0}
+    assert cap["unit"] == "concurrent requests" and cap["target"] == 0.95 and cap["slo"] == {"ttft_ms": 360.0}
     # goodput at capacity is the passing probe's own: every request met the SLO there
     at16 = result.results[cap["last_pass"]["runs"][-1]].metrics
     assert cap["goodput"] == at16["goodput"] and at16["slo_attainment"] == 1.0
-    assert at16["ttft_ms_p99"] < 120
+    assert at16["ttft_ms_p99"] < 360
     # far above capacity a probe is cut short as soon as it cannot pass
     stopped = [k for k, r in result.results.items() if r.metrics["stopped_by"] == "slo_missed"]
     assert stopped and all(result.results[k].metrics["requests_total"] < result.results[k].metrics["number"]
@@ -56,7 +67,7 @@ def test_parallel_search_answers_the_slot_count(finite: MockHandle, tmp_path: Pa
     probes = [e for e in events if e["type"] == "probe"]
     assert [p["value"] for p in probes] == [p["value"] for p in cap["probes"]]
     assert {e["type"] for e in events} >= {"status", "progress", "run_done", "probe"}
-    assert cap["probe_runs"] == len(result.results) <= 14
+    assert cap["probe_runs"] == len(result.results) <= 9
 
     out = Path(result.output_dir)
     summary = json.loads((out / "summary.json").read_text())
@@ -68,20 +79,24 @@ def test_parallel_search_answers_the_slot_count(finite: MockHandle, tmp_path: Pa
     assert "chart-capacity-attainment" in page and "chart-capacity-slo" in page
     text = (out / "report.txt").read_text()
     assert "parallel_16_number_100" in text and "capacity: 16" in text
+    (out / "report.html").unlink()  # `evalsvc report DIR` rebuilds it, capacity section included
+    from evalsvc.core.report import build_report
+
+    assert 'id="capacity"' in build_report(out).read_text()
 
 
-def test_the_range_edges_are_reported_as_such(finite: MockHandle, tmp_path: Path) -> None:
-    result = run_capacity(capacity_config(finite.chat_url, tmp_path, low=2, high=4))
+def test_the_range_edges_are_reported_as_such(quick: MockHandle, finite: MockHandle, tmp_path: Path) -> None:
+    result = run_capacity(capacity_config(quick.chat_url, tmp_path, low=2, high=4))
     assert result.status == "completed" and result.capacity["ended"] == "above_range"
     assert result.value == 4 and "at least" in result.capacity["message"]
-    missed = run_capacity(capacity_config(finite.chat_url, tmp_path, slo={"ttft_ms": 50}, low=32, high=64))
+    missed = run_capacity(capacity_config(finite.chat_url, tmp_path, slo={"ttft_ms": 10}, low=32, high=64))
     assert missed.capacity["ended"] == "below_range" and missed.value is None
     assert "no capacity in the range" in missed.capacity["message"]
     (only,) = missed.results.values()  # one scout of 64 requests, stopped once it could no longer pass
     assert only.metrics["stopped_by"] == "slo_missed" and only.metrics["requests_total"] < 64
 
 
-def test_client_bound_probe_is_never_the_answer(finite: MockHandle, tmp_path: Path,
+def test_client_bound_probe_is_never_the_answer(quick: MockHandle, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from evalsvc.core.perf import _run
 
@@ -96,14 +111,14 @@ def test_client_bound_probe_is_never_the_answer(finite: MockHandle, tmp_path: Pa
 
     monkeypatch.setattr(_run, "client_verdict", bound_with_one_worker)
     monkeypatch.setattr("evalsvc.core.capacity._run.os.cpu_count", lambda: 1)
-    stuck = run_capacity(capacity_config(finite.chat_url, tmp_path, low=2, high=8))
+    stuck = run_capacity(capacity_config(quick.chat_url, tmp_path, low=2, high=8))
     assert stuck.status == "failed" and stuck.value is None and stuck.capacity["ended"] == "client_bound"
     assert "client-bound" in stuck.capacity["message"] and "no capacity is reported" in (stuck.error or "")
     assert stuck.capacity["last_pass"]["value"] == 2  # what was proven stays visible, not reported as capacity
 
     # with cores to spare, the probe is run again with more client processes, and then it counts
     monkeypatch.setattr("evalsvc.core.capacity._run.os.cpu_count", lambda: 2)
-    raised = run_capacity(capacity_config(finite.chat_url, tmp_path, low=2, high=4))
+    raised = run_capacity(capacity_config(quick.chat_url, tmp_path, low=2, high=4))
     assert raised.status == "completed" and raised.value == 4 and raised.capacity["workers"] == 2
     assert raised.capacity["workers_raised"][0]["probe"] == "parallel_4_number_10"
     assert "parallel_4_number_10_run2" in raised.results
@@ -135,5 +150,5 @@ def test_probe_config_keeps_every_perf_field(tmp_path: Path) -> None:
                              api_key="sk-secret", warmup=3)
     probe = config.perf_config(number=40, parallel=7)
     assert (probe.number, probe.parallel, probe.warmup, probe.api_key) == (40, 7, 3, "sk-secret")
-    assert probe.headers == {"X-A": "b"} and probe.slo == {"ttft_ms": 120.0}
+    assert probe.headers == {"X-A": "b"} and probe.slo == {"ttft_ms": 360.0}
     assert "sk-secret" not in repr(config) and config.to_dict()["api_key"] == "***"

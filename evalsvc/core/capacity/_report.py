@@ -18,6 +18,15 @@ from .._io import write_atomic
 SECTION_ID = "capacity"
 
 
+def is_capacity_run(run_dir: str | Path) -> bool:
+    """Whether `run_dir` is a capacity search's directory (its summary.json has a `capacity` block)."""
+    try:
+        summary = orjson.loads((Path(run_dir) / "summary.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    return isinstance(summary, dict) and isinstance(summary.get("capacity"), dict)
+
+
 def build_capacity_report(run_dir: str | Path) -> Path:
     """(Re)build `<run_dir>/report.html` of a capacity run directory; returns its path."""
     from ..report import build_perf_report

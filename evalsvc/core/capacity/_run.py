@@ -44,7 +44,10 @@ rate: 4 seconds of arrivals), so queues reach their steady state within the prob
 SCOUT_ROUNDS = 2
 """A bracketing (scout) probe sends max(EARLY_STOP_MIN, 2 x its value) requests."""
 EARLY_STOP_MIN = 10
-"""Finished requests a probe needs before the early stop may judge it."""
+"""Finished requests a probe needs, at least, before the early stop may judge it; also two rounds of its
+value (2 x concurrency, or 2 s of arrivals) unless that is more than half the probe. Requests in flight
+together are not independent: one stall of the server delays a whole wave of them, so a verdict needs
+more than one wave."""
 STOPPED_SLO = "slo_missed"
 STOPPED_BUDGET = "budget"
 UNITS = {"parallel": "concurrent requests", "rate": "requests/s"}
@@ -108,11 +111,13 @@ async def run_capacity_async(config: CapacityConfig, *, progress: ProgressCallba
     deadline = t_start + config.max_seconds
     state: dict[str, Any] = {"runs": 0, "workers": config.workers, "raised": []}
 
-    def watch_for(prior: tuple[int, int]) -> Any:
+    def watch_for(prior: tuple[int, int], value: float, number: int) -> Any:
+        least = max(EARLY_STOP_MIN, min(math.ceil(SCOUT_ROUNDS * value), number // 2))
+
         def watch(done: int, failed: int, met: int) -> str | None:
             if monotonic() >= deadline:
                 return STOPPED_BUDGET
-            if config.early_stop and done >= EARLY_STOP_MIN:
+            if config.early_stop and done >= least:
                 _, upper = wilson(prior[0] + met, prior[1] + done, config.confidence)
                 if upper < config.attainment:
                     return STOPPED_SLO
@@ -139,7 +144,7 @@ async def run_capacity_async(config: CapacityConfig, *, progress: ProgressCallba
                 key = f"{base}_run{again}"
             probe = config.perf_config(number=number, parallel=parallel, rate=rate, workers=workers)
             run, error = await measure_point(probe, prepared, key, number, parallel, rate, out_dir, stop, progress,
-                                             watch=watch_for(prior))
+                                             watch=watch_for(prior, value, number))
             state["runs"] += 1
             result.results[key] = run
             if error is not None:

@@ -261,8 +261,9 @@ def answer(config: CapacityConfig, outcome: Outcome, runs: dict[str, RunResult],
 
 
 def _knee(verdicts: list[Verdict], runs: dict[str, RunResult], axis: str) -> dict[str, Any] | None:
+    # probes stopped early count too: past the capacity they are the flat part of the curve that shows the knee
     points = [(v.value, runs[v.keys[-1]].metrics) for v in verdicts if v.keys and v.keys[-1] in runs
-              and not runs[v.keys[-1]].metrics.get("stopped_by")]  # a probe cut short has no steady throughput
+              and (runs[v.keys[-1]].metrics.get("requests_succeeded") or 0) >= 2]
     at = knee([p[0] for p in points], [p[1].get("request_throughput") for p in points])
     if at is None:
         return None

@@ -14,8 +14,9 @@ Parts (all by default; pick with --parts):
             <= 20 ms for a slot. The model's answer is found by simulating that queue (steady state, and
             over a probe's own length from an empty queue), beside the ceiling 16 / 0.41 s = 39 req/s.
   llama     against llama.cpp's server (../shared/peers/llama-server.sh, SmolLM2-135M, 4 slots): a capacity
-            with its confidence; then the same search with the client starved (pinned to one core that a
-            busy process shares, workers=1, no auto_workers): it must end "client_bound", not with a number.
+            with its confidence; then the same search with a client too weak to drive it (workers=1, no
+            auto_workers, the client process stopped 80 % of the time): it must end "client_bound", not with
+            a number. --llama-url takes a server already running (e.g. one started with -t 1 on a busy machine).
 
     python benchmarks/capacity_search.py                       # everything (slow: minutes)
     python benchmarks/capacity_search.py --parts parallel,sweep --runs 5
@@ -32,6 +33,7 @@ import heapq
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -154,7 +156,7 @@ def part_rate(url: str, work: str, workers: int) -> None:
     print(json.dumps({"ceiling_req_s": round(SLOTS / HOLD_S, 2), "model_steady_state_req_s": round(steady, 2),
                       "model_probe_from_empty_req_s": round(probe, 2)}))
     result = run_capacity(CapacityConfig(**base(url, work, search="rate", low=4, high=64, workers=workers)))
-    print(json.dumps(show(result)))
+    print(json.dumps(show(result)), flush=True)
     if result.capacity["value"] is None:
         print("message:", result.capacity["message"])
 
@@ -165,33 +167,42 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def part_llama(work: str, url: str | None) -> None:
+def part_llama(work: str, url: str | None, args: argparse.Namespace) -> None:
     port = None
     if url is None:
         port = free_port()
         out = subprocess.run(["bash", str(PEER), "start", str(port)], check=True, capture_output=True, text=True)
         url = out.stdout.strip().splitlines()[-1] + "/chat/completions"
     try:
-        print(f"== llama.cpp ({url}): capacity within p95-style SLO ttft <= 1000 ms, 95 % of requests")
-        cfg = dict(model=LLAMA_MODEL, url=url, dataset="random", prompt_tokens=64, max_tokens=32,
-                   extra_body={"ignore_eos": True, "cache_prompt": False}, slo={"ttft_ms": 1000}, work_dir=work,
-                   high=32, number=40, max_repeats=2, timeout=120)
+        cfg = dict(model=LLAMA_MODEL, url=url, dataset="random", prompt_tokens=args.llama_prompt_tokens,
+                   max_tokens=args.llama_max_tokens, extra_body={"ignore_eos": True, "cache_prompt": False},
+                   slo={"ttft_ms": args.llama_slo_ms}, attainment=args.llama_attainment,
+                   confidence=args.llama_confidence, work_dir=work, high=args.llama_high, number=args.llama_number,
+                   max_repeats=2, timeout=300, max_seconds=args.llama_max_seconds)
+        print(f"== llama.cpp ({url}): {json.dumps({k: v for k, v in cfg.items() if k not in ('work_dir', 'url')})}",
+              flush=True)
         result = run_capacity(CapacityConfig(**cfg))
-        print(json.dumps(show(result)))
+        print(json.dumps(show(result)), flush=True)
         print("message:", result.capacity["message"])
-        print("== the same search with the client starved: pinned to one core shared with a busy process, "
-              "workers=1, auto_workers off")
-        hog = subprocess.Popen([sys.executable, "-c", "import os\nos.sched_setaffinity(0, {0})\nwhile True: pass"])
-        mask = os.sched_getaffinity(0)
+        print("== the same search with a client too weak to drive it: workers=1, auto_workers off, and the client "
+              "process given 20 % of the time (SIGSTOP 200 ms / SIGCONT 50 ms)", flush=True)
+        code = ("import json, sys\nfrom evalsvc import CapacityConfig, run_capacity\n"
+                "r = run_capacity(CapacityConfig(**json.loads(sys.argv[1])))\n"
+                "print(json.dumps({'status': str(r.status), 'value': r.capacity['value'], "
+                "'ended': r.capacity['ended'], 'message': r.capacity['message']}))")
+        weak = subprocess.Popen([sys.executable, "-c", code, json.dumps({**cfg, "workers": 1, "auto_workers": False})],
+                                stdout=subprocess.PIPE, text=True)
         try:
-            os.sched_setaffinity(0, {0})
-            starved = run_capacity(CapacityConfig(**cfg, workers=1, auto_workers=False))
+            while weak.poll() is None:
+                os.kill(weak.pid, signal.SIGSTOP)
+                time.sleep(0.2)
+                os.kill(weak.pid, signal.SIGCONT)
+                time.sleep(0.05)
         finally:
-            os.sched_setaffinity(0, mask)
-            hog.kill()
-            hog.wait()
-        print(json.dumps(show(starved)))
-        print("message:", starved.capacity["message"])
+            if weak.poll() is None:
+                os.kill(weak.pid, signal.SIGCONT)
+                weak.terminate()
+        print((weak.stdout.read() if weak.stdout else "").strip(), flush=True)
     finally:
         if port is not None:
             subprocess.run(["bash", str(PEER), "stop", str(port)], check=False)
@@ -203,6 +214,14 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--rate-workers", type=int, default=1)
     ap.add_argument("--llama-url", default=None, help="an already running llama-server's chat/completions URL")
+    ap.add_argument("--llama-slo-ms", type=float, default=1000.0)
+    ap.add_argument("--llama-attainment", type=float, default=0.95)
+    ap.add_argument("--llama-confidence", type=float, default=0.95)
+    ap.add_argument("--llama-prompt-tokens", type=int, default=64)
+    ap.add_argument("--llama-max-tokens", type=int, default=32)
+    ap.add_argument("--llama-number", type=int, default=40)
+    ap.add_argument("--llama-high", type=float, default=16)
+    ap.add_argument("--llama-max-seconds", type=float, default=900)
     ap.add_argument("--scale", type=float, default=1.0, help="every mock time and the SLO x this (default 1)")
     args = ap.parse_args()
     scale(args.scale)
@@ -218,7 +237,7 @@ def main() -> None:
                 if "rate" in parts:
                     part_rate(mock.chat_url, work, args.rate_workers)
         if "llama" in parts:
-            part_llama(work, args.llama_url)
+            part_llama(work, args.llama_url, args)
 
 
 if __name__ == "__main__":

@@ -176,7 +176,7 @@ async def _measure(config: PerfConfig, prepared: Prepared, key: str, number: int
                    out_dir: Path, stop: asyncio.Event, progress: ProgressFn | None, *, watch: Watch | None = None,
                    repeat: int | None = None) -> tuple[RunResult, str | None]:
     error = None
-    suffix = "" if repeat is None else f".run{repeat}"
+    suffix = "" if repeat is None else f".run{repeat:03d}"  # zero-padded: the parts concatenate in order
     try:
         stats, reason = await _run_point(config, key, number, parallel, rate, prepared.bodies,
                                          prepared.prompt_tokens, out_dir, stop, progress, watch=watch,
@@ -217,7 +217,7 @@ async def _measure_repeated(config: PerfConfig, prepared: Prepared, key: str, nu
     out.metrics["requests_unsent"] = sum(r.metrics["requests_unsent"] for r in runs)
     out.repeats = repeats_block([r.metrics for r in runs], config.num_runs)
     if config.record_requests:
-        parts = [str(out_dir / f"requests_{key}.run{i}.jsonl") for i in range(1, len(runs) + 1)]
+        parts = [str(out_dir / f"requests_{key}.run{i:03d}.jsonl") for i in range(1, len(runs) + 1)]
         _concat([p for p in parts if os.path.exists(p)], str(out_dir / f"requests_{key}.jsonl"))
     _point_done(out_dir, key, out, progress)
     return out, error

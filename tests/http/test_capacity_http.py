@@ -18,13 +18,14 @@ KEY = "sk-capacity-secret"
 
 @pytest.fixture(scope="module")
 def finite() -> Iterator[MockHandle]:
-    with start_mock(max_batch=4, ttft_ms=20, itl_ms=2, output_tokens=8) as server:
+    # 4 slots of 310 ms; a 5th client waits 77 ms on average: more than the SLO's 60 ms of headroom
+    with start_mock(max_batch=4, ttft_ms=100, itl_ms=30, output_tokens=8) as server:
         yield server
 
 
 def body(url: str, **fields: Any) -> dict[str, Any]:
     return {"model": "mock-model", "url": url, "dataset": "random", "prompt_tokens": 8, "max_tokens": 8,
-            "slo": {"ttft_ms": 35}, "low": 2, "high": 16, "max_repeats": 1, **fields}
+            "slo": {"ttft_ms": 160}, "number": 80, "low": 2, "high": 8, "max_repeats": 1, **fields}
 
 
 @pytest.mark.parametrize(("fields", "field", "reason"), [

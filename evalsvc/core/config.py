@@ -272,10 +272,14 @@ class CapacityConfig(PerfConfig):
                          "arrivals)).")
     parallel: int = derive(PerfConfig, "parallel", 1000, min_items=None, help="In a rate search, the most requests "
                            "in flight; the parallel search sets it per probe.")
-    rate: float = derive(PerfConfig, "rate", -1.0, min_items=None, cli=Cli(hidden=True),
-                         help="Set by the search (search='rate'); must stay -1.")
-    num_runs: int = derive(PerfConfig, "num_runs", 1, cli=Cli(hidden=True),
-                           help="Must stay 1: the search sizes and repeats its probes itself.")
+    rate: float = derive(PerfConfig, "rate", -1.0, min_items=None, cli=Cli(hidden=True), ranges=(Range(const=-1),),
+                         help="Set by the search (search='rate' with low/high): must stay -1.")
+    num_runs: int = derive(PerfConfig, "num_runs", 1, cli=Cli(hidden=True), ranges=(Range(const=1),),
+                           help="Must stay 1: the search sizes and repeats its probes itself (confidence, "
+                           "max_repeats).")
+    slo: dict[str, float] = derive(PerfConfig, "slo", help='Thresholds in ms on ttft_ms / tpot_ms / latency_ms, at '
+                                   'least one, e.g. {"ttft_ms": 500}: a request meets the SLO when it succeeds and '
+                                   'holds every one.')
     attainment: float = field(0.95, help="Share of a probe's requests that must succeed and meet every SLO "
                               "threshold for the probe to pass.", ranges=(Range(low=0, high=1, low_open=True),))
     search: str = field("parallel", help="What is searched: parallel (concurrent requests) | rate (arrivals per "
@@ -306,14 +310,6 @@ class CapacityConfig(PerfConfig):
         if not self.slo:
             raise ConfigError("slo", "needs at least one threshold for a capacity search, e.g. "
                               '{"ttft_ms": 500} (accepted: ' + ", ".join(SLO_METRICS) + ")")
-
-    @rule("rate", "num_runs")
-    def _search_sets(self) -> None:
-        if self.rate != -1:
-            raise ConfigError("rate", "is set by the search; use search='rate' (--search rate) with low/high")
-        if self.num_runs != 1:
-            raise ConfigError("num_runs", "must be 1 in a capacity search: each probe is sized and repeated by "
-                              "the search (confidence, max_repeats)")
 
     @rule("search", "low", "high")
     def _range(self) -> None:

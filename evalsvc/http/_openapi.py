@@ -15,8 +15,7 @@ _CROSS_FIELD = {
                   "rate) have one value or the same length, pair up into distinct runs, and do not mix -1 with "
                   "positive rates.",
     "CapacityConfig": "Also checked, beyond this schema: slo has at least one threshold; low <= high (whole "
-                      "numbers for search=parallel); rate stays -1 and num_runs 1 (the search sets them); the "
-                      "PerfConfig rules.",
+                      "numbers for search=parallel); the PerfConfig rules.",
     "EvalConfig": "Also checked, beyond this schema: evalsvc can run every named benchmark (evalscope's catalogue; "
                   "the enum lists them when the catalogue is installed), and dataset_args names only requested "
                   "datasets with options that benchmark accepts.",

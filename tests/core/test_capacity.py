@@ -127,14 +127,14 @@ def test_client_bound_probe_is_never_the_answer(quick: MockHandle, tmp_path: Pat
 
 @pytest.mark.parametrize(("changes", "field", "needle"), [
     ({"slo": {}}, "slo", "at least one threshold"),
-    ({"slo": None}, "slo", "at least one threshold"),
+    ({"slo": None}, "slo", "is required"),
     ({"attainment": 0}, "attainment", "> 0"),
     ({"attainment": 1.01}, "attainment", "<= 1"),
     ({"low": 32, "high": 8}, "high", "inverted"),
     ({"search": "rate", "low": 50.0}, "high", "inverted"),  # the default high (256) is below 50? no: see below
     ({"low": 2.5}, "low", "whole number"),
-    ({"rate": 5}, "rate", "set by the search"),
-    ({"num_runs": 3}, "num_runs", "must be 1"),
+    ({"rate": 5}, "rate", "must be -1"),
+    ({"num_runs": 3}, "num_runs", "must be 1, got 3"),
     ({"search": "sideways"}, "search", "parallel, rate"),
 ])
 def test_bad_input_names_the_field(tmp_path: Path, changes: dict[str, Any], field: str, needle: str) -> None:

@@ -32,7 +32,7 @@ def body(url: str, **fields: Any) -> dict[str, Any]:
     ({"slo": {}}, "slo", "needs at least one threshold"),
     ({"attainment": 1.5}, "attainment", "must be <= 1, got 1.5"),
     ({"low": 16, "high": 2}, "high", "the search range is inverted"),
-    ({"rate": 10}, "rate", "is set by the search"),
+    ({"rate": 10}, "rate", "must be -1, got 10"),
 ])
 def test_bad_input_is_400_naming_the_field(service: Live, fields: dict[str, Any], field: str, reason: str) -> None:
     for path in ("/api/v1/jobs/capacity", "/api/v1/capacity"):

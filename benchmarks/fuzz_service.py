@@ -42,7 +42,7 @@ run_service("127.0.0.1", PORT, outputs=OUTPUTS, token={TOKEN!r}, max_queued=16, 
 """
 
 
-FAKE_TARGETS = {"perf": "tests._jobfakes:perf", "eval": "tests._jobfakes:eval"}
+FAKE_TARGETS = {"perf": "tests._jobfakes:perf", "eval": "tests._jobfakes:eval", "capacity": "tests._jobfakes:capacity"}
 
 
 def run_fuzz(max_examples: int, seed: int, max_time: float | None = None, phases: str | None = None,

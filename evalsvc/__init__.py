@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .core.config import EvalConfig, PerfConfig
+from .core.config import CapacityConfig, EvalConfig, PerfConfig
 from .core.errors import (
     ClientProcessError,
     ConfigError,
@@ -39,10 +39,15 @@ _LAZY = {
     "create_app": "evalsvc.http",
     "run_service": "evalsvc.http",
     "run_mock": "evalsvc.core.mock",
+    "run_capacity": "evalsvc.core.capacity",
+    "run_capacity_async": "evalsvc.core.capacity",
+    "CapacityResult": "evalsvc.core.capacity",
     "MockConfig": "evalsvc.core.mock",
 }
 
 __all__ = [
+    "CapacityConfig",
+    "CapacityResult",
     "ClientProcessError",
     "ConfigError",
     "DatasetError",
@@ -62,6 +67,8 @@ __all__ = [
     "__version__",
     "create_app",
     "list_benchmarks",
+    "run_capacity",
+    "run_capacity_async",
     "run_eval",
     "run_eval_async",
     "run_mock",
@@ -85,6 +92,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from .core.capacity import CapacityResult, run_capacity, run_capacity_async
     from .core.eval import DatasetResult, EvalResult, list_benchmarks, run_eval, run_eval_async
     from .core.mock import MockConfig, run_mock
     from .core.perf import PerfResult, RunResult, run_perf, run_perf_async

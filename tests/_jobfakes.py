@@ -123,3 +123,11 @@ def eval(config: Any, *, progress: Callable[[dict[str, Any]], None] | None = Non
         status = "cancelled"
     write_json(os.path.join(out, "summary.json"), {"status": status, "result": result})
     return FakeResult(status, out, {"result": result})
+
+
+def capacity(config: Any, *, progress: Callable[[dict[str, Any]], None] | None = None) -> FakeResult:
+    """The perf stand-in with a capacity answer beside its results (the shape of CapacityResult.to_dict())."""
+    result = perf(config, progress=progress)
+    result.payload["capacity"] = {"search": config.search, "value": None, "ended": "interrupted",
+                                  "message": "stand-in engine", "probes": []}
+    return result

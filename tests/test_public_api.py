@@ -13,6 +13,7 @@ EXPECTED = {
     "PerfConfig", "PerfResult",
     "RunResult", "RunStatus", "__version__", "create_app", "list_benchmarks", "run_eval", "run_eval_async",
     "run_mock", "run_perf", "run_perf_async", "run_service",
+    "CapacityConfig", "CapacityResult", "run_capacity", "run_capacity_async",
 }
 
 

@@ -11,7 +11,7 @@ import typer
 from .. import __version__
 from ..core.errors import EvalsvcError
 from ..core.status import ExitCode
-from . import _compare, _datasets, _eval, _mock, _perf, _report, _runs, _service
+from . import _capacity, _compare, _datasets, _eval, _mock, _perf, _report, _runs, _service
 from ._common import error_line
 
 try:  # typer >= 0.26 vendors its own click: its exceptions are not the click package's
@@ -30,7 +30,7 @@ app = typer.Typer(
     # plain click help: rich's help renderer costs ~110 ms of imports on every `--help` (target: < 0.3 s)
     rich_markup_mode=None,
 )
-for _module in (_perf, _eval, _datasets, _service, _mock, _report, _compare, _runs):
+for _module in (_perf, _capacity, _eval, _datasets, _service, _mock, _report, _compare, _runs):
     _module.register(app)
 
 

@@ -16,7 +16,7 @@ from ._cluster import ADDRESS_PATTERN, ADDRESS_REASON
 from ._secrets import redact_keys, redact_url, secret_name
 from ._validate import HEADER_NAME, HEADER_VALUE, redact_secret
 from .errors import ConfigError
-from .fields import Cli, Range, field, rule
+from .fields import Cli, Range, derive, field, rule
 
 PERF_APIS = ("openai", "dashscope", "anthropic", "gemini")
 PERF_DATASETS = ("openqa", "random", "line_by_line", "custom", "trace")
@@ -100,6 +100,9 @@ class PerfConfig:
     temperature: float = field(0.0, help="Sampling temperature sent in each request.", ranges=_AT_LEAST_0)
     stream: bool = field(True, help="Stream the response (needed for TTFT / ITL).")
     warmup: int = field(0, help="Requests sent before each run and excluded from its metrics.", ranges=_AT_LEAST_0)
+    num_runs: int = field(1, help="Repeat each run this many times: the summary adds the mean, stdev, t-based 95% "
+                          "interval and coefficient of variation of the headline metrics over the repeats.",
+                          ranges=(Range(low=1, high=100),))
     duration: float | None = field(None, help="Stop each run after this many seconds; unsent requests are not "
                                    "counted.", ranges=_POSITIVE)
     timeout: float = field(600.0, help="Per-request timeout in seconds.", ranges=_POSITIVE)
@@ -390,3 +393,92 @@ class EvalConfig:
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
         return f"EvalConfig({shown})"
+
+
+SEARCH_AXES = ("parallel", "rate")
+_SEARCH_DEFAULTS = {"parallel": (1.0, 256.0), "rate": (1.0, 256.0)}  # (low, high) when not given
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityConfig(PerfConfig):
+    """A capacity search: the largest concurrency (or arrival rate) at which `attainment` of the requests
+    succeed and meet every `slo` threshold. Every PerfConfig field describes the endpoint and the workload
+    of each probe, as in `evalsvc perf`; the search sets `parallel` (or `rate`) and the probe size."""
+
+    number: int = derive(PerfConfig, "number", 100, min_items=None, help="Measured requests per probe, at least: a "
+                         "probe sends max(number, 4 x its concurrency) requests (a rate probe: max(number, 4 s of "
+                         "arrivals)).")
+    parallel: int = derive(PerfConfig, "parallel", 1000, min_items=None, help="In a rate search, the most requests "
+                           "in flight; the parallel search sets it per probe.")
+    rate: float = derive(PerfConfig, "rate", -1.0, min_items=None, cli=Cli(hidden=True), ranges=(Range(const=-1),),
+                         help="Set by the search (search='rate' with low/high): must stay -1.")
+    num_runs: int = derive(PerfConfig, "num_runs", 1, cli=Cli(hidden=True), ranges=(Range(const=1),),
+                           help="Must stay 1: the search sizes and repeats its probes itself (confidence, "
+                           "max_repeats).")
+    slo: dict[str, float] = derive(PerfConfig, "slo", help='Thresholds in ms on ttft_ms / tpot_ms / latency_ms, at '
+                                   'least one, e.g. {"ttft_ms": 500}: a request meets the SLO when it succeeds and '
+                                   'holds every one.')
+    attainment: float = field(0.95, help="Share of a probe's requests that must succeed and meet every SLO "
+                              "threshold for the probe to pass.", ranges=(Range(low=0, high=1, low_open=True),))
+    search: str = field("parallel", help="What is searched: parallel (concurrent requests) | rate (arrivals per "
+                        "second).", choices=SEARCH_AXES)
+    low: float | None = field(None, help="Lowest value probed: concurrency or req/s (default 1).",
+                              ranges=_POSITIVE)
+    high: float | None = field(None, help="Highest value probed: concurrency or req/s (default 256).",
+                               ranges=_POSITIVE)
+    confidence: float = field(0.95, help="Confidence of the Wilson interval on each probe's attainment: a probe "
+                              "passes when the interval's lower bound reaches the target and fails when its upper "
+                              "bound is below it.", ranges=(Range(low=0.5, high=1, high_open=True),))
+    max_repeats: int = field(3, help="Runs at most of a probe whose interval straddles the target (each "
+                             "run twice the requests of the one before, pooled); then the point estimate decides.",
+                             ranges=(Range(low=1, high=10),))
+    precision: float = field(0.05, help="A rate search stops once the first failing rate is within this fraction "
+                             "of the last passing one.", ranges=(Range(low=0, high=1, low_open=True),))
+    max_probes: int = field(24, help="Budget: probe runs at most (bracketing, bisecting and repeats together).",
+                            ranges=(Range(low=1, high=1000),))
+    max_seconds: float = field(1800.0, help="Budget: seconds the whole search may take; the probe running when "
+                               "it is spent is stopped.", ranges=_POSITIVE)
+    early_stop: bool = field(True, help="Stop a probe as soon as it cannot pass (its attainment's upper bound is "
+                             "below the target), e.g. an over-saturated server whose queue keeps growing.")
+    auto_workers: bool = field(True, help="When a probe is client-bound, raise `workers` (up to this machine's "
+                               "cores) and probe again; off (or at the cores): stop, reporting no capacity.")
+
+    @rule("slo")
+    def _slo_given(self) -> None:
+        if not self.slo:
+            raise ConfigError("slo", "needs at least one threshold for a capacity search, e.g. "
+                              '{"ttft_ms": 500} (accepted: ' + ", ".join(SLO_METRICS) + ")")
+
+    @rule("search", "low", "high")
+    def _range(self) -> None:
+        low, high = self.search_range()
+        if self.search == "parallel":
+            for name, value in (("low", low), ("high", high)):
+                if not float(value).is_integer():
+                    raise ConfigError(name, f"must be a whole number of concurrent requests, got {value:g}")
+        if low > high:
+            raise ConfigError("high", f"must be >= low ({low:g}), got {high:g}: the search range is inverted")
+
+    def search_range(self) -> tuple[float, float]:
+        """(low, high) of the search, defaults filled in."""
+        low, high = _SEARCH_DEFAULTS[self.search]
+        return (low if self.low is None else self.low, high if self.high is None else self.high)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CapacityConfig:
+        """Build from a JSON-like dict: unknown fields and wrong types raise ConfigError."""
+        return fields.from_dict(cls, data)
+
+    def replace(self, **changes: Any) -> CapacityConfig:
+        return fields.replace(self, changes)
+
+    def perf_config(self, **changes: Any) -> PerfConfig:
+        """The PerfConfig of one probe: every perf field as given, with `changes` (parallel, rate, number)."""
+        names = fields.declared(PerfConfig)
+        values = {k: v for k, v in dataclasses.asdict(self).items() if k in names}
+        values.update(changes)
+        return PerfConfig(**values)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return f"CapacityConfig({shown})"

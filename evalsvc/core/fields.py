@@ -160,6 +160,15 @@ def field(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclas
     return dataclasses.field(default=default, default_factory=default_factory, metadata={META: spec})
 
 
+def derive(cls: type, name: str, default: Any = dataclasses.MISSING, **changes: Any) -> Any:
+    """Another config class's declared field `name`, reused with a new default and/or spec `changes`
+    (e.g. a different help): the constraints stay the declaration's, so they are written once."""
+    spec = {f.name: f for f in dataclasses.fields(cls)}[name].metadata[META]
+    if "help" in changes:
+        changes["help"] = " ".join(changes["help"].split())
+    return dataclasses.field(default=default, metadata={META: dataclasses.replace(spec, **changes)})
+
+
 def rule(*names: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Mark a method as a cross-field rule reading `names`: it raises ConfigError when they do not agree."""
 

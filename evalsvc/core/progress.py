@@ -6,8 +6,10 @@ about one part of the run, `part`: the one key that says what is running, a swee
 returns. Perf events also keep their `run` key and eval events their `dataset` key (same value), as before.
 
     both  {"type": "status", "part": None, "status": "running", "output_dir"}   once the run's directory exists
-    perf  {"type": "progress", "part", "run", "done", "total", "failed", "rps", "elapsed_s"}   ~2 per second
+    perf  {"type": "progress", "part", "run", "done", "total", "failed", "rps", "elapsed_s", "met"}   ~2 per second
           {"type": "run_done", "part", "run", "metrics"}                                       each sweep point
+    capacity  the perf events for each probe run, and {"type": "probe", "part", "value", "verdict", "decided_by",
+          "attainment", "interval", "requests", "last_pass", "first_fail"} each value judged
     eval  {"type": "progress", "part", "dataset", "done", "total"}
           {"type": "status", "part", "dataset", "status", "error"?, "resume"?, "output_dir"?}
                                       a dataset starts (status "starting") or ends (a RunStatus); part and
@@ -36,6 +38,8 @@ class PerfProgress(TypedDict):
     failed: int
     rps: float
     elapsed_s: float
+    met: int | None
+    """Finished requests that succeeded and met every SLO threshold (None without `slo`)."""
 
 
 class PerfRunDone(TypedDict):
@@ -72,13 +76,30 @@ class EvalLog(TypedDict):
     message: str
 
 
-ProgressEvent = PerfProgress | PerfRunDone | EvalProgress | EvalStatus | EvalLog
+class CapacityProbe(TypedDict):
+    """A capacity search judged a value (after its last run there): what it measured and concluded."""
+
+    type: Literal["probe"]
+    part: str
+    """The key of the value's last probe run."""
+    value: float
+    verdict: str
+    decided_by: str
+    attainment: float | None
+    interval: list[float]
+    requests: int
+    last_pass: float | None
+    first_fail: float | None
+
+
+ProgressEvent = PerfProgress | PerfRunDone | EvalProgress | EvalStatus | EvalLog | CapacityProbe
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
-def perf_progress(run: str, done: int, total: int, failed: int, rps: float, elapsed_s: float) -> PerfProgress:
+def perf_progress(run: str, done: int, total: int, failed: int, rps: float, elapsed_s: float,
+                  met: int | None = None) -> PerfProgress:
     return {"type": "progress", "part": run, "run": run, "done": done, "total": total, "failed": failed,
-            "rps": rps, "elapsed_s": elapsed_s}
+            "rps": rps, "elapsed_s": elapsed_s, "met": met}
 
 
 def perf_run_done(run: str, metrics: dict[str, Any]) -> PerfRunDone:
@@ -102,3 +123,11 @@ def eval_log(dataset: str | None, level: str, message: str) -> EvalLog:
 def run_started(output_dir: str) -> EvalStatus:
     """The event perf and eval send once the run's output directory exists (the service records it at once)."""
     return eval_status(None, "running", output_dir=output_dir)
+
+
+def capacity_probe(part: str, verdict: dict[str, Any], last_pass: float | None,
+                   first_fail: float | None) -> CapacityProbe:
+    return {"type": "probe", "part": part, "value": verdict["value"], "verdict": verdict["verdict"],
+            "decided_by": verdict["decided_by"], "attainment": verdict["attainment"],
+            "interval": verdict["interval"], "requests": verdict["requests"], "last_pass": last_pass,
+            "first_fail": first_fail}

@@ -72,7 +72,8 @@ SSE_HEARTBEAT_S = 15.0
 RETENTION_PERIOD_S = 3600.0
 
 _MESSAGES = {"eval": ("Evaluation", "Evaluation completed"),
-             "perf": ("Performance test", "Performance test completed")}
+             "perf": ("Performance test", "Performance test completed"),
+             "capacity": ("Capacity search", "Capacity search completed")}
 
 
 @dataclass
@@ -405,6 +406,8 @@ def _routes(service: Service) -> list[Route]:
         if request.url.path.endswith("/eval"):
             require_eval()  # 501 before the body is read: this install cannot evaluate
             return "eval"
+        if request.url.path.endswith("/capacity"):
+            return "capacity"
         return "perf"
 
     async def run_blocking(request: Request) -> Response:
@@ -527,9 +530,11 @@ def _routes(service: Service) -> list[Route]:
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/api/v1/eval", run_blocking, methods=["POST"]),
         Route("/api/v1/perf", run_blocking, methods=["POST"]),
+        Route("/api/v1/capacity", run_blocking, methods=["POST"]),
         Route("/api/v1/jobs", list_jobs, methods=["GET"]),
         Route("/api/v1/jobs/eval", submit_job, methods=["POST"]),
         Route("/api/v1/jobs/perf", submit_job, methods=["POST"]),
+        Route("/api/v1/jobs/capacity", submit_job, methods=["POST"]),
         Route("/api/v1/jobs/{job_id}", job_resource, methods=["GET", "DELETE"]),  # one route: one Allow header
         Route("/api/v1/jobs/{job_id}/result", job_result, methods=["GET"]),
         Route("/api/v1/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from ..core.config import FILE_DATASETS, EvalConfig, PerfConfig
+from ..core.config import FILE_DATASETS, CapacityConfig, EvalConfig, PerfConfig
 from ..core.fields import json_schema
 from ..core.jobs import KINDS, LOG_TAIL_MAX_BYTES, STATES
 
@@ -16,6 +16,8 @@ _CROSS_FIELD = {
                   "positive rates; prompt_tokens_min <= prompt_tokens_max and max_tokens_min <= max_tokens_max, "
                   "each pair given together when its *_stdev is not; prefix_groups > 1 needs prefix_tokens; "
                   "rate_start needs a rate > 0.",
+    "CapacityConfig": "Also checked, beyond this schema: slo has at least one threshold; low <= high (whole "
+                      "numbers for search=parallel); the PerfConfig rules.",
     "EvalConfig": "Also checked, beyond this schema: evalsvc can run every named benchmark (evalscope's catalogue; "
                   "the enum lists them when the catalogue is installed), dataset_args names only requested "
                   "datasets with options that benchmark accepts, and a fractional limit selects at least one "
@@ -62,6 +64,12 @@ EXAMPLES = {
         "local": {"summary": "SPEC §5: a local server, 1000 requests, 20 in flight", "value": {
             "model": "qwen2.5", "url": "http://localhost:8000/v1/chat/completions", "api": "openai",
             "number": 1000, "parallel": 20, "max_tokens": 2048}},
+    },
+    "capacity": {
+        "parallel": {"summary": "The most concurrent requests keeping 95 % of requests under 500 ms TTFT", "value": {
+            "model": "qwen2.5", "url": "http://localhost:8000/v1/chat/completions", "dataset": "random",
+            "prompt_tokens": 512, "max_tokens": 128, "slo": {"ttft_ms": 500}, "attainment": 0.95,
+            "search": "parallel", "low": 1, "high": 128}},
     },
 }
 
@@ -123,6 +131,9 @@ def build_openapi(*, auth: bool, metrics_public: bool = False) -> dict[str, Any]
         "/api/v1/perf": blocking("perf", "Load-test an endpoint; answers when done", "PerfSuccess"),
         "/api/v1/jobs/eval": submit("eval"),
         "/api/v1/jobs/perf": submit("perf"),
+        "/api/v1/capacity": blocking("capacity", "Search the most load an endpoint takes within its SLOs; answers "
+                                     "when done", "CapacitySuccess"),
+        "/api/v1/jobs/capacity": submit("capacity"),
         "/api/v1/jobs": {"get": {
             "operationId": "list_jobs", "summary": "Jobs, newest first (without results)", "tags": ["jobs"], **secured,
             "parameters": [
@@ -147,7 +158,8 @@ def build_openapi(*, auth: bool, metrics_public: bool = False) -> dict[str, Any]
             "responses": {
                 "200": {"description": "the job completed", "content": {"application/json": {"schema": {
                     "oneOf": [{"$ref": "#/components/schemas/EvalSuccess"},
-                              {"$ref": "#/components/schemas/PerfSuccess"}]}}}},
+                              {"$ref": "#/components/schemas/PerfSuccess"},
+                              {"$ref": "#/components/schemas/CapacitySuccess"}]}}}},
                 **job_responses,
                 "400": _ref_response("RunError", "the job failed on invalid input"),
                 "409": _ref_response("RunError", "the job has not finished, or was cancelled"),
@@ -217,6 +229,7 @@ def build_openapi(*, auth: bool, metrics_public: bool = False) -> dict[str, Any]
     components: dict[str, Any] = {"schemas": {
         "EvalRequest": config_schema(EvalConfig),
         "PerfRequest": config_schema(PerfConfig),
+        "CapacityRequest": config_schema(CapacityConfig),
         **_RESPONSE_SCHEMAS,
     }}
     if auth:
@@ -242,7 +255,7 @@ def config_schema(cls: type) -> dict[str, Any]:
         names = _benchmark_names()
         if names:
             properties["datasets"]["items"]["enum"] = names
-    if cls is PerfConfig:
+    if issubclass(cls, PerfConfig):
         out["allOf"] = [_FILE_DATASETS, _RANDOM_ONLY, _TRACE, _IGNORE_EOS]
     out["description"] = f"{(cls.__doc__ or '').strip()} {_CROSS_FIELD[cls.__name__]} {_JSON_LIMIT}"
     return out
@@ -259,7 +272,7 @@ def _benchmark_names() -> list[str]:
 
 
 def _body(kind: str) -> dict[str, Any]:
-    name = "EvalRequest" if kind == "eval" else "PerfRequest"
+    name = {"eval": "EvalRequest", "perf": "PerfRequest", "capacity": "CapacityRequest"}[kind]
     return {"required": True, "content": {"application/json": {
         "schema": {"$ref": f"#/components/schemas/{name}"}, "examples": EXAMPLES[kind]}}}
 
@@ -308,6 +321,13 @@ _RESPONSE_SCHEMAS: dict[str, Any] = {
         "results": {"type": "object", "description": "one entry per run, keyed parallel_{P}_number_{N}, "
                                                      "rate_{R}_number_{N} or trace_speed_{S}_parallel_{P}_"
                                                      "number_{N}: {metrics, percentiles}"},
+        "output_dir": {"type": "string"}, "job_id": {"type": "string"}}},
+    "CapacitySuccess": {"type": "object", "required": ["status", "message", "results", "capacity", "output_dir"],
+                        "properties": {
+        "status": {"const": "success"}, "message": {"const": "Capacity search completed"},
+        "capacity": {"type": "object", "description": "the answer: value, unit, ended, conclusive, message, "
+                                                      "last_pass, first_fail, knee, goodput, probes, ..."},
+        "results": {"type": "object", "description": "every probe run, keyed like perf runs: {metrics, percentiles}"},
         "output_dir": {"type": "string"}, "job_id": {"type": "string"}}},
     "Job": _JOB,
     "JobStatus": {"type": "object", "required": ["status", "job"], "properties": {

@@ -71,11 +71,11 @@ def test_the_old_field_access_of_a_perf_result_still_answers_with_a_warning() ->
 
 
 def test_progress_events_are_typed_once_with_a_common_part_key() -> None:
-    for name in ("PerfProgress", "PerfRunDone", "EvalProgress", "EvalStatus", "EvalLog"):
+    for name in ("PerfProgress", "PerfRunDone", "EvalProgress", "EvalStatus", "EvalLog", "CapacityProbe"):
         assert "part" in typing.get_type_hints(getattr(progress_module, name)), name
     event = progress_module.perf_progress("parallel_1_number_2", 1, 2, 0, 3.5, 0.2)
     assert event == {"type": "progress", "part": "parallel_1_number_2", "run": "parallel_1_number_2", "done": 1,
-                     "total": 2, "failed": 0, "rps": 3.5, "elapsed_s": 0.2}
+                     "total": 2, "failed": 0, "rps": 3.5, "elapsed_s": 0.2, "met": None}
     status = progress_module.eval_status("gsm8k", RunStatus.COMPLETED, error=None)
     assert status == {"type": "status", "part": "gsm8k", "dataset": "gsm8k", "status": "completed", "error": None}
     assert type(status["status"]) is str

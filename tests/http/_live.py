@@ -19,7 +19,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
-FAKE_TARGETS = {"perf": "tests._jobfakes:perf", "eval": "tests._jobfakes:eval"}
+FAKE_TARGETS = {"perf": "tests._jobfakes:perf", "eval": "tests._jobfakes:eval", "capacity": "tests._jobfakes:capacity"}
 START_TIMEOUT_S = 30.0
 
 

@@ -115,7 +115,7 @@ def test_perf_jobs_run_one_at_a_time_evals_in_parallel(service_factory: Callable
     assert [j["state"] for j in perf] == ["running", "queued"]
     assert [j["state"] for j in evals] == ["running", "running", "queued"]
     health = live.client.get("/health").json()["jobs"]
-    assert health["running_by_kind"] == {"eval": 2, "perf": 1} and health["queued"] == 2
+    assert health["running_by_kind"] == {"eval": 2, "perf": 1, "capacity": 0} and health["queued"] == 2
     live.client.post(f"/api/v1/jobs/{perf[0]['id']}/cancel")
     live.wait_state(perf[1]["id"], ("running",), timeout=30)  # the queued one starts when the slot frees
     for job in (perf[1], *evals):

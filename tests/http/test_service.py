@@ -34,6 +34,7 @@ def test_openapi_describes_every_endpoint_and_body(service: Live) -> None:
     assert doc["openapi"].startswith("3.1")
     expected = {"/health": {"get"}, "/openapi.json": {"get"}, "/api/v1/eval": {"post"}, "/api/v1/perf": {"post"},
                 "/api/v1/jobs": {"get"}, "/api/v1/jobs/eval": {"post"}, "/api/v1/jobs/perf": {"post"},
+                "/api/v1/capacity": {"post"}, "/api/v1/jobs/capacity": {"post"},
                 "/api/v1/jobs/{job_id}": {"get", "delete"}, "/api/v1/jobs/{job_id}/result": {"get"},
                 "/api/v1/jobs/{job_id}/cancel": {"post"}, "/api/v1/jobs/{job_id}/events": {"get"},
                 "/api/v1/jobs/{job_id}/log": {"get"}, "/api/v1/jobs/{job_id}/report": {"get"},

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from ._model import KINDS, QueueFull
+from ._model import KINDS, SLOT, QueueFull
 
 
 class Admission:
@@ -20,7 +20,7 @@ class Admission:
             raise ValueError("max_queued must be >= 0 and concurrency limits >= 1")
         self.max_queued = max_queued
         self.limits = dict(limits)
-        self.running = {kind: 0 for kind in KINDS}
+        self.running = {kind: 0 for kind in KINDS}  # by kind; a kind's limit is its slot's (SLOT)
         self._queue: deque[tuple[str, str]] = deque()  # (job id, kind)
 
     def admit(self, job_id: str, kind: str) -> None:
@@ -40,7 +40,7 @@ class Admission:
         """The queued jobs that may start now, in queue order; each counts as running from here on."""
         started = []
         for job_id, kind in list(self._queue):
-            if self.running[kind] < self.limits[kind]:
+            if self._used(kind) < self.limits[SLOT[kind]]:
                 self._queue.remove((job_id, kind))
                 self.running[kind] += 1
                 started.append(job_id)
@@ -67,4 +67,8 @@ class Admission:
                 "concurrency": dict(self.limits)}
 
     def _has_slot(self, kind: str) -> bool:
-        return self.running[kind] < self.limits[kind] and not any(k == kind for _, k in self._queue)
+        return self._used(kind) < self.limits[SLOT[kind]] and not any(SLOT[k] == SLOT[kind] for _, k in self._queue)
+
+    def _used(self, kind: str) -> int:
+        """Jobs running in `kind`'s slot (perf and capacity share one)."""
+        return sum(n for k, n in self.running.items() if SLOT[k] == SLOT[kind])

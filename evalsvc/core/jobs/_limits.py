@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ..config import EvalConfig, PerfConfig
+from ..config import CapacityConfig, EvalConfig, PerfConfig
 from ..errors import ConfigError
 
 C = PerfConfig | EvalConfig
@@ -93,6 +93,10 @@ class ServiceLimits:
                 self._json(name, getattr(config, name))
             for key, value in (config.headers or {}).items():
                 self._text(f"headers.{key[:40]}", value)
+            if isinstance(config, CapacityConfig):  # the search's own sizes: its concurrency, its probes
+                if config.search == "parallel":
+                    self._at_most("high", config.search_range()[1], "max_parallel")
+                self._at_most("max_seconds", config.max_seconds, "max_job_seconds")
             return config
         self._text("api_url", config.api_url)
         self._at_most("eval_batch_size", config.eval_batch_size, "max_parallel")

@@ -1,4 +1,4 @@
-"""A job: one eval or perf run submitted to the service, its state, progress and outcome."""
+"""A job: one eval, perf or capacity run submitted to the service, its state, progress and outcome."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from typing import Any
 from ..errors import JobNotFound, JobStateError, QueueFull, RunnerClosed, RunnerLocked
 from ..status import JobState
 
-KINDS = ("eval", "perf")
+KINDS = ("eval", "perf", "capacity")
+SLOT = {"eval": "eval", "perf": "perf", "capacity": "perf"}
+"""The concurrency slot each kind takes: a capacity search is a series of load tests, so it shares the perf
+slot (two load tests on one host distort each other)."""
 
 QUEUED = JobState.QUEUED
 RUNNING = JobState.RUNNING

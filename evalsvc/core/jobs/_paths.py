@@ -14,7 +14,7 @@ import re
 from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
-from ..config import EvalConfig, PerfConfig
+from ..config import CapacityConfig, EvalConfig, PerfConfig
 from ..errors import ConfigError
 
 STATE_DIR = ".evalsvc"
@@ -96,11 +96,13 @@ class PathPolicy:
         """
         if kind == "perf":
             return self.confine(PerfConfig.from_dict(body), work_dir_given="work_dir" in body)
+        if kind == "capacity":  # a CapacityConfig is a PerfConfig: confined the same way
+            return self.confine(CapacityConfig.from_dict(body), work_dir_given="work_dir" in body)
         if kind == "eval":
             if self.dataset_dir is not None and isinstance(body, dict) and body.get("dataset_dir") is None:
                 body = {**body, "dataset_dir": str(self.dataset_dir)}
             return self.confine(EvalConfig.from_dict(body), work_dir_given="work_dir" in body)
-        raise ConfigError("kind", f"must be eval or perf, got {kind!r}")
+        raise ConfigError("kind", f"must be eval, perf or capacity, got {kind!r}")
 
     def confine(self, config: C, *, work_dir_given: bool = True) -> C:
         """A copy of `config` whose paths are absolute and checked; `work_dir` is placed under the outputs root.

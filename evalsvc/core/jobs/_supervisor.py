@@ -59,7 +59,8 @@ from ._store import StoreThread, private_dir
 
 log = logging.getLogger("evalsvc.jobs")
 
-TARGETS: dict[str, str] = {"perf": "evalsvc.core.perf:run_perf", "eval": "evalsvc.core.eval:run_eval"}
+TARGETS: dict[str, str] = {"perf": "evalsvc.core.perf:run_perf", "eval": "evalsvc.core.eval:run_eval",
+                           "capacity": "evalsvc.core.capacity:run_capacity"}
 """What a worker calls for each job kind: "module:function" taking (config, progress=callback)."""
 
 DEFAULT_MAX_QUEUED = 16

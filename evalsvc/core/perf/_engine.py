@@ -44,11 +44,14 @@ class ShardPlan:
 
 
 class Counters:
-    __slots__ = ("done", "failed")
+    """Live counts of a shard, read by progress reports: finished, failed, and meeting every SLO."""
+
+    __slots__ = ("done", "failed", "met")
 
     def __init__(self) -> None:
         self.done = 0
         self.failed = 0
+        self.met = 0
 
 
 class RecordSink:
@@ -93,7 +96,9 @@ async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float,
     stats.load.start()
 
     def record(o: Outcome) -> None:
+        met = stats.slo.met
         stats.add(o)
+        counters.met += stats.slo.met - met
         counters.done += 1
         if o.kind is not None:
             counters.failed += 1

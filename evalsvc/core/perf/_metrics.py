@@ -150,9 +150,10 @@ class RunStats:
             return None
         return self.last_end - self.first_sent
 
-    def metrics(self) -> dict[str, Any]:
-        """The flat metrics block of SPEC §4 (null where there is no data)."""
-        dur = self.duration_s()
+    def metrics(self, duration_s: float | None = None) -> dict[str, Any]:
+        """The flat metrics block of SPEC §4 (null where there is no data). `duration_s` replaces the
+        measured span (first send to last completion), e.g. by the sum of the spans of repeated runs."""
+        dur = self.duration_s() if duration_s is None else duration_s
 
         def per_s(x: float) -> float | None:
             return x / dur if dur else None

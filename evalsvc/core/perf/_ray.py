@@ -251,7 +251,7 @@ class RayShards:
 
     async def run(self, config: Any, plans: list[ShardPlan], bodies: list[bytes], prompt_tokens: list[int],
                   records_dir: str | None, stop: asyncio.Event,
-                  on_progress: Callable[[int, int], None]) -> ShardedRun:
+                  on_progress: Callable[[int, int, int], None]) -> ShardedRun:
         """Run one sweep point over `len(plans)` Ray actors and merge what they measured.
 
         Raises:

@@ -127,18 +127,26 @@ class RunResult(Mapping[str, Any]):
 
     metrics: dict[str, Any]
     percentiles: dict[str, dict[str, Any]]
+    repeats: dict[str, Any] | None = None
+    """With num_runs > 1: the spread of the headline metrics over the repeats (metrics and percentiles
+    then pool every repeat's requests). Absent from to_dict() otherwise."""
+    stats: Any = field(default=None, repr=False, compare=False)
+    """The running aggregate behind the figures, while a run is being assembled (not serialised)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metrics": self.metrics, "percentiles": self.percentiles}
+        out = {"metrics": self.metrics, "percentiles": self.percentiles}
+        if self.repeats is not None:
+            out["repeats"] = self.repeats
+        return out
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(("metrics", "percentiles"))
+        return iter(self.to_dict())
 
     def __len__(self) -> int:
-        return 2
+        return len(self.to_dict())
 
 
 _FIELDS = ("output_dir", "status", "error", "results", "info")

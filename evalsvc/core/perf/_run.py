@@ -10,6 +10,7 @@ import sys
 import traceback
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -70,26 +71,14 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
     if config.ray_address is not None:
         require_ray()  # before anything is read, sent or written
     stop = stop or asyncio.Event()
-    dialect = get_dialect(config.api)
     runs = config.runs()
     largest = max(n for _, n, _, _ in runs) + config.warmup
-    if config.dataset == "trace":  # the trace's requests, each once (warm-up requests reuse the first ones)
-        largest = max(n for _, n, _, _ in runs) if config.number is not None else sys.maxsize
-    prompts, data_info = await asyncio.to_thread(load_prompts, config, largest)
-    trace: list[float] | None = None
-    tags: list[dict[str, Any]] | None = None
-    if config.dataset == "trace":
-        runs = config.runs(len(prompts))
-        longest = max(n for _, n, _, _ in runs)
-        if longest > len(prompts):
-            raise ConfigError("number", f"is {longest} but the trace {config.dataset_path} holds "
-                              f"{len(prompts)} requests")
-        trace = [p.meta[TIMESTAMP_KEY] for p in prompts]
-        tags = [p.meta for p in prompts]
-    bodies = [dialect.build(config, p) for p in prompts]
-    prompt_tokens = [p.tokens for p in prompts]
+    prepared, first_prompt = await prepare(config, largest)
+    data_info = prepared.data_info
+    if prepared.trace is not None:
+        runs = config.runs(len(prepared.bodies))
     # raises with the server's answer; False if stopped meanwhile (then nothing is run, the outputs say so)
-    started = not config.preflight or await preflight(config, prompts[0], stop)
+    started = not config.preflight or await preflight(config, first_prompt, stop)
 
     out_dir = new_run_dir(config.work_dir, prefix="perf_")
     if progress is not None:  # where the run writes, known before it ends (a job killed mid-run keeps it)
@@ -102,20 +91,15 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
         result.status, result.error, runs = RunStatus.INTERRUPTED, "stopped during the test request", []
     try:
         for key, number, parallel, rate in runs:
-            clients: list[dict[str, Any]] = []
-            try:
-                stats, reason = await _run_point(config, key, number, parallel, rate, bodies, prompt_tokens,
-                                                 out_dir, stop, progress, clients, trace, tags)
-            except ClientProcessError as exc:  # keep what the surviving client processes measured
-                if exc.stats is None:
-                    raise
-                stats, reason = exc.stats, CLIENT_FAILED
-                result.status, result.error = RunStatus.FAILED, str(exc)
-            run = _finish_run(config, stats, key, number, parallel, rate, reason, data_info, clients, trace)
+            if config.num_runs > 1:
+                run, error = await _measure_repeated(config, prepared, key, number, parallel, rate, out_dir, stop,
+                                                     progress)
+            else:
+                run, error = await _measure(config, prepared, key, number, parallel, rate, out_dir, stop, progress)
+            if error is not None:
+                result.status, result.error = RunStatus.FAILED, error
+            reason = run.metrics["stopped_by"]
             result.results[key] = run
-            write_json(out_dir / f"summary_{key}.json", run.to_dict())
-            if progress is not None:
-                progress(perf_run_done(key, run.metrics))
             if reason == STOPPED_INTERRUPTED:
                 result.status = RunStatus.INTERRUPTED
                 break
@@ -166,14 +150,122 @@ def run_perf(config: PerfConfig, *, progress: ProgressFn | None = None) -> PerfR
                         name="evalsvc-perf")
 
 
-async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, rate: float,
-                     bodies: list[bytes], prompt_tokens: list[int], out_dir: Path,
-                     stop: asyncio.Event, progress: ProgressFn | None, clients: list[dict[str, Any]],
-                     trace: list[float] | None = None,
-                     tags: list[dict[str, Any]] | None = None) -> tuple[RunStats, str | None]:
+@dataclass
+class Prepared:
+    """What every point of a run shares: the request bodies (built once), their prompt lengths, dataset facts."""
+
+    bodies: list[bytes]
+    prompt_tokens: list[int]
+    data_info: dict[str, Any]
+    trace: list[float] | None = None
+    """The trace dataset's send times (ms), one per request; None for the other datasets."""
+    tags: list[dict[str, Any]] | None = None
+    """Per-request facts the records carry (the trace's index and timestamp)."""
+
+
+async def prepare(config: PerfConfig, count: int) -> tuple[Prepared, Any]:
+    """The prompts for runs of up to `count` requests, and the first prompt (for the test request).
+
+    Raises:
+        ConfigError: a trace holds fewer requests than `number` asks for.
+    """
+    dialect = get_dialect(config.api)
+    if config.dataset == "trace":  # the trace's requests, each once (warm-up requests reuse the first ones)
+        count = max(n for _, n, _, _ in config.runs()) if config.number is not None else sys.maxsize
+    prompts, data_info = await asyncio.to_thread(load_prompts, config, count)
+    trace: list[float] | None = None
+    tags: list[dict[str, Any]] | None = None
+    if config.dataset == "trace":
+        longest = max(n for _, n, _, _ in config.runs(len(prompts)))
+        if longest > len(prompts):
+            raise ConfigError("number", f"is {longest} but the trace {config.dataset_path} holds "
+                              f"{len(prompts)} requests")
+        trace = [p.meta[TIMESTAMP_KEY] for p in prompts]
+        tags = [p.meta for p in prompts]
+    return (Prepared([dialect.build(config, p) for p in prompts], [p.tokens for p in prompts], data_info, trace,
+                     tags), prompts[0])
+
+
+Watch = Callable[[int, int, int], str | None]
+"""Looks at a running point about twice a second, given (done, failed, met: requests meeting every SLO so
+far); a non-empty string it returns stops the point, and becomes the point's `stopped_by`."""
+
+
+async def measure_point(config: PerfConfig, prepared: Prepared, key: str, number: int, parallel: int, rate: float,
+                        out_dir: Path, stop: asyncio.Event, progress: ProgressFn | None, *,
+                        watch: Watch | None = None) -> tuple[RunResult, str | None]:
+    """One sweep point, measured and written (`summary_<key>.json`, `requests_<key>.jsonl`), for callers that
+    run their own series of points (the capacity search). Returns the RunResult and, when a client process
+    died, the error (the run then holds what the others measured). `watch` may stop the point early."""
+    return await _measure(config, prepared, key, number, parallel, rate, out_dir, stop, progress, watch=watch)
+
+
+async def _measure(config: PerfConfig, prepared: Prepared, key: str, number: int, parallel: int, rate: float,
+                   out_dir: Path, stop: asyncio.Event, progress: ProgressFn | None, *, watch: Watch | None = None,
+                   repeat: int | None = None) -> tuple[RunResult, str | None]:
+    error = None
+    suffix = "" if repeat is None else f".run{repeat:03d}"  # zero-padded: the parts concatenate in order
+    clients: list[dict[str, Any]] = []
+    try:
+        stats, reason = await _run_point(config, key, number, parallel, rate, prepared, out_dir, stop, progress,
+                                         clients, watch=watch, records_suffix=suffix)
+    except ClientProcessError as exc:  # keep what the surviving client processes measured
+        if exc.stats is None:
+            raise
+        stats, reason, error = exc.stats, CLIENT_FAILED, str(exc)
+    run = _finish_run(config, stats, key, number, parallel, rate, reason, prepared, clients)
+    if repeat is None:
+        _point_done(out_dir, key, run, progress)
+    else:
+        run.stats = stats
+    return run, error
+
+
+async def _measure_repeated(config: PerfConfig, prepared: Prepared, key: str, number: int, parallel: int,
+                            rate: float, out_dir: Path, stop: asyncio.Event,
+                            progress: ProgressFn | None) -> tuple[RunResult, str | None]:
+    """`num_runs` runs of one point: metrics and percentiles pooled over them, `repeats` their spread."""
+    from ._repeats import repeats_block
+
+    runs: list[RunResult] = []
+    error = None
+    for i in range(1, config.num_runs + 1):
+        run, error = await _measure(config, prepared, key, number, parallel, rate, out_dir, stop, progress,
+                                    repeat=i)
+        runs.append(run)
+        if error is not None or run.metrics["stopped_by"] in (STOPPED_INTERRUPTED, CLIENT_FAILED):
+            break
+    pooled = RunStats(bool(config.stream), config.slo)
+    for run in runs:
+        pooled.merge(run.stats)
+    durations = [r.metrics["duration_s"] for r in runs if r.metrics["duration_s"]]
+    last = runs[-1].metrics
+    out = _finish_run(config, pooled, key, number, parallel, rate, last["stopped_by"], prepared,
+                      [c for r in runs for c in (r.metrics.get("clients") or [])],
+                      duration_s=sum(durations) if durations else None)
+    out.metrics["requests_unsent"] = sum(r.metrics["requests_unsent"] for r in runs)
+    out.repeats = repeats_block([r.metrics for r in runs], config.num_runs)
+    if config.record_requests:
+        parts = [str(out_dir / f"requests_{key}.run{i:03d}.jsonl") for i in range(1, len(runs) + 1)]
+        _concat([p for p in parts if os.path.exists(p)], str(out_dir / f"requests_{key}.jsonl"))
+    _point_done(out_dir, key, out, progress)
+    return out, error
+
+
+def _point_done(out_dir: Path, key: str, run: RunResult, progress: ProgressFn | None) -> None:
+    write_json(out_dir / f"summary_{key}.json", run.to_dict())
+    if progress is not None:
+        progress(perf_run_done(key, run.metrics))
+
+
+async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, rate: float, prepared: Prepared,
+                     out_dir: Path, stop: asyncio.Event, progress: ProgressFn | None,
+                     clients: list[dict[str, Any]], *, watch: Watch | None = None,
+                     records_suffix: str = "") -> tuple[RunStats, str | None]:
     """One sweep point; `clients` receives one line per client process or Ray actor (sharded runs only)."""
+    bodies, prompt_tokens = prepared.bodies, prepared.prompt_tokens
     workers = max(1, min(config.workers, parallel, number))
-    offsets = schedule(config, number, rate, trace)
+    offsets = schedule(config, number, rate, prepared.trace)
     plans = []
     parallels = split(parallel, workers)
     warmups = split(config.warmup, workers)
@@ -181,12 +273,21 @@ async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, r
     for k in range(workers):
         shard_offsets = offsets[k::workers] if offsets is not None else None
         plans.append(ShardPlan(key=key, start=k, step=workers, count=counts[k], parallel=parallels[k],
-                               warmup=warmups[k], offsets=shard_offsets, duration=config.duration, tags=tags))
-    records_path = str(out_dir / f"requests_{key}.jsonl") if config.record_requests else None
+                               warmup=warmups[k], offsets=shard_offsets, duration=config.duration,
+                               tags=prepared.tags))
+    records_path = str(out_dir / f"requests_{key}{records_suffix}.jsonl") if config.record_requests else None
     started = perf_counter()
     window: deque[tuple[float, int]] = deque([(started, 0)], maxlen=RPS_WINDOW)
+    # the point's own stop: the caller's stop, or `watch` deciding the point has seen enough
+    point_stop = asyncio.Event()
+    halted: list[str] = []
 
-    def report(done: int, failed: int) -> None:
+    def report(done: int, failed: int, met: int) -> None:
+        if watch is not None and not halted and not point_stop.is_set():
+            why = watch(done, failed, met)
+            if why:
+                halted.append(why)
+                point_stop.set()
         if progress is None:
             return
         now = perf_counter()
@@ -194,25 +295,35 @@ async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, r
         # completions per second over the last few seconds: steady even when requests take seconds each
         rps = (done - done_then) / (now - since) if now > since else 0.0
         window.append((now, done))
-        progress(perf_progress(key, done, number, failed, rps, now - started))
+        progress(perf_progress(key, done, number, failed, rps, now - started, met if config.slo else None))
+
+    async def forward() -> None:
+        await stop.wait()
+        point_stop.set()
+
+    forwarder = asyncio.get_running_loop().create_task(forward())
 
     gc_was_enabled = gc.isenabled()
     gc.collect()
     gc.freeze()  # fewer, cheaper collections on the hot path; long-lived objects are not rescanned
     try:
         if workers == 1 and not config.ray_address:
-            return await _run_local(config, plans[0], bodies, prompt_tokens, records_path, stop, report)
-        stats, reason, parts, errors, shards = await run_sharded(config, plans, bodies, prompt_tokens,
-                                                                 str(out_dir) if records_path else None, stop,
-                                                                 report)
-        clients.extend(shards)
-        if records_path:
-            _concat(parts, records_path)
-        report(stats.requests, stats.failed)
-        if errors:
-            raise ClientProcessError("; ".join(errors), stats)
+            stats, reason = await _run_local(config, plans[0], bodies, prompt_tokens, records_path, point_stop,
+                                             report)
+        else:
+            stats, reason, parts, errors, shards = await run_sharded(
+                config, plans, bodies, prompt_tokens, str(out_dir) if records_path else None, point_stop, report)
+            clients.extend(shards)
+            if records_path:
+                _concat(parts, records_path)
+            report(stats.requests, stats.failed, stats.slo.met)
+            if errors:
+                raise ClientProcessError("; ".join(errors), stats)
+        if halted and not stop.is_set() and reason == STOPPED_INTERRUPTED:
+            reason = halted[0]
         return stats, reason
     finally:
+        forwarder.cancel()
         gc.unfreeze()
         if gc_was_enabled:
             gc.enable()
@@ -220,7 +331,7 @@ async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, r
 
 async def _run_local(config: PerfConfig, plan: ShardPlan, bodies: list[bytes], prompt_tokens: list[int],
                      records_path: str | None, stop: asyncio.Event,
-                     report: Callable[[int, int], None]) -> tuple[RunStats, str | None]:
+                     report: Callable[[int, int, int], None]) -> tuple[RunStats, str | None]:
     stats = RunStats(bool(config.stream), config.slo)
     counters = Counters()
     loop = asyncio.get_running_loop()
@@ -233,7 +344,7 @@ async def _run_local(config: PerfConfig, plan: ShardPlan, bodies: list[bytes], p
     async def ticker() -> None:
         while True:
             await asyncio.sleep(PROGRESS_PERIOD)
-            report(counters.done, counters.failed)
+            report(counters.done, counters.failed, counters.met)
 
     sender = Sender(get_dialect(config.api), config, bodies, prompt_tokens)
     helpers = [loop.create_task(forward()), loop.create_task(ticker())]
@@ -250,7 +361,7 @@ async def _run_local(config: PerfConfig, plan: ShardPlan, bodies: list[bytes], p
         for h in helpers:
             h.cancel()
         sender.close()
-    report(counters.done, counters.failed)
+    report(counters.done, counters.failed, counters.met)
     return stats, reason
 
 
@@ -294,9 +405,10 @@ def _nothing_succeeded(result: PerfResult) -> tuple[RunStatus, str | None]:
 
 
 def _finish_run(config: PerfConfig, stats: RunStats, key: str, number: int, parallel: int, rate: float,
-                reason: str | None, data_info: dict[str, Any], clients: list[dict[str, Any]],
-                trace: list[float] | None = None) -> RunResult:
-    metrics = stats.metrics()
+                reason: str | None, prepared: Prepared, clients: list[dict[str, Any]],
+                duration_s: float | None = None) -> RunResult:
+    data_info, trace = prepared.data_info, prepared.trace
+    metrics = stats.metrics(duration_s)
     arrival = config.arrival if rate > 0 else None
     extra: dict[str, Any] = {}
     if rate > 0 and config.arrival == "gamma":

@@ -97,6 +97,7 @@ class Ready:
 class Progress:
     done: int
     failed: int
+    met: int = 0
 
 
 @dataclass
@@ -157,7 +158,7 @@ class Shards(Protocol):
 
     async def run(self, config: Any, plans: list[ShardPlan], bodies: list[bytes], prompt_tokens: list[int],
                   records_dir: str | None, stop: asyncio.Event,
-                  on_progress: Callable[[int, int], None]) -> ShardedRun: ...
+                  on_progress: Callable[[int, int, int], None]) -> ShardedRun: ...
 
 
 # ---- the parent's side ----------------------------------------------------------------------------
@@ -215,7 +216,7 @@ class LocalShards:
 
     async def run(self, config: Any, plans: list[ShardPlan], bodies: list[bytes], prompt_tokens: list[int],
                   records_dir: str | None, stop: asyncio.Event,
-                  on_progress: Callable[[int, int], None]) -> ShardedRun:
+                  on_progress: Callable[[int, int, int], None]) -> ShardedRun:
         """Run one sweep point over `len(plans)` client processes and merge what they measured.
 
         Raises:
@@ -239,7 +240,7 @@ class LocalShards:
 
 async def drive(config: Any, plans: list[ShardPlan], shards: Sequence[Transport],
                 inbox: asyncio.Queue[tuple[int, Any]], stop: asyncio.Event,
-                on_progress: Callable[[int, int], None]) -> ShardedRun:
+                on_progress: Callable[[int, int, int], None]) -> ShardedRun:
     """The transport-neutral part of a sharded sweep point: `shards` (Transports, their jobs handed over)
     report onto `inbox` as (index, message), None for the end of a shard's stream.
 
@@ -320,7 +321,7 @@ async def _all_ready(shards: Sequence[Transport], inbox: asyncio.Queue[tuple[int
 
 async def _measure(config: Any, plans: list[ShardPlan], shards: Sequence[Transport],
                    inbox: asyncio.Queue[tuple[int, Any]], stop: asyncio.Event,
-                   on_progress: Callable[[int, int], None]) -> ShardedRun:
+                   on_progress: Callable[[int, int, int], None]) -> ShardedRun:
     merged = RunStats(bool(config.stream), config.slo)
     reasons: list[str] = []
     parts: list[str] = []
@@ -329,7 +330,7 @@ async def _measure(config: Any, plans: list[ShardPlan], shards: Sequence[Transpo
     t0 = perf_counter() + 0.05
     for shard in shards:
         shard.send(Start(t0))
-    progress = [(0, 0)] * len(shards)
+    progress = [(0, 0, 0)] * len(shards)
     pending = {s.index for s in shards}
     stop_sent = False
     last_report = perf_counter()
@@ -344,7 +345,7 @@ async def _measure(config: Any, plans: list[ShardPlan], shards: Sequence[Transpo
             if k not in pending:
                 pass
             elif isinstance(message, Progress):
-                progress[k] = (message.done, message.failed)
+                progress[k] = (message.done, message.failed, message.met)
             elif isinstance(message, Done):
                 clients[k] = client_summary(config, plans[k], shards[k].where(), message.stats)
                 merged.merge(message.stats)
@@ -352,7 +353,7 @@ async def _measure(config: Any, plans: list[ShardPlan], shards: Sequence[Transpo
                     reasons.append(message.reason)
                 if message.records:
                     parts.append(message.records)
-                progress[k] = (message.stats.requests, message.stats.failed)
+                progress[k] = (message.stats.requests, message.stats.failed, message.stats.slo.met)
                 pending.discard(k)
             elif isinstance(message, Failed):
                 errors.append(f"{shards[k].describe()}: {message.error}")
@@ -366,7 +367,7 @@ async def _measure(config: Any, plans: list[ShardPlan], shards: Sequence[Transpo
         now = perf_counter()
         if now - last_report >= PROGRESS_PERIOD or not pending:
             last_report = now
-            on_progress(sum(p[0] for p in progress), sum(p[1] for p in progress))
+            on_progress(sum(p[0] for p in progress), sum(p[1] for p in progress), sum(p[2] for p in progress))
     reason = STOPPED_INTERRUPTED if STOPPED_INTERRUPTED in reasons else (reasons[0] if reasons else None)
     return ShardedRun(merged, reason, parts, errors, [c for c in clients if c is not None])
 
@@ -376,7 +377,7 @@ LOCAL = LocalShards()
 
 async def run_sharded(config: Any, plans: list[ShardPlan], bodies: list[bytes], prompt_tokens: list[int],
                       records_dir: str | None, stop: asyncio.Event,
-                      on_progress: Callable[[int, int], None]) -> ShardedRun:
+                      on_progress: Callable[[int, int, int], None]) -> ShardedRun:
     """One sweep point over local client processes (see LocalShards.run), or over Ray actors when the config
     names a Ray cluster (`ray_address`, see perf/_ray.py)."""
     shards: Shards = LOCAL
@@ -457,7 +458,7 @@ async def _shard_async(job: ShardJob, control: _proc.Channel, events: _proc.Chan
             try:
                 while True:
                     await asyncio.sleep(PROGRESS_RELAY_S)
-                    events.send(Progress(counters.done, counters.failed))
+                    events.send(Progress(counters.done, counters.failed, counters.met))
             except OSError:  # the parent is gone: stop sending load
                 stop.set()
 

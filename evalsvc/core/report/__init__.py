@@ -44,6 +44,10 @@ def build_report(run_dir: str | Path) -> Path:
 
     if is_eval_run(run_dir):
         return build_eval_report(run_dir)
+    from ..capacity._report import build_capacity_report, is_capacity_run
+
+    if is_capacity_run(run_dir):
+        return build_capacity_report(run_dir)
     try:
         return build_perf_report(run_dir)
     except ConfigError as exc:

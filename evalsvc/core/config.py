@@ -18,8 +18,10 @@ from .errors import ConfigError
 from .fields import Cli, Range, field, rule
 
 PERF_APIS = ("openai", "dashscope", "anthropic", "gemini")
-PERF_DATASETS = ("openqa", "random", "line_by_line", "custom")
+PERF_DATASETS = ("openqa", "random", "line_by_line", "custom", "sharegpt")
 FILE_DATASETS = ("line_by_line", "custom")
+CONVERSATION_DATASETS = ("sharegpt",)
+"""Datasets of conversations: the ones `multi_turn` can replay turn by turn."""
 ARRIVALS = ("poisson", "constant")
 SLO_METRICS = ("ttft_ms", "tpot_ms", "latency_ms")
 API_KEY_ENV = "EVALSVC_API_KEY"
@@ -51,16 +53,31 @@ class PerfConfig:
                                       ranges=(*_POSITIVE, Range(const=-1)), min_items=1)
     arrival: str = field("poisson", help="How arrivals are spaced when `rate` > 0: poisson | constant.",
                          choices=ARRIVALS)
-    dataset: str = field("openqa", help="Prompt source: openqa | random | line_by_line | custom.",
+    dataset: str = field("openqa", help="Prompt source: openqa | random | line_by_line | custom | sharegpt.",
                          choices=PERF_DATASETS)
-    dataset_path: str | None = field(None, help="Local file for line_by_line / custom, or a local copy of openqa.",
-                                     text=True)
+    dataset_path: str | None = field(None, help="Local file for line_by_line / custom, or a local copy (file or "
+                                     "folder) of openqa / sharegpt.", text=True)
     prompt_tokens: int = field(1024, help="Prompt length for the random dataset, in tokens.", ranges=_AT_LEAST_1)
     tokenizer_path: str | None = field(None, help="Local tokenizer directory: random prompts then have exact token "
                                        "lengths.", text=True)
     max_tokens: int = field(2048, help="Output tokens requested per request.", ranges=_AT_LEAST_1)
     min_tokens: int | None = field(None, help="Ask the server for at least this many output tokens (vLLM/SGLang "
                                    "`min_tokens`); at most max_tokens.", ranges=_AT_LEAST_0)
+    min_prompt_tokens: int | None = field(None, help="sharegpt: skip conversations whose prompt (first human turn "
+                                          "and system message) is shorter, in estimated tokens.", ranges=_AT_LEAST_1)
+    max_prompt_tokens: int | None = field(None, help="sharegpt: skip conversations whose prompt is longer, in "
+                                          "estimated tokens.", ranges=_AT_LEAST_1)
+    min_output_tokens: int | None = field(None, help="sharegpt: skip conversations whose reply (the dataset's "
+                                          "gpt turn) is shorter, in estimated tokens.", ranges=_AT_LEAST_1)
+    max_output_tokens: int | None = field(None, help="sharegpt: skip conversations whose reply is longer, in "
+                                          "estimated tokens.", ranges=_AT_LEAST_1)
+    dataset_max_tokens: bool = field(False, help="sharegpt: ask each request for as many output tokens as the "
+                                     "dataset's own reply has (at most max_tokens).")
+    multi_turn: bool = field(False, help="Conversation datasets (sharegpt): each session sends a conversation's "
+                             "human turns in order, every request carrying the history with the model's real "
+                             "answers; `parallel` counts sessions, `number` requests.")
+    think_time: float = field(0.0, help="multi_turn: seconds a session waits between an answer and its next turn.",
+                              ranges=_AT_LEAST_0)
     temperature: float = field(0.0, help="Sampling temperature sent in each request.", ranges=_AT_LEAST_0)
     stream: bool = field(True, help="Stream the response (needed for TTFT / ITL).")
     warmup: int = field(0, help="Requests sent before each run and excluded from its metrics.", ranges=_AT_LEAST_0)
@@ -96,6 +113,21 @@ class PerfConfig:
     def _dataset_file(self) -> None:
         if self.dataset in FILE_DATASETS and not self.dataset_path:
             raise ConfigError("dataset_path", f"is required for dataset {self.dataset!r}")
+
+    @rule("dataset", "multi_turn", "think_time")
+    def _multi_turn(self) -> None:
+        if self.multi_turn and self.dataset not in CONVERSATION_DATASETS:
+            raise ConfigError("multi_turn", f"needs a conversation dataset ({', '.join(CONVERSATION_DATASETS)}); "
+                              f"dataset {self.dataset!r} has single prompts")
+        if self.think_time and not self.multi_turn:
+            raise ConfigError("think_time", "applies between the turns of a session: it needs multi_turn")
+
+    @rule("min_prompt_tokens", "max_prompt_tokens", "min_output_tokens", "max_output_tokens")
+    def _length_filters(self) -> None:
+        for what in ("prompt", "output"):
+            low, high = getattr(self, f"min_{what}_tokens"), getattr(self, f"max_{what}_tokens")
+            if low is not None and high is not None and low > high:
+                raise ConfigError(f"min_{what}_tokens", f"must be <= max_{what}_tokens ({high}), got {low}")
 
     @rule("min_tokens", "max_tokens")
     def _min_tokens(self) -> None:

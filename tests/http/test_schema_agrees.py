@@ -37,7 +37,8 @@ PATH_FIELDS = {"work_dir", "dataset_path", "tokenizer_path", "dataset_dir", "use
 CROSS_FIELD = {
     "perf": [("min_tokens", "must be <= max_tokens"), ("number", "the sweep has"), ("parallel", "the sweep has"),
              ("rate", "the sweep has"), ("rate", "cannot mix"), ("rate", "repeats a run"),
-             ("parallel", "repeats a run")],
+             ("parallel", "repeats a run"), ("min_prompt_tokens", "must be <="),
+             ("min_output_tokens", "must be <="), ("think_time", "needs multi_turn")],
     "eval": [("dataset_args.", "")],
 }
 # Said in each request schema's description: integers nested in free-form objects must fit in 64 bits.

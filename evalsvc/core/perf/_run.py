@@ -86,7 +86,8 @@ async def run_perf_async(config: PerfConfig, *, progress: ProgressFn | None = No
         for key, number, parallel, rate in runs:
             try:
                 stats, reason = await _run_point(config, key, number, parallel, rate, bodies, prompt_tokens,
-                                                 out_dir, stop, progress)
+                                                 out_dir, stop, progress,
+                                                 sessions=prompts if config.multi_turn else None)
             except ClientProcessError as exc:  # keep what the surviving client processes measured
                 if exc.stats is None:
                     raise
@@ -149,7 +150,8 @@ def run_perf(config: PerfConfig, *, progress: ProgressFn | None = None) -> PerfR
 
 async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, rate: float,
                      bodies: list[bytes], prompt_tokens: list[int], out_dir: Path,
-                     stop: asyncio.Event, progress: ProgressFn | None) -> tuple[RunStats, str | None]:
+                     stop: asyncio.Event, progress: ProgressFn | None,
+                     sessions: list[Any] | None = None) -> tuple[RunStats, str | None]:
     workers = max(1, min(config.workers, parallel, number))
     offsets = arrival_offsets(number, rate, config.arrival, config.seed) if rate > 0 else None
     plans = []
@@ -159,7 +161,8 @@ async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, r
     for k in range(workers):
         shard_offsets = offsets[k::workers] if offsets is not None else None
         plans.append(ShardPlan(key=key, start=k, step=workers, count=counts[k], parallel=parallels[k],
-                               warmup=warmups[k], offsets=shard_offsets, duration=config.duration))
+                               warmup=warmups[k], offsets=shard_offsets, duration=config.duration,
+                               sessions=sessions))
     records_path = str(out_dir / f"requests_{key}.jsonl") if config.record_requests else None
     started = perf_counter()
     window: deque[tuple[float, int]] = deque([(started, 0)], maxlen=RPS_WINDOW)
@@ -272,6 +275,8 @@ def _finish_run(config: PerfConfig, stats: RunStats, key: str, number: int, para
         "requests_unsent": number - stats.requests - stats.unfinished,
         "prompt_tokens_source": data_info.get("prompt_tokens_source"),
     })
+    if config.multi_turn:
+        metrics.update({"multi_turn": True, "think_time": config.think_time})
     metrics.update(client_verdict(metrics, stats.load, stats.dists["loop_lag_ms"], parallel, rate,
                                   max(1, min(config.workers, parallel, number))))
     return RunResult(metrics=metrics, percentiles=stats.percentiles())

@@ -260,7 +260,8 @@ def load(config: Any, count: int, rng: random.Random,
                 conversations.append(conv)
     where = str(paths[0]) if len(paths) == 1 else f"{paths[0].parent} ({len(paths)} files)"
     if not conversations:
-        raise DatasetError(f"dataset_path: {where} holds no ShareGPT conversation ({rows} rows; "
+        counted = f"{rows} row{'' if rows == 1 else 's'}"
+        raise DatasetError(f"dataset_path: {where} holds no ShareGPT conversation ({counted}; "
                            f"{example or 'no rows'}); each row needs 'conversations': "
                            "[{\"from\": \"human\", \"value\": ...}, {\"from\": \"gpt\", \"value\": ...}]")
     counter = None

@@ -1,0 +1,162 @@
+"""Multi-turn sessions (`multi_turn`) against the simulated endpoint: turns in order, each carrying the history
+with the model's real answers; `number` counts requests, `parallel` sessions; sessions stay whole within a
+client process; think time; a failed turn ends its session; per-turn and per-session figures in the summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evalsvc import PerfConfig, run_perf
+from evalsvc.core.perf._sender import Sender, TurnOutcome
+from evalsvc.core.perf.datasets import Prompt
+from evalsvc.core.perf.dialects import get_dialect
+from tests._perfrun import only, records
+from tests._servers import MockHandle, start_mock
+from tests.core.test_perf_dialects import APIS, url_for
+
+REPLIES = [{"match": f"question {k}", "reply": f"Answer {k} is here."} for k in range(1, 4)]
+
+
+def conversation(cid: int, turns: int = 3) -> dict[str, Any]:
+    rows = [{"from": "system", "value": "Be brief."}]
+    for k in range(1, turns + 1):
+        rows += [{"from": "human", "value": f"conversation {cid} question {k}"},
+                 {"from": "gpt", "value": f"the dataset's own reply {k}"}]
+    return {"id": str(cid), "conversations": rows}
+
+
+@pytest.fixture(scope="module")
+def mock() -> Iterator[MockHandle]:
+    with start_mock(ttft_ms=2, itl_ms=1, output_tokens=6, answers=REPLIES) as server:
+        yield server
+
+
+@pytest.fixture
+def sharegpt(tmp_path: Path) -> Path:
+    path = tmp_path / "sharegpt.json"
+    path.write_text(json.dumps([conversation(i) for i in range(8)]), encoding="utf-8")
+    return path
+
+
+def cfg(url: str, path: Path, tmp_path: Path, **kw: Any) -> PerfConfig:
+    base: dict[str, Any] = dict(model="mock-model", url=url, dataset="sharegpt", dataset_path=str(path),
+                                multi_turn=True, max_tokens=32, number=12, parallel=2, work_dir=str(tmp_path / "out"),
+                                preflight=False)
+    base.update(kw)
+    return PerfConfig(**base)
+
+
+def by_session(rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        out[row["session"]].append(row)
+    return {s: sorted(turns, key=lambda r: r["turn"]) for s, turns in out.items()}
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("api", APIS)
+def test_the_answer_a_turn_keeps_is_the_models_text(mock: MockHandle, tmp_path: Path, api: str,
+                                                    stream: bool) -> None:
+    """What the sender keeps for the next turn is the text the endpoint sent, in each dialect."""
+    config = PerfConfig(model="gem-test", url=url_for(mock, api), api=api, dataset="sharegpt", stream=stream,
+                        work_dir=str(tmp_path), max_tokens=32)
+    dialect = get_dialect(api)
+
+    async def one() -> TurnOutcome:
+        body = dialect.build(config, Prompt(messages=[{"role": "user", "content": "conversation 1 question 2"}]))
+        sender = Sender(dialect, config, [body], [4])
+        try:
+            turn = TurnOutcome(0, None, session=0, turn=1)
+            await sender.send(0, None, turn, sender.encode(body))
+            return turn
+        finally:
+            sender.close()
+
+    turn = asyncio.run(one())
+    assert turn.kind is None, turn.detail
+    assert turn.text == "Answer 2 is here."
+
+
+def test_turns_go_in_order_and_number_counts_requests(mock: MockHandle, sharegpt: Path, tmp_path: Path) -> None:
+    result = run_perf(cfg(mock.chat_url, sharegpt, tmp_path, number=10, parallel=2))
+    run = only(result)
+    m = run["metrics"]
+    assert result.status == "completed"
+    assert m["requests_total"] == m["requests_succeeded"] == 10
+    # 2 sessions at a time, 3 turns each: sessions 0 and 1 whole, then 2 and 3 share the last 4 requests
+    sessions = by_session(records(result))
+    assert sorted(sessions) == [0, 1, 2, 3]
+    whole = [s for s, turns in sessions.items() if len(turns) == 3]
+    assert {0, 1} <= set(whole)
+    assert (m["sessions_started"], m["sessions_completed"], m["sessions_cut"], m["sessions_failed"]) == (
+        4, len(whole), 4 - len(whole), 0)
+    assert m["multi_turn"] is True and m["think_time"] == 0.0
+    per_turn = [sum(1 for turns in sessions.values() if len(turns) >= t) for t in (1, 2, 3)]
+    assert [m["by_turn"][str(t)]["requests"] for t in (1, 2, 3)] == per_turn
+    assert m["by_turn"]["3"]["succeeded"] == per_turn[2] and m["by_turn"]["3"]["ttft_ms_mean"] > 0
+    assert m["session_turns_mean"] == 3.0 and m["session_latency_ms_mean"] > m["latency_ms_mean"]
+    for name in ("ttft_ms_turn1", "ttft_ms_turn2plus", "latency_ms_turn1", "latency_ms_turn2plus",
+                 "session_latency_ms", "session_turns"):
+        assert run["percentiles"][name]["count"] > 0, name
+    assert run["percentiles"]["ttft_ms_turn1"]["count"] == 4
+    assert run["percentiles"]["ttft_ms_turn2plus"]["count"] == 6
+    for turns in sessions.values():
+        assert [r["turn"] for r in turns] == list(range(1, len(turns) + 1))
+        for before, after in pairwise(turns):
+            assert after["sent_ms"] >= before["end_ms"]  # the next turn waits for the answer
+            assert after["prompt_tokens"] > before["prompt_tokens"]  # and carries a longer history
+    report = (Path(result.output_dir) / "report.txt").read_text()
+    assert "sessions completed / started" in report and "TTFT mean turn 1 / turns 2+" in report
+
+
+def test_sessions_stay_whole_within_one_client_process(mock: MockHandle, sharegpt: Path, tmp_path: Path) -> None:
+    result = run_perf(cfg(mock.chat_url, sharegpt, tmp_path, number=18, parallel=2, workers=2))
+    m = only(result)["metrics"]
+    assert m["requests_total"] == m["requests_succeeded"] == 18
+    assert m["sessions_completed"] == 6 and m["sessions_cut"] == 0
+    for session, turns in by_session(records(result)).items():
+        # one session at a time in each of 2 client processes: 3 whole sessions each. Client process k sends
+        # the requests with index = k mod 2, and runs the sessions with id = k mod 2
+        assert {r["index"] % 2 for r in turns} == {session % 2}, turns
+        assert len(turns) == 3
+
+
+def test_think_time_separates_a_sessions_turns(mock: MockHandle, sharegpt: Path, tmp_path: Path) -> None:
+    result = run_perf(cfg(mock.chat_url, sharegpt, tmp_path, number=6, parallel=2, think_time=0.2))
+    assert only(result)["metrics"]["think_time"] == 0.2
+    for turns in by_session(records(result)).values():
+        for before, after in pairwise(turns):
+            assert after["sent_ms"] - before["end_ms"] >= 199.0  # a sleep never ends early (1 ms: clock rounding)
+
+
+def test_open_loop_starts_sessions_on_the_schedule(mock: MockHandle, sharegpt: Path, tmp_path: Path) -> None:
+    result = run_perf(cfg(mock.chat_url, sharegpt, tmp_path, number=9, parallel=8, rate=20, arrival="constant"))
+    m = only(result)["metrics"]
+    assert m["requests_total"] == m["requests_succeeded"] == 9 and m["sessions_completed"] == 3
+    rows = records(result)
+    firsts = sorted(r["scheduled_ms"] for r in rows if r["turn"] == 1)
+    assert firsts == pytest.approx([0.0, 50.0, 100.0], abs=1e-6)  # a session starts every 1/rate s
+    assert all(r["scheduled_ms"] is None for r in rows if r["turn"] > 1)  # later turns follow their session
+
+
+def test_a_failed_turn_ends_its_session(sharegpt: Path, tmp_path: Path) -> None:
+    with start_mock(ttft_ms=0, itl_ms=0, output_tokens=4, error_500=0.25, fault_cycle=4) as faulty:
+        result = run_perf(cfg(faulty.chat_url, sharegpt, tmp_path, number=16, parallel=1))
+    m = only(result)["metrics"]
+    assert m["requests_failed"] == m["failures_by_kind"]["http_500"] > 0
+    sessions = by_session(records(result))
+    failed = [turns for turns in sessions.values() if not turns[-1]["ok"]]
+    assert m["sessions_failed"] == len(failed) > 0
+    for turns in sessions.values():
+        assert all(r["ok"] for r in turns[:-1])  # nothing is sent after a failed turn
+    assert m["sessions_started"] == len(sessions)
+    assert m["sessions_completed"] + m["sessions_failed"] + m["sessions_cut"] == m["sessions_started"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from itertools import pairwise
@@ -160,3 +162,15 @@ def test_a_failed_turn_ends_its_session(sharegpt: Path, tmp_path: Path) -> None:
         assert all(r["ok"] for r in turns[:-1])  # nothing is sent after a failed turn
     assert m["sessions_started"] == len(sessions)
     assert m["sessions_completed"] + m["sessions_failed"] + m["sessions_cut"] == m["sessions_started"]
+
+
+def test_the_cli_runs_a_multi_turn_sharegpt_load_test(mock: MockHandle, sharegpt: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "evalsvc", "perf", "--model", "mock-model", "--url", mock.chat_url, "--dataset",
+         "sharegpt", "--dataset-path", str(sharegpt), "--multi-turn", "--think-time", "0.01", "--number", "6",
+         "--parallel", "2", "--max-tokens", "16", "--work-dir", str(tmp_path / "out"), "--json"],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["results"]["parallel_2_number_6"]["metrics"]
+    assert metrics["requests_succeeded"] == 6 and metrics["sessions_completed"] == 2
+    assert metrics["by_turn"]["3"]["requests"] == 2 and metrics["think_time"] == 0.01

@@ -41,6 +41,10 @@ def _parameter(name: str, d: Declared, *, help_prefix: str = "", shortcut: bool 
     required = " (required)" if d.required else ""
     kinds = members(d.type)
     option: Any
+    if cli.parse == "text":  # one string as typed (a path), whatever else the field accepts from a library
+        option = typer.Option(*decls, help=help_text + required, show_default=False, envvar=cli.envvar)
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                 annotation=Annotated[str | None, option])
     if d.type is bool:
         option = typer.Option(f"{flag}/--no-{flag_name(d)}", help=help_text)
         return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
@@ -117,6 +121,8 @@ def config_values(cls: type, options: dict[str, Any]) -> dict[str, Any]:
 
 def _parse(d: Declared, raw: Any) -> Any:
     parse = d.spec.cli.parse
+    if parse == "text":
+        return raw
     if parse == "json":
         return parse_json_option(d.name, raw)
     if parse == "header":

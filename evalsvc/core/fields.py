@@ -108,7 +108,8 @@ class Cli:
     envvar: str | None = None
     parse: str | None = None
     """How the text is read: "json" (an object), "header" ('Name: value', repeatable), "names" (words,
-    comma- or space-separated, repeatable); list-or-scalar fields read comma-separated / repeated values."""
+    comma- or space-separated, repeatable), "text" (one string as typed, e.g. a path, for a field that also takes
+    other shapes from a library); list-or-scalar fields read comma-separated / repeated values."""
     shortcut: bool = False
     """For an option of a nested object (generation_config): also offered as its own flag."""
     hidden: bool = False

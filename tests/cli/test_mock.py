@@ -74,13 +74,17 @@ def test_flags_become_the_config(monkeypatch: pytest.MonkeyPatch, capsys: pytest
         "--output-tokens", "64", "--tokens-per-chunk", "2", "--jitter-ms", "1.5", "--no-role-chunk",
         "--separate-finish-chunk", "--seed", "9", "--fault-cycle", "200", "--error-500", "0.1", "--error-429", "0.05",
         "--drop-mid-stream", "0.02", "--malformed-sse", "0.03", "--no-done", "0.04", "--empty-completion", "0.06",
-        "--retry-after-s", "3", "--answers", str(answers),
+        "--retry-after-s", "3", "--answers", str(answers), "--max-batch", "16", "--itl-per-request-ms", "0.5",
+        "--prefill-ms-per-token", "0.01", "--cache-tokens", "4096", "--cache-block-tokens", "32",
+        "--capture-requests",
     ])
     assert dataclasses.asdict(cfg) == {
         "host": "0.0.0.0", "port": 0, "model": "tiny", "ttft_ms": 50.0, "itl_ms": 5.0, "output_tokens": 64,
         "tokens_per_chunk": 2, "jitter_ms": 1.5, "role_chunk": False, "separate_finish_chunk": True, "seed": 9,
         "fault_cycle": 200, "error_500": 0.1, "error_429": 0.05, "drop_mid_stream": 0.02, "malformed_sse": 0.03,
-        "no_done": 0.04, "empty_completion": 0.06, "retry_after_s": 3, "answers": str(answers),
+        "no_done": 0.04, "empty_completion": 0.06, "retry_after_s": 3, "answers": str(answers), "max_batch": 16,
+        "itl_per_request_ms": 0.5, "prefill_ms_per_token": 0.01, "cache_tokens": 4096, "cache_block_tokens": 32,
+        "capture_requests": True,
     }
     assert cfg.answer_rows() == (("q", "a"),)
     out = capsys.readouterr().out.splitlines()

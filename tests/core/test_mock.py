@@ -230,14 +230,14 @@ def test_tokens_join_back_to_the_text(text: str) -> None:
 
 def test_jitter_moves_deadlines_within_bounds_reproducibly_and_never_backwards() -> None:
     cfg = MockConfig(ttft_ms=100, itl_ms=2, jitter_ms=3)
-    deadlines = _deadlines(cfg, 10.0, 50, seed=123)
-    assert deadlines is not None and deadlines == _deadlines(cfg, 10.0, 50, seed=123)
-    assert deadlines != _deadlines(cfg, 10.0, 50, seed=124)
+    deadlines = _deadlines(cfg, 10.0, 10.1, 50, seed=123)
+    assert deadlines is not None and deadlines == _deadlines(cfg, 10.0, 10.1, 50, seed=123)
+    assert deadlines != _deadlines(cfg, 10.0, 10.1, 50, seed=124)
     assert all(b >= a for a, b in itertools.pairwise(deadlines))
     for i, at in enumerate(deadlines):
         grid = 10.0 + 0.1 + i * 0.002
         assert at <= grid + 0.003 + 1e-9
-    assert _deadlines(MockConfig(), 10.0, 5, seed=1) is None
+    assert _deadlines(MockConfig(), 10.0, 10.2, 5, seed=1) is None
 
 
 # --- wire format ---------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ and fixed answers, for trying evalsvc and for testing it over real HTTP.
     run_mock(MockConfig(port=8000, ttft_ms=200, itl_ms=20, error_500=0.1))
 
 Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
-GET /mock/stats (counters), POST /mock/reset (clears the counters and restarts the fault plan).
+GET /mock/stats (counters), GET /mock/requests (bodies, with capture_requests), POST /mock/reset (clears the
+counters, the prefix cache and the captured bodies, and restarts the fault plan).
 The same server speaks the other dialects, one module each (timing, faults and answers alike):
 DashScope (_dashscope.py, POST /api/v1/services/aigc/text-generation/generation), Anthropic
 messages (_anthropic.py, POST /v1/messages) and Gemini (_gemini.py, POST
@@ -19,11 +20,19 @@ last content chunk carries finish_reason ("length" when max_tokens cut the answe
 chunk of its own with `separate_finish_chunk`. With `stream_options.include_usage` a usage event with
 empty `choices` comes before [DONE]. Non-streaming answers always carry usage.
 
-Timing: content chunk i leaves at t0 + ttft_ms + i * itl_ms, t0 being when the request's first bytes
-arrived, on absolute deadlines (late wake-ups never add up); a non-streaming answer leaves at the last
-chunk's deadline. /mock/stats reports how late chunks left (schedule_lag_ms).
+Timing: content chunk i leaves at first + i * itl_ms, on absolute deadlines (late wake-ups never add up);
+a non-streaming answer leaves at the last chunk's deadline. first = start + ttft_ms + prefill_ms_per_token
+x (prompt tokens not in the prefix cache), start being when the request's first bytes arrived or, with
+`max_batch`, when one of the K generation slots freed (waiters are served in arrival order). With
+`itl_per_request_ms` A, each gap is itl_ms + A x (other requests decoding when the previous chunk left).
+/mock/stats reports how late chunks left (schedule_lag_ms), the queue and the prefix cache.
 
-Tokens: the answer has min(output_tokens, max_tokens) tokens, raised to min_tokens when sent. A token
+Prefix cache (`cache_tokens` > 0): the prompt, as words (chat: a `<role>` word before each message's words),
+is cut into blocks of `cache_block_tokens`, each identified by a hash chained over all blocks before it;
+a lookup counts the leading blocks held, the prompt's blocks are stored (LRU) when its first token is out.
+
+Tokens: the answer has min(output_tokens, max_tokens) tokens (exactly max_tokens with `ignore_eos: true`),
+raised to min_tokens when sent. A token
 is a word with the whitespace before it. usage.prompt_tokens counts the whitespace-separated words
 of the prompt (completions) or of every message's text (chat); a prompt of token ids counts the ids.
 
@@ -38,8 +47,23 @@ kind. The header `X-Mock-Fault: <kind>` (or `none`) forces one request's fault w
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._config import MockConfig
 from ._faults import FAULT_KINDS, FaultPlan
-from ._server import FAULT_HEADER, MockServer, create_mock_app, run_mock
+
+if TYPE_CHECKING:
+    from ._server import FAULT_HEADER, MockServer, create_mock_app, run_mock
+
+_SERVER_NAMES = ("FAULT_HEADER", "MockServer", "create_mock_app", "run_mock")
+
+
+def __getattr__(name: str) -> Any:
+    # The server (aiohttp) loads on first use: `evalsvc --help` and the CLI's option table need only MockConfig.
+    if name in _SERVER_NAMES:
+        from . import _server
+
+        return getattr(_server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["FAULT_HEADER", "FAULT_KINDS", "FaultPlan", "MockConfig", "MockServer", "create_mock_app", "run_mock"]

@@ -1,12 +1,17 @@
-"""MockConfig: what the simulated endpoint does, validated once before it starts."""
+"""MockConfig: what the simulated endpoint does, each field declared once (evalsvc.core.fields).
+
+The declarations give validation, `evalsvc mock`'s options (generated, as for perf and eval) and the
+documentation; rules across fields are the `@rule` methods.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .._validate import check_type, from_mapping, require_range, require_text
+from .. import fields
+from ..errors import ConfigError
+from ..fields import Cli, Range, field, rule
 from ._faults import FAULT_KINDS, slot_counts
 from ._text import load_answers
 
@@ -16,88 +21,96 @@ DEFAULT_OUTPUT_TOKENS = 128
 DEFAULT_FAULT_CYCLE = 1000
 DEFAULT_MODEL = "mock-model"
 
+_MS = (Range(low=0, high=86_400_000),)
+_SHARE = (Range(low=0, high=1),)
+_FAULT_HELP = "Share of requests in [0, 1], exact over any fault_cycle consecutive requests."
+
 
 @dataclass(frozen=True, kw_only=True)
 class MockConfig:
-    """A simulated OpenAI-compatible endpoint: its timing, its answers and the faults it injects.
+    """A simulated OpenAI-compatible endpoint: its timing, capacity, prefix cache, answers and faults.
 
     Fault shares are fractions of requests in [0, 1]. They are exact, not random draws: the server
     deals the kinds over a seeded permutation of `fault_cycle` slots, repeated, so any `fault_cycle`
     consecutive generation requests (in arrival order) carry exactly round(share * fault_cycle) of each.
+
+    The timing model (see evalsvc.core.mock): a request waits for one of `max_batch` slots (FIFO), then
+    its first token is due `ttft_ms` + `prefill_ms_per_token` x (prompt tokens not in the prefix cache)
+    later; each further token `itl_ms` + `itl_per_request_ms` x (other requests decoding) after the last.
     """
 
-    host: str = "127.0.0.1"
-    """Address to listen on."""
-    port: int = 8000
-    """TCP port; 0 picks a free one."""
-    model: str = DEFAULT_MODEL
-    """Model id listed by /v1/models (requests may name any model; it is echoed back)."""
-    ttft_ms: float = DEFAULT_TTFT_MS
-    """Time from request received to the first content chunk."""
-    itl_ms: float = DEFAULT_ITL_MS
-    """Gap between consecutive content chunks."""
-    output_tokens: int = DEFAULT_OUTPUT_TOKENS
-    """Tokens generated per request, cut to the request's max_tokens, raised to its min_tokens."""
-    tokens_per_chunk: int = 1
-    """Tokens packed in one streamed content chunk (`itl_ms` stays the gap between chunks)."""
-    jitter_ms: float = 0.0
-    """Each chunk deadline moves by a seeded uniform draw in [-jitter_ms, +jitter_ms] (never before the previous
-    one)."""
-    role_chunk: bool = True
-    """Chat streams open with a role-only chunk (as vLLM's do), sent as soon as the request arrives."""
-    separate_finish_chunk: bool = False
-    """Send finish_reason in its own chunk with an empty delta, instead of on the last content chunk."""
-    seed: int = 0
-    """Seeds the fault permutation and the jitter."""
-    fault_cycle: int = DEFAULT_FAULT_CYCLE
-    """Length of the repeated fault permutation: shares are exact over any window of this many requests."""
-    error_500: float = 0.0
-    """Share of requests answered 500 with an OpenAI-style error body."""
-    error_429: float = 0.0
-    """Share answered 429 with Retry-After and an OpenAI-style error body."""
-    drop_mid_stream: float = 0.0
-    """Share whose connection is aborted half-way (stream: after half the chunks; non-stream: half the body)."""
-    malformed_sse: float = 0.0
-    """Share with one `data:` line that is not valid JSON mid-stream (non-stream: a body that is not valid JSON)."""
-    no_done: float = 0.0
-    """Share whose stream ends cleanly with neither finish_reason nor [DONE] (non-stream: finish_reason null)."""
-    empty_completion: float = 0.0
-    """Share answered 200, well-formed and finished, with no content and 0 completion tokens."""
-    retry_after_s: int = 1
-    """Retry-After value sent with 429 answers, in seconds."""
-    answers: str | list[dict[str, str]] | None = None
-    """Path to a JSON list or JSONL file of {"match", "reply"} rows, or the rows themselves."""
+    host: str = field("127.0.0.1", help="Address to listen on.", text=True)
+    port: int = field(8000, help="TCP port; 0 picks a free one (the URL printed says which).",
+                      ranges=(Range(low=0, high=65535),))
+    model: str = field(DEFAULT_MODEL, help="Model id listed by /v1/models (requests may name any model; it is "
+                       "echoed back).", text=True)
+    ttft_ms: float = field(DEFAULT_TTFT_MS, help="Time from the request's start (its arrival, or the moment a "
+                           "slot frees under max_batch) to the first content chunk, before any prefill time.",
+                           ranges=_MS)
+    itl_ms: float = field(DEFAULT_ITL_MS, help="Gap between consecutive content chunks.", ranges=_MS)
+    output_tokens: int = field(DEFAULT_OUTPUT_TOKENS, help="Tokens per answer (cut to the request's max_tokens, "
+                               "raised to its min_tokens; max_tokens exactly with ignore_eos).",
+                               ranges=(Range(low=1, high=10_000_000),))
+    tokens_per_chunk: int = field(1, help="Tokens packed in one streamed content chunk (itl_ms stays the gap "
+                                  "between chunks).", ranges=(Range(low=1, high=1_000_000),))
+    jitter_ms: float = field(0.0, help="Each chunk deadline moves by a seeded uniform draw in [-jitter_ms, "
+                             "+jitter_ms] (never before the previous one).", ranges=_MS)
+    max_batch: int = field(0, help="Requests generating at once; further requests wait in a FIFO queue and "
+                           "their TTFT includes the wait. 0: no limit.", ranges=(Range(low=0, high=1_000_000),))
+    itl_per_request_ms: float = field(0.0, help="Each token gap grows by this much per other request decoding "
+                                      "at that moment, as on a batching server.", ranges=_MS)
+    prefill_ms_per_token: float = field(0.0, help="Prefill time added to TTFT per prompt token not found in the "
+                                        "prefix cache. 0: prompts cost nothing.", ranges=_MS)
+    cache_tokens: int = field(0, help="Prefix-cache capacity in prompt tokens (least recently used blocks are "
+                              "evicted). 0: no cache, every prompt token is prefilled.",
+                              ranges=(Range(low=0, high=10**12),))
+    cache_block_tokens: int = field(16, help="The prefix cache works in blocks of this many prompt tokens; a "
+                                    "block hits only when it and everything before it are identical.",
+                                    ranges=(Range(low=1, high=1_000_000),))
+    role_chunk: bool = field(True, help="Open chat streams with a role-only chunk (as vLLM does), sent as soon "
+                             "as the request starts.")
+    separate_finish_chunk: bool = field(False, help="Send finish_reason in its own chunk with an empty delta, "
+                                        "instead of on the last content chunk.")
+    capture_requests: bool = field(False, help="Keep every generation request's JSON body, in arrival order "
+                                   "(GET /mock/requests; MockServer.captured()).")
+    seed: int = field(0, help="Seeds the fault plan and the jitter.")
+    fault_cycle: int = field(DEFAULT_FAULT_CYCLE, help="Length of the repeated, shuffled fault plan: shares are "
+                             "exact over any window of this many requests.", ranges=(Range(low=1, high=10_000_000),))
+    error_500: float = field(0.0, help="Answer 500 with an OpenAI-style error body. " + _FAULT_HELP, ranges=_SHARE)
+    error_429: float = field(0.0, help="Answer 429 with Retry-After. " + _FAULT_HELP, ranges=_SHARE)
+    drop_mid_stream: float = field(0.0, help="Abort the connection half-way (after half the chunks, or half the "
+                                   "body). " + _FAULT_HELP, ranges=_SHARE)
+    malformed_sse: float = field(0.0, help="Send one data: line that is not valid JSON mid-stream (non-stream: a "
+                                 "body that is not JSON). " + _FAULT_HELP, ranges=_SHARE)
+    no_done: float = field(0.0, help="End the stream cleanly with neither finish_reason nor [DONE]. "
+                           + _FAULT_HELP, ranges=_SHARE)
+    empty_completion: float = field(0.0, help="Answer 200, finished, with no content. " + _FAULT_HELP,
+                                    ranges=_SHARE)
+    retry_after_s: int = field(1, help="Retry-After seconds sent with 429 answers.",
+                               ranges=(Range(low=0, high=86_400),))
+    answers: str | list[dict[str, str]] | None = field(
+        None, help='JSON list or JSONL file of {"match": ..., "reply": ...} rows (or the rows themselves): the '
+        "first row whose match is in the last user message (or prompt) gives the reply; otherwise filler text.",
+        cli=Cli(parse="text"))
 
     def __post_init__(self) -> None:
-        require_text("host", self.host)
-        check_type("port", self.port, int)
-        require_range("port", self.port, low=0, high=65535)
-        require_text("model", self.model)
-        for name in ("ttft_ms", "itl_ms", "jitter_ms"):
-            value = getattr(self, name)
-            require_range(name, value, low=0, high=86_400_000)
-            object.__setattr__(self, name, float(value))
-        for name, high in (("output_tokens", 10_000_000), ("tokens_per_chunk", 1_000_000)):
-            check_type(name, getattr(self, name), int)
-            require_range(name, getattr(self, name), low=1, high=high)
-        for name in ("role_chunk", "separate_finish_chunk"):
-            check_type(name, getattr(self, name), bool)
-        check_type("seed", self.seed, int)
-        check_type("fault_cycle", self.fault_cycle, int)
-        require_range("fault_cycle", self.fault_cycle, low=1, high=10_000_000)
-        for kind in FAULT_KINDS:
-            value = getattr(self, kind)
-            require_range(kind, value, low=0, high=1)
-            object.__setattr__(self, kind, float(value))
-        slot_counts(self.fault_shares(), self.fault_cycle)  # raises when shares cannot be dealt exactly
-        check_type("retry_after_s", self.retry_after_s, int)
-        require_range("retry_after_s", self.retry_after_s, low=0, high=86_400)
+        fields.validate(self)
         # Parsed once here so a bad table is a ConfigError before the server starts; kept off the fields.
         object.__setattr__(self, "_answer_rows", load_answers(self.answers))
 
+    @rule(*FAULT_KINDS, "fault_cycle")
+    def _faults_fit(self) -> None:
+        slot_counts(self.fault_shares(), self.fault_cycle)  # raises when shares cannot be dealt exactly
+
+    @rule("cache_tokens", "cache_block_tokens")
+    def _cache_holds_a_block(self) -> None:
+        if 0 < self.cache_tokens < self.cache_block_tokens:
+            raise ConfigError("cache_tokens", f"must hold at least one block of cache_block_tokens "
+                              f"({self.cache_block_tokens}), got {self.cache_tokens}")
+
     def fault_shares(self) -> dict[str, float]:
         """The share of each fault kind, in FAULT_KINDS order."""
-        return {kind: getattr(self, kind) for kind in FAULT_KINDS}
+        return {kind: float(getattr(self, kind)) for kind in FAULT_KINDS}
 
     def answer_rows(self) -> tuple[tuple[str, str], ...]:
         """The answers table as (match, reply) pairs, in order (empty without `answers`)."""
@@ -108,11 +121,14 @@ class MockConfig:
     @classmethod
     def from_dict(cls, data: Any) -> MockConfig:
         """Build from a JSON-like dict: unknown fields and wrong types raise ConfigError."""
-        return from_mapping(cls, data)
+        return fields.from_dict(cls, data)
 
     def replace(self, **changes: Any) -> MockConfig:
-        return dataclasses.replace(self, **changes)
+        """A copy with `changes`, checked again (the answers table is re-read when it changed)."""
+        new = fields.replace(self, changes)
+        if "answers" in changes:
+            object.__setattr__(new, "_answer_rows", load_answers(new.answers))
+        return new
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
+        return fields.to_dict(self, redact=False)

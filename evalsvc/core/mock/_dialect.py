@@ -32,6 +32,11 @@ class GenRequest:
     stream: bool
     include_usage: bool
     """Streams only: send a usage event before the end."""
+    ignore_eos: bool = False
+    """Generate exactly max_tokens tokens (vLLM / SGLang `ignore_eos`), whatever the answer's own length."""
+    cache_words: list[str] | None = None
+    """The prompt as the prefix cache sees it, one word a token (chat: a `<role>` token before each message's
+    words). None: the words of `match_text`."""
 
 
 class BadRequest(Exception):

@@ -32,7 +32,7 @@ def _int_field(body: dict[str, Any], name: str, low: int) -> int | None:
 
 
 def _common(body: Any, cfg: MockConfig, match_text: str, prompt_tokens: int,
-            max_names: tuple[str, ...]) -> GenRequest:
+            max_names: tuple[str, ...], cache_words: list[str] | None) -> GenRequest:
     model = body.get("model", cfg.model)
     if not isinstance(model, str):
         raise BadRequest("'model' must be a string", "model")
@@ -58,8 +58,14 @@ def _common(body: Any, cfg: MockConfig, match_text: str, prompt_tokens: int,
         if not isinstance(options, dict):
             raise BadRequest("'stream_options' must be an object", "stream_options")
         include_usage = options.get("include_usage") is True
+    ignore_eos = body.get("ignore_eos", False)
+    if ignore_eos is None:
+        ignore_eos = False
+    if not isinstance(ignore_eos, bool):
+        raise BadRequest("'ignore_eos' must be true or false", "ignore_eos")
     return GenRequest(model=model, match_text=match_text, prompt_tokens=prompt_tokens, max_tokens=max_tokens,
-                      min_tokens=min_tokens, stream=stream, include_usage=include_usage)
+                      min_tokens=min_tokens, stream=stream, include_usage=include_usage, ignore_eos=ignore_eos,
+                      cache_words=cache_words)
 
 
 def _message_text(content: Any, index: int) -> str:
@@ -82,16 +88,20 @@ def parse_chat(body: Any, cfg: MockConfig) -> GenRequest:
         raise BadRequest("'messages' must be a non-empty list", "messages")
     words = 0
     last_user: str | None = None
+    cache_words: list[str] | None = [] if cfg.cache_tokens or cfg.prefill_ms_per_token else None
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise BadRequest(f"messages[{i}] must be an object with a 'role'", "messages")
         text = _message_text(message.get("content"), i)
         words += count_words(text)
+        if cache_words is not None:
+            cache_words.append(f"<{message['role']}>")
+            cache_words.extend(text.split())
         if message["role"] == "user":
             last_user = text
     if last_user is None:
         last_user = _message_text(messages[-1].get("content"), len(messages) - 1)
-    return _common(body, cfg, last_user, words, ("max_completion_tokens", "max_tokens"))
+    return _common(body, cfg, last_user, words, ("max_completion_tokens", "max_tokens"), cache_words)
 
 
 def parse_completion(body: Any, cfg: MockConfig) -> GenRequest:
@@ -101,13 +111,15 @@ def parse_completion(body: Any, cfg: MockConfig) -> GenRequest:
     prompt = body.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
         prompt = prompt[0]
+    cache_words: list[str] | None = None
     if isinstance(prompt, str):
         text, words = prompt, count_words(prompt)
     elif isinstance(prompt, list) and prompt and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
         text, words = "", len(prompt)
+        cache_words = [str(t) for t in prompt]
     else:
         raise BadRequest("'prompt' must be a string, a list of one string, or a list of token ids", "prompt")
-    return _common(body, cfg, text, words, ("max_tokens",))
+    return _common(body, cfg, text, words, ("max_tokens",), cache_words)
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

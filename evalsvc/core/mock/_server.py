@@ -1,9 +1,13 @@
-"""The simulated endpoint: aiohttp app, timing, fault plan, answers, counters, and how to run it.
+"""The simulated endpoint: aiohttp app, timing, capacity, prefix cache, fault plan, answers, counters, and
+how to run it.
 
-Timing: every response is scheduled on absolute deadlines from t0, when the request's first bytes
-arrived (see _Arrivals): content chunk i is written at t0 + ttft + i * itl (each moved by the seeded
-jitter, never before the previous one). Sleeping until a deadline, rather than for a gap, keeps late
-wake-ups from adding up, so the time between the first and last chunk stays (chunks - 1) * itl under load.
+Timing: every response is scheduled on absolute deadlines. A request starts when its first bytes arrived
+(see _Arrivals) or, under `max_batch`, when a slot frees (FIFO); its first content chunk is due at
+start + ttft + prefill, prefill being `prefill_ms_per_token` x the prompt tokens the prefix cache did not
+hold, and chunk i at first + i * itl (each moved by the seeded jitter, never before the previous one).
+With `itl_per_request_ms` each gap is fixed as the previous chunk goes out: itl + A x (other requests
+decoding then). Sleeping until a deadline, rather than for a gap, keeps late wake-ups from adding up, so
+the time between the first and last chunk stays (chunks - 1) * itl under load.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import random
 import socket
 import sys
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -102,8 +107,15 @@ class MockStats:
         self.completion_tokens = 0
         self.first_chunk_lag = LagHistogram()
         self.chunk_lag = LagHistogram()
+        self.waited = 0
+        self.max_waiting = 0
+        self.wait_total = 0.0
+        self.wait_max = 0.0
+        self.cache_hit_tokens = 0
+        self.cache_miss_tokens = 0
 
     def to_dict(self) -> dict[str, Any]:
+        looked_up = self.cache_hit_tokens + self.cache_miss_tokens
         return {
             "requests": self.requests,
             "requests_by_path": dict(self.requests_by_path),
@@ -120,6 +132,11 @@ class MockStats:
             "completion_tokens": self.completion_tokens,
             "schedule_lag_ms": {"first_chunk": self.first_chunk_lag.to_dict(),
                                 "all_chunks": self.chunk_lag.to_dict()},
+            "queue": {"waited": self.waited, "max_waiting": self.max_waiting,
+                      "mean_wait_ms": round(self.wait_total / self.waited * 1000, 3) if self.waited else None,
+                      "max_wait_ms": round(self.wait_max * 1000, 3)},
+            "cache": {"hit_tokens": self.cache_hit_tokens, "miss_tokens": self.cache_miss_tokens,
+                      "hit_share": round(self.cache_hit_tokens / looked_up, 6) if looked_up else None},
             "uptime_s": round(time.monotonic() - self.started, 3),
         }
 
@@ -137,18 +154,109 @@ class MockState:
         self.arrivals = 0
         # Remembered so an in-flight request that finishes after a reset does not drive in_flight negative.
         self.epoch = 0
+        self.slots = _Slots(cfg.max_batch) if cfg.max_batch else None
+        self.cache = _PrefixCache(cfg.cache_tokens, cfg.cache_block_tokens)
+        self.decoding = 0
+        """Requests past their first token and not finished: what `itl_per_request_ms` scales with."""
+        self.captured: list[Any] = []
 
     def reset(self) -> None:
+        """New counters, the fault plan from its start, an empty prefix cache and capture list (requests
+        in flight keep their slots)."""
         self.stats = MockStats()
         self.plan.reset()
         self.arrivals = 0
         self.epoch += 1
+        self.cache = _PrefixCache(self.cfg.cache_tokens, self.cfg.cache_block_tokens)
+        self.captured = []
 
     def stats_dict(self) -> dict[str, Any]:
         data = self.stats.to_dict()
         data["plan_position"] = self.plan.position
         data["fault_cycle"] = self.cfg.fault_cycle
         return data
+
+
+class _Slots:
+    """`max_batch` generation slots, handed out in arrival order (a FIFO queue, not a race)."""
+
+    __slots__ = ("free", "waiters")
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> bool:
+        """Take a slot, waiting behind earlier requests; True when the request had to wait."""
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return False
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as it was cancelled: pass it on
+            else:
+                self.waiters.remove(waiter)
+            raise
+        return True
+
+    def release(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot moves to the next waiter directly
+                return
+        self.free += 1
+
+
+class _PrefixCache:
+    """Prompt blocks already prefilled, as a serving engine's automatic prefix cache keeps them.
+
+    A prompt is cut into whole blocks of `block` tokens; block j is identified by a hash chained over
+    blocks 0..j, so it hits only when the whole prefix up to it is identical (vLLM's rule). A lookup counts
+    the leading blocks present; the prompt's blocks are added (most recently used) once its prefill is
+    done, and the least recently used are evicted past `capacity` tokens. Tokens after the last whole block
+    are never cached.
+    """
+
+    __slots__ = ("block", "capacity", "_blocks")
+
+    def __init__(self, capacity_tokens: int, block: int) -> None:
+        self.block = block
+        self.capacity = capacity_tokens // block
+        self._blocks: OrderedDict[int, None] = OrderedDict()
+
+    def hashes(self, words: Sequence[str]) -> list[int]:
+        out: list[int] = []
+        h = 0
+        b = self.block
+        for start in range(0, len(words) - b + 1, b):
+            h = hash((h, tuple(words[start:start + b])))
+            out.append(h)
+        return out
+
+    def hit_blocks(self, hashes: list[int]) -> int:
+        blocks = self._blocks
+        n = 0
+        for h in hashes:
+            if h not in blocks:
+                break
+            blocks.move_to_end(h)
+            n += 1
+        return n
+
+    def add(self, hashes: list[int]) -> None:
+        if not self.capacity:
+            return
+        blocks = self._blocks
+        for h in hashes:
+            blocks[h] = None
+            blocks.move_to_end(h)
+        while len(blocks) > self.capacity:
+            blocks.popitem(last=False)
 
 
 STATE = web.AppKey("evalsvc_mock_state", MockState)
@@ -242,9 +350,11 @@ def _reply(state: MockState, req: GenRequest, empty: bool) -> _Reply:
     found = state.answers.find(req.match_text) if state.answers else None
     natural = len(found) if found is not None else state.cfg.output_tokens
     count = natural
+    reason = "stop"
+    if req.ignore_eos and req.max_tokens is not None:
+        count, reason = req.max_tokens, "length"  # no end-of-sequence: generation runs to the limit
     if req.min_tokens is not None and count < req.min_tokens:
         count = req.min_tokens
-    reason = "stop"
     if req.max_tokens is not None and count > req.max_tokens:
         count, reason = req.max_tokens, "length"
     if found is None:
@@ -266,22 +376,123 @@ def _chunks(reply: _Reply, per_chunk: int) -> list[bytes]:
     return [orjson.dumps("".join(tokens[i:i + per_chunk])) for i in range(0, len(tokens), per_chunk)]
 
 
-def _deadlines(cfg: MockConfig, t0: float, steps: int, seed: int) -> list[float] | None:
-    """Per-chunk deadlines when jitter is on (None: the plain t0 + ttft + i * itl grid is used)."""
+def _deadlines(cfg: MockConfig, start: float, first: float, steps: int, seed: int) -> list[float] | None:
+    """Per-chunk deadlines when jitter is on (None: the plain first + i * itl grid is used)."""
     if cfg.jitter_ms <= 0:
         return None
     rng = random.Random(seed)
     jitter = cfg.jitter_ms / 1000
-    base, itl = t0 + cfg.ttft_ms / 1000, cfg.itl_ms / 1000
+    itl = cfg.itl_ms / 1000
     out: list[float] = []
-    previous = t0
+    previous = start
     for i in range(steps):
-        at = base + i * itl + rng.uniform(-jitter, jitter)
+        at = first + i * itl + rng.uniform(-jitter, jitter)
         if at < previous:
             at = previous
         out.append(at)
         previous = at
     return out
+
+
+class _Timeline:
+    """When each chunk of one answer is due (see the module docstring); `at(i)` is asked in order, i = 0, 1, ...
+
+    On the plain grid every deadline is known up front. With `itl_per_request_ms` the gap before chunk i is
+    set when `at(i)` is asked, just after chunk i-1 went out, from the requests decoding at that moment.
+    """
+
+    __slots__ = ("_state", "_grid", "_first", "_itl", "_per", "_last", "_out", "_rng", "_jitter")
+
+    def __init__(self, state: MockState, start: float, first: float, steps: int, seed: int) -> None:
+        cfg = state.cfg
+        self._state = state
+        self._first = first
+        self._itl = cfg.itl_ms / 1000
+        self._per = cfg.itl_per_request_ms / 1000
+        self._jitter = cfg.jitter_ms / 1000
+        self._grid = None if self._per else _deadlines(cfg, start, first, steps, seed)
+        self._rng = random.Random(seed) if self._per and self._jitter else None
+        self._last = start  # the previous deadline before jitter
+        self._out = start  # the previous deadline as given (never go back before it)
+
+    def at(self, i: int) -> float:
+        if not self._per:
+            grid = self._grid
+            return grid[i] if grid is not None else self._first + i * self._itl
+        if i == 0:
+            due = self._first
+        else:
+            others = self._state.decoding - 1
+            due = self._last + self._itl + self._per * (others if others > 0 else 0)
+        self._last = due
+        if self._rng is not None:
+            due += self._rng.uniform(-self._jitter, self._jitter)
+            if due < self._out:
+                due = self._out
+        self._out = due
+        return due
+
+
+class _Work:
+    """One admitted request's claim on the server: its slot, its prefill, its place among the decoding."""
+
+    __slots__ = ("_state", "_slot", "_hashes", "_decoding", "start", "first")
+
+    def __init__(self, state: MockState) -> None:
+        self._state = state
+        self._slot = False
+        self._hashes: list[int] = []
+        self._decoding = False
+        self.start = 0.0
+        self.first = 0.0
+
+    async def begin(self, loop: asyncio.AbstractEventLoop, t0: float, req: GenRequest) -> None:
+        """Wait for a slot (under max_batch), then look the prompt up in the prefix cache: sets `start`
+        (when generation begins) and `first` (when the first token is due)."""
+        state, cfg, stats = self._state, self._state.cfg, self._state.stats
+        start = t0
+        if state.slots is not None:
+            waiting = len(state.slots.waiters) + 1
+            if waiting > stats.max_waiting and state.slots.free == 0:
+                stats.max_waiting = waiting
+            waited = await state.slots.acquire()
+            self._slot = True
+            if waited:
+                start = loop.time()
+                wait = start - t0
+                stats.waited += 1
+                stats.wait_total += wait
+                if wait > stats.wait_max:
+                    stats.wait_max = wait
+        prefill = 0.0
+        if cfg.prefill_ms_per_token or cfg.cache_tokens:
+            words = req.cache_words if req.cache_words is not None else req.match_text.split()
+            cache = state.cache
+            self._hashes = hashes = cache.hashes(words)
+            hit = cache.hit_blocks(hashes) * cache.block
+            stats.cache_hit_tokens += hit
+            stats.cache_miss_tokens += len(words) - hit
+            prefill = (len(words) - hit) * cfg.prefill_ms_per_token / 1000
+        self.start = start
+        self.first = start + cfg.ttft_ms / 1000 + prefill
+
+    def first_token(self) -> None:
+        """The first token is out: the prompt's blocks are now cached, and the request counts as decoding."""
+        if self._hashes:
+            self._state.cache.add(self._hashes)
+            self._hashes = []
+        if not self._decoding:
+            self._decoding = True
+            self._state.decoding += 1
+
+    def end(self) -> None:
+        if self._decoding:
+            self._decoding = False
+            self._state.decoding -= 1
+        if self._slot:
+            self._slot = False
+            assert self._state.slots is not None
+            self._state.slots.release()
 
 
 def _abort(request: web.Request) -> None:
@@ -316,6 +527,8 @@ class _Handler:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError as exc:
             return self._bad(f"the body is not valid JSON: {exc}")
+        if cfg.capture_requests:
+            state.captured.append(body)
         try:
             req = self.endpoint.parse(body, cfg)
             if self.endpoint.from_request is not None:
@@ -356,11 +569,13 @@ class _Handler:
         if stats.in_flight > stats.max_in_flight:
             stats.max_in_flight = stats.in_flight
         epoch = state.epoch
+        work = _Work(state)
         try:
+            await work.begin(loop, t0, req)
             if req.stream:
-                resp = await self._stream(request, loop, t0, req, reply, wire, kind, seq)
+                resp = await self._stream(request, loop, work, req, reply, wire, kind, seq)
             else:
-                resp = await self._whole(request, loop, t0, req, reply, wire, kind, seq)
+                resp = await self._whole(request, loop, work, req, reply, wire, kind, seq)
         except ConnectionResetError:
             # The client went away (timeout, cancelled run): nothing to answer, nothing to log.
             if epoch == state.epoch:
@@ -368,6 +583,7 @@ class _Handler:
             _abort(request)
             return web.Response(status=499)
         finally:
+            work.end()
             if epoch == state.epoch:
                 state.stats.in_flight -= 1
         if epoch == state.epoch and kind != "drop_mid_stream":
@@ -375,7 +591,7 @@ class _Handler:
             state.stats.completion_tokens += reply.count
         return resp
 
-    async def _stream(self, request: web.Request, loop: asyncio.AbstractEventLoop, t0: float, req: GenRequest,
+    async def _stream(self, request: web.Request, loop: asyncio.AbstractEventLoop, work: _Work, req: GenRequest,
                       reply: _Reply, wire: Wire, kind: str | None, seq: int) -> web.StreamResponse:
         cfg = self.state.cfg
         chunks = _chunks(reply, cfg.tokens_per_chunk)
@@ -391,9 +607,7 @@ class _Handler:
         drop_at = count // 2 if kind == "drop_mid_stream" else -1
         bad_at = count // 2 if kind == "malformed_sse" else -1
         last = steps - 1
-        first = t0 + cfg.ttft_ms / 1000
-        itl = cfg.itl_ms / 1000
-        deadlines = _deadlines(cfg, t0, steps, hash((cfg.seed, seq)))
+        timeline = _Timeline(self.state, work.start, work.first, steps, hash((cfg.seed, seq)))
 
         stats = self.state.stats
         first_lag, chunk_lag = stats.first_chunk_lag, stats.chunk_lag
@@ -405,7 +619,7 @@ class _Handler:
         pending = b""  # chunks already due are sent in one write (itl 0, or catching up after a stall)
         monotonic = time.monotonic
         for i in range(steps):
-            deadline = deadlines[i] if deadlines is not None else first + i * itl
+            deadline = timeline.at(i)
             if deadline > loop.time():
                 if pending:
                     await resp.write(pending)
@@ -417,6 +631,7 @@ class _Handler:
             chunk_lag.add(lag)
             if i == 0:
                 first_lag.add(lag)
+                work.first_token()
             if i == drop_at:
                 if pending:
                     await resp.write(pending)
@@ -437,14 +652,19 @@ class _Handler:
         await resp.write_eof(pending)  # the last chunks and the end of the chunked body in one send
         return resp
 
-    async def _whole(self, request: web.Request, loop: asyncio.AbstractEventLoop, t0: float, req: GenRequest,
+    async def _whole(self, request: web.Request, loop: asyncio.AbstractEventLoop, work: _Work, req: GenRequest,
                      reply: _Reply, wire: Wire, kind: str | None, seq: int) -> web.StreamResponse:
         cfg = self.state.cfg
         per_chunk = cfg.tokens_per_chunk
         steps = max(1, -(-reply.count // per_chunk))
-        deadlines = _deadlines(cfg, t0, steps, hash((cfg.seed, seq)))
-        deadline = deadlines[-1] if deadlines is not None else t0 + (cfg.ttft_ms + (steps - 1) * cfg.itl_ms) / 1000
-        await _until(loop, deadline)
+        timeline = _Timeline(self.state, work.start, work.first, steps, hash((cfg.seed, seq)))
+        await _until(loop, timeline.at(0))
+        work.first_token()
+        if cfg.itl_per_request_ms:  # each gap depends on the load when it starts: walk them
+            for i in range(1, steps):
+                await _until(loop, timeline.at(i))
+        elif steps > 1:
+            await _until(loop, timeline.at(steps - 1))
         body = wire.body("".join(reply.tokens), None if kind == "no_done" else reply.reason,
                          req.prompt_tokens, reply.count)
         if kind == "malformed_sse":
@@ -467,6 +687,14 @@ async def _stats(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(request.app[STATE].stats_dict()), content_type="application/json")
 
 
+async def _requests(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if not state.cfg.capture_requests:
+        return web.json_response({"error": "start the mock with capture_requests (--capture-requests) to keep "
+                                  "request bodies"}, status=404)
+    return web.Response(body=orjson.dumps(state.captured), content_type="application/json")
+
+
 async def _reset(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.reset()
@@ -480,12 +708,14 @@ def create_mock_app(cfg: MockConfig) -> web.Application:
         cfg: what the endpoint does (timing, faults, answers).
 
     Returns:
-        An aiohttp `web.Application` serving every dialect's routes, /health, /mock/stats and /mock/reset.
+        An aiohttp `web.Application` serving every dialect's routes, /health, /mock/stats, /mock/requests and
+        /mock/reset.
     """
     state = MockState(cfg)
     app = web.Application(client_max_size=_MAX_BODY, middlewares=[_track_arrivals])
     app[STATE] = state
-    routes = [web.get("/health", _health), web.get("/mock/stats", _stats), web.post("/mock/reset", _reset)]
+    routes = [web.get("/health", _health), web.get("/mock/stats", _stats), web.get("/mock/requests", _requests),
+              web.post("/mock/reset", _reset)]
     for dialect in DIALECTS:
         routes.extend(dialect.extra_routes(cfg))
         for endpoint in dialect.endpoints:
@@ -561,8 +791,13 @@ class MockServer:
         return self.app[STATE].stats_dict()
 
     def reset(self) -> None:
-        """Clear the counters and restart the fault plan, as POST /mock/reset does."""
+        """Clear the counters, the prefix cache and the captured requests, and restart the fault plan, as
+        POST /mock/reset does."""
         self.app[STATE].reset()
+
+    def captured(self) -> list[Any]:
+        """The JSON bodies of the generation requests received, in arrival order (with `capture_requests`)."""
+        return list(self.app[STATE].captured)
 
     async def start(self) -> str:
         """Bind and serve.

@@ -251,3 +251,12 @@ def test_with_a_prefix_cache_later_turns_have_a_lower_ttft(tmp_path: Path) -> No
     assert turn1 >= ttft_ms + 400 * prefill_ms - 1  # a lower bound: a loaded machine only adds to it
     predicted_gain = (400 - 16) * prefill_ms  # 384 ms less prefill on turn 2
     assert later < turn1 - predicted_gain / 2, (turn1, later)
+
+
+def test_a_duration_cap_cuts_the_sessions_waiting_between_turns(mock: MockHandle, sharegpt: Path,
+                                                                 tmp_path: Path) -> None:
+    result = run_perf(cfg(mock.chat_url, sharegpt, tmp_path, number=12, parallel=2, think_time=30, duration=1))
+    m = only(result)["metrics"]
+    assert m["stopped_by"] == "duration" and m["requests_total"] == m["requests_succeeded"] == 2
+    assert (m["sessions_started"], m["sessions_cut"], m["sessions_completed"]) == (2, 2, 0)
+    assert m["requests_unsent"] == 10

@@ -264,3 +264,13 @@ def test_the_seeded_rng_is_the_only_randomness(tmp_path: Path) -> None:
     a, _ = _sharegpt.load(cfg(path, tmp_path), 2, random.Random(7))
     b, _ = _sharegpt.load(cfg(path, tmp_path), 2, random.Random(7))
     assert [p.messages for p in a] == [p.messages for p in b]
+
+
+def test_a_folder_does_not_follow_symlinks_out_of_it(tmp_path: Path) -> None:
+    outside = write_json(tmp_path / "outside.json", ROWS)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_jsonl(folder / "own.jsonl", ROWS[:1])
+    (folder / "link.json").symlink_to(outside)
+    prompts, info = load_prompts(cfg(folder, tmp_path), 100)
+    assert info["rows"] == 1 and len(prompts) == 1

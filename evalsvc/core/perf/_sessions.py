@@ -20,6 +20,7 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+from ._kinds import FailureKind
 from ._sender import Outcome, Sender, TurnOutcome
 from ._stats import Dist
 from .datasets import Prompt
@@ -144,34 +145,36 @@ def start_sessions(plan: Any, sender: Sender, stats: Any, t0: float, stop: async
         tokens = first.tokens
         sent = 0
         began = ended = 0.0
-        outcome = "completed"
-        for t, turn in enumerate([first, *(first.turns or ())], 1):
-            if t > 1:
-                if think:
-                    await asyncio.sleep(think)
-                history.append({"role": "user", "content": _user_text(turn)})
-                tokens += turn.tokens
-            i = claim()
-            if i is None:
-                outcome = "cut"
-                break
-            body = dialect.build(config, Prompt(messages=history, tokens=tokens, max_tokens=turn.max_tokens))
-            out = TurnOutcome(i, due if t == 1 else None, sid, t)
-            out.prompt_tokens = tokens
-            await sender.send(i, out.scheduled, out, sender.encode(body))
-            record(out)
-            sessions.add_turn(out)
-            if sent == 0:
-                began = out.sent
-            sent += 1
-            ended = out.end or perf_counter()
-            if out.kind is not None:
-                outcome = "cut" if out.kind == "cancelled" else "failed"
-                break
-            history.append({"role": "assistant", "content": out.text})
-            tokens += out.output_tokens
-        if sent:
-            sessions.end_session(sent, outcome, began, ended)
+        outcome = "cut"  # unless it gets to the end (or a turn fails); a cancelled session was cut short
+        try:
+            for t, turn in enumerate([first, *(first.turns or ())], 1):
+                if t > 1:
+                    if think:
+                        await asyncio.sleep(think)
+                    history.append({"role": "user", "content": _user_text(turn)})
+                    tokens += turn.tokens
+                i = claim()
+                if i is None:
+                    return
+                body = dialect.build(config, Prompt(messages=history, tokens=tokens, max_tokens=turn.max_tokens))
+                out = TurnOutcome(i, due if t == 1 else None, sid, t)
+                out.prompt_tokens = tokens
+                await sender.send(i, out.scheduled, out, sender.encode(body))
+                record(out)
+                sessions.add_turn(out)
+                if sent == 0:
+                    began = out.sent
+                sent += 1
+                ended = out.end or perf_counter()
+                if out.kind is not None:
+                    outcome = "cut" if out.kind == FailureKind.CANCELLED else "failed"
+                    return
+                history.append({"role": "assistant", "content": out.text})
+                tokens += out.output_tokens
+            outcome = "completed"
+        finally:
+            if sent:
+                sessions.end_session(sent, outcome, began, ended)
 
     if plan.offsets is None:
         async def closed_worker() -> None:

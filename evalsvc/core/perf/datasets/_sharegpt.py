@@ -92,7 +92,11 @@ def locate(config: Any, fetch_fn: FetchFn | None = None) -> tuple[list[Path], st
     if config.dataset_path:
         path = Path(config.dataset_path).expanduser()
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file())
+            # files of the folder itself: a symlink leading out of it is not followed (the service confines
+            # dataset_path to its data roots, and a folder must not widen that)
+            inside = path.resolve()
+            files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file()
+                           and p.resolve().parent == inside)
             if not files:
                 raise DatasetError(f"dataset_path: {path} holds no .json or .jsonl file")
             return files, "dataset_path"

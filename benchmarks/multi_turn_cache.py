@@ -54,7 +54,9 @@ def write_conversations(path: Path, conversations: int, first_words: int, follow
 
 
 def one_run(base: PerfConfig, cache: bool) -> dict[str, Any]:
-    config = base.replace(extra_body={"cache_prompt": cache})
+    # ignore_eos: a small model may answer a turn with nothing (an empty answer fails the turn and ends the
+    # session); forcing max_tokens keeps every turn's answer, and so the history, the same length
+    config = base.replace(extra_body={"cache_prompt": cache, "ignore_eos": True})
     result = run_perf(config)
     (run,) = result.results.values()
     m = run.metrics
@@ -67,13 +69,13 @@ def main() -> None:
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="chat/completions URL of a running llama-server (default: start one)")
-    parser.add_argument("--conversations", type=int, default=6)
+    parser.add_argument("--conversations", type=int, default=4)
     parser.add_argument("--turns", type=int, default=3)
-    parser.add_argument("--first-words", type=int, default=500)
-    parser.add_argument("--follow-words", type=int, default=20)
-    parser.add_argument("--max-tokens", type=int, default=24)
-    parser.add_argument("--parallel", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--first-words", type=int, default=300)
+    parser.add_argument("--follow-words", type=int, default=10)
+    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--peer", type=Path, default=here.parent.parent / "shared" / "peers" / "llama-server.sh")
     args = parser.parse_args()
 

@@ -60,14 +60,15 @@ class SessionStats:
             row[2].add(latency)
             self.dists[f"latency_ms_{later}"].add(latency)
 
-    def end_session(self, turns: int, outcome: str, started: float, ended: float) -> None:
-        """A session that sent `turns` requests ended: "completed", "failed" or "cut"."""
+    def end_session(self, turns: int, started: float, ended: float, *, whole: bool, failed: bool) -> None:
+        """A session that sent `turns` requests ended: `whole` (every turn succeeded), `failed` (a turn
+        failed), else cut short (no requests left, or stopped)."""
         self.started += 1
-        if outcome == "completed":
+        if whole:
             self.completed += 1
             self.dists["session_latency_ms"].add((ended - started) * 1000.0)
             self.dists["session_turns"].add(turns)
-        elif outcome == "failed":
+        elif failed:
             self.failed += 1
         else:
             self.cut += 1
@@ -145,7 +146,7 @@ def start_sessions(plan: Any, sender: Sender, stats: Any, t0: float, stop: async
         tokens = first.tokens
         sent = 0
         began = ended = 0.0
-        outcome = "cut"  # unless it gets to the end (or a turn fails); a cancelled session was cut short
+        whole = failed = False  # neither: cut short (no request left, stopped, cancelled between turns)
         try:
             for t, turn in enumerate([first, *(first.turns or ())], 1):
                 if t > 1:
@@ -167,14 +168,14 @@ def start_sessions(plan: Any, sender: Sender, stats: Any, t0: float, stop: async
                 sent += 1
                 ended = out.end or perf_counter()
                 if out.kind is not None:
-                    outcome = "cut" if out.kind == FailureKind.CANCELLED else "failed"
+                    failed = out.kind != FailureKind.CANCELLED  # a request cancelled by a stop was cut
                     return
                 history.append({"role": "assistant", "content": out.text})
                 tokens += out.output_tokens
-            outcome = "completed"
+            whole = True
         finally:
             if sent:
-                sessions.end_session(sent, outcome, began, ended)
+                sessions.end_session(sent, began, ended, whole=whole, failed=failed)
 
     if plan.offsets is None:
         async def closed_worker() -> None:

@@ -4,8 +4,9 @@ llama.cpp's server keeps each slot's last prompt (`cache_prompt`, on by default)
 follows the longest common prefix. A session's later turns repeat the whole history, so with the cache
 they prefill only the last answer and the new question, and their TTFT drops. The script writes a
 ShareGPT-format file (conversations with a long first question and short follow-ups), runs it with
-`multi_turn` through `run_perf`, and runs the very same sessions again with the cache off
+`multi_turn` through `run_perf`, and runs sessions of the same shape again with the cache off
 (`extra_body: {"cache_prompt": false}`) as the reference, alternating the two so machine noise hits both.
+Every run gets conversations of new text, so its turn 1 is never in the cache from an earlier run.
 It prints turn 1 and turns 2+ TTFT (medians over rounds of the per-run means) for each.
 
     python benchmarks/multi_turn_cache.py                 # starts ../shared/peers/llama-server.sh on a free port
@@ -36,15 +37,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_conversations(path: Path, conversations: int, first_words: int, follow_words: int, turns: int) -> None:
-    rng = random.Random(7)
+def write_conversations(path: Path, conversations: int, first_words: int, follow_words: int, turns: int,
+                        tag: int) -> None:
+    """Conversations whose text is new for each `tag`: a run must not find the last run's prompts in the
+    server's cache, or its turn 1 would not be cold."""
+    rng = random.Random(tag)
 
     def words(n: int) -> str:
         return " ".join(rng.choice(WORDS) for _ in range(n))
 
     rows = []
     for c in range(conversations):
-        talk = [{"from": "human", "value": f"Document {c}: {words(first_words)}. Summarise it."},
+        talk = [{"from": "human", "value": f"Run {tag} document {c}: {words(first_words)}. Summarise it."},
                 {"from": "gpt", "value": "ok"}]
         for k in range(2, turns + 1):
             talk += [{"from": "human", "value": f"Question {k}: {words(follow_words)}?"},
@@ -88,14 +92,18 @@ def main() -> None:
         url = base_url + "/chat/completions"
     try:
         with tempfile.TemporaryDirectory() as work:
-            data = Path(work) / "sharegpt.json"
-            write_conversations(data, args.conversations, args.first_words, args.follow_words, args.turns)
-            base = PerfConfig(model=MODEL, url=url, dataset="sharegpt", dataset_path=str(data), multi_turn=True,
-                              number=args.conversations * args.turns, parallel=args.parallel,
-                              max_tokens=args.max_tokens, work_dir=work, report=False, record_requests=False)
             runs: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+            tag = random.SystemRandom().randrange(10**6)  # new text on every invocation too
             for _ in range(args.rounds):
                 for cache in (True, False):
+                    tag += 1
+                    data = Path(work) / f"sharegpt_{tag}.json"
+                    write_conversations(data, args.conversations, args.first_words, args.follow_words, args.turns,
+                                        tag)
+                    base = PerfConfig(model=MODEL, url=url, dataset="sharegpt", dataset_path=str(data),
+                                      multi_turn=True, number=args.conversations * args.turns,
+                                      parallel=args.parallel, max_tokens=args.max_tokens, work_dir=work,
+                                      report=False, record_requests=False)
                     runs[cache].append(one_run(base, cache))
         print(f"{args.conversations} sessions of {args.turns} turns, {args.parallel} at a time; turn 1 ~"
               f"{args.first_words} words, later turns add the answer (<= {args.max_tokens} tokens) and "
@@ -111,7 +119,8 @@ def main() -> None:
             print(f"{'on (cache_prompt: true)' if cache else 'off (reference)':<28}{t1:>12.1f}ms{t2:>14.1f}ms"
                   f"{t2 / t1:>14.2f}{session:>16.1f}ms")
         on, off = summary[True], summary[False]
-        print(f"\nWith the cache, turns 2+ start {off[1] / on[1]:.1f}x sooner than without it (same prompts): "
+        print(f"\nWith the cache, turns 2+ start {off[1] / on[1]:.1f}x sooner than without it (prompts of the same "
+              "shape): "
               "the server prefilled only the new part of the history.")
     finally:
         if port is not None:

@@ -19,8 +19,10 @@ from .errors import ConfigError
 from .fields import Cli, Range, derive, field, rule
 
 PERF_APIS = ("openai", "dashscope", "anthropic", "gemini")
-PERF_DATASETS = ("openqa", "random", "line_by_line", "custom", "trace")
+PERF_DATASETS = ("openqa", "random", "line_by_line", "custom", "trace", "sharegpt")
 FILE_DATASETS = ("line_by_line", "custom", "trace")
+CONVERSATION_DATASETS = ("sharegpt",)
+"""Datasets of conversations: the ones `multi_turn` can replay turn by turn."""
 ARRIVALS = ("poisson", "constant", "gamma")
 DEFAULT_NUMBER = 1000
 IGNORE_EOS_APIS = ("openai",)  # the dialects whose servers (vLLM, SGLang) take ignore_eos / min_tokens
@@ -65,10 +67,10 @@ class PerfConfig:
                               "above 1 more even, 1 = poisson.", ranges=_POSITIVE)
     rate_start: float | None = field(None, help="Ramp: the arrival rate at the run's start, rising (or falling) "
                                      "linearly in time to `rate` at the last request.", ranges=_AT_LEAST_0)
-    dataset: str = field("openqa", help="Prompt source: openqa | random | line_by_line | custom | trace.",
-                         choices=PERF_DATASETS)
-    dataset_path: str | None = field(None, help="Local file for line_by_line / custom / trace, or a local copy of "
-                                     "openqa.", text=True)
+    dataset: str = field("openqa", help="Prompt source: openqa | random | line_by_line | custom | trace | "
+                         "sharegpt.", choices=PERF_DATASETS)
+    dataset_path: str | None = field(None, help="Local file for line_by_line / custom / trace, or a local copy "
+                                     "(file or folder) of openqa / sharegpt.", text=True)
     prompt_tokens: int = field(1024, help="Prompt length for the random dataset, in tokens (the mean when "
                                "prompt_tokens_stdev is given; after the shared prefix).", ranges=_AT_LEAST_1)
     prompt_tokens_stdev: float | None = field(None, help="Random dataset: draw each prompt's length from a normal "
@@ -97,6 +99,21 @@ class PerfConfig:
                                    "`min_tokens`); at most max_tokens.", ranges=_AT_LEAST_0)
     ignore_eos: bool = field(False, help="Make outputs as long as max_tokens: sends ignore_eos and min_tokens = "
                              "max_tokens (vLLM / SGLang; openai api only).")
+    min_prompt_tokens: int | None = field(None, help="sharegpt: skip conversations whose prompt (first human turn "
+                                          "and system message) is shorter, in estimated tokens.", ranges=_AT_LEAST_1)
+    max_prompt_tokens: int | None = field(None, help="sharegpt: skip conversations whose prompt is longer, in "
+                                          "estimated tokens.", ranges=_AT_LEAST_1)
+    min_output_tokens: int | None = field(None, help="sharegpt: skip conversations whose reply (the dataset's "
+                                          "gpt turn) is shorter, in estimated tokens.", ranges=_AT_LEAST_1)
+    max_output_tokens: int | None = field(None, help="sharegpt: skip conversations whose reply is longer, in "
+                                          "estimated tokens.", ranges=_AT_LEAST_1)
+    dataset_max_tokens: bool = field(False, help="sharegpt: ask each request for as many output tokens as the "
+                                     "dataset's own reply has (at most max_tokens).")
+    multi_turn: bool = field(False, help="Conversation datasets (sharegpt): each session sends a conversation's "
+                             "human turns in order, every request carrying the history with the model's real "
+                             "answers; `parallel` counts sessions, `number` requests.")
+    think_time: float = field(0.0, help="multi_turn: seconds a session waits between an answer and its next turn.",
+                              ranges=_AT_LEAST_0)
     temperature: float = field(0.0, help="Sampling temperature sent in each request.", ranges=_AT_LEAST_0)
     stream: bool = field(True, help="Stream the response (needed for TTFT / ITL).")
     warmup: int = field(0, help="Requests sent before each run and excluded from its metrics.", ranges=_AT_LEAST_0)
@@ -137,6 +154,21 @@ class PerfConfig:
     def _dataset_file(self) -> None:
         if self.dataset in FILE_DATASETS and not self.dataset_path:
             raise ConfigError("dataset_path", f"is required for dataset {self.dataset!r}")
+
+    @rule("dataset", "multi_turn", "think_time")
+    def _multi_turn(self) -> None:
+        if self.multi_turn and self.dataset not in CONVERSATION_DATASETS:
+            raise ConfigError("multi_turn", f"needs a conversation dataset ({', '.join(CONVERSATION_DATASETS)}); "
+                              f"dataset {self.dataset!r} has single prompts")
+        if self.think_time and not self.multi_turn:
+            raise ConfigError("think_time", "applies between the turns of a session: it needs multi_turn")
+
+    @rule("min_prompt_tokens", "max_prompt_tokens", "min_output_tokens", "max_output_tokens")
+    def _length_filters(self) -> None:
+        for what in ("prompt", "output"):
+            low, high = getattr(self, f"min_{what}_tokens"), getattr(self, f"max_{what}_tokens")
+            if low is not None and high is not None and low > high:
+                raise ConfigError(f"min_{what}_tokens", f"must be <= max_{what}_tokens ({high}), got {low}")
 
     @rule("min_tokens", "max_tokens")
     def _min_tokens(self) -> None:

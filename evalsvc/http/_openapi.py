@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from ..core.config import FILE_DATASETS, CapacityConfig, EvalConfig, PerfConfig
+from ..core.config import CONVERSATION_DATASETS, FILE_DATASETS, CapacityConfig, EvalConfig, PerfConfig
 from ..core.fields import json_schema
 from ..core.jobs import KINDS, LOG_TAIL_MAX_BYTES, STATES
 
 # The cross-field rules JSON Schema cannot say; validation (evalsvc.core.config) enforces them with a 400.
 _CROSS_FIELD = {
-    "PerfConfig": "Also checked, beyond this schema: min_tokens <= max_tokens; the sweep lists (number, parallel, "
+    "PerfConfig": "Also checked, beyond this schema: min_tokens <= max_tokens; min_prompt_tokens <= "
+                  "max_prompt_tokens and min_output_tokens <= max_output_tokens; think_time > 0 needs "
+                  "multi_turn; the sweep lists (number, parallel, "
                   "rate) have one value or the same length, pair up into distinct runs, and do not mix -1 with "
                   "positive rates; prompt_tokens_min <= prompt_tokens_max and max_tokens_min <= max_tokens_max, "
                   "each pair given together when its *_stdev is not; prefix_groups > 1 needs prefix_tokens; "
@@ -30,6 +32,8 @@ _JSON_LIMIT = ("Integers anywhere in the body, free-form objects included, must 
                "its own (the operator's --ray-address: leave it out).")
 _FILE_DATASETS = {"if": {"properties": {"dataset": {"enum": list(FILE_DATASETS)}}, "required": ["dataset"]},
                   "then": {"required": ["dataset_path"], "properties": {"dataset_path": {"type": "string"}}}}
+_MULTI_TURN = {"if": {"properties": {"multi_turn": {"const": True}}, "required": ["multi_turn"]},
+               "then": {"required": ["dataset"], "properties": {"dataset": {"enum": list(CONVERSATION_DATASETS)}}}}
 
 _NULL = {"type": "null"}
 # the workload rules the schema can say (validation says the rest): random-only fields stay unset elsewhere,
@@ -256,7 +260,7 @@ def config_schema(cls: type) -> dict[str, Any]:
         if names:
             properties["datasets"]["items"]["enum"] = names
     if issubclass(cls, PerfConfig):
-        out["allOf"] = [_FILE_DATASETS, _RANDOM_ONLY, _TRACE, _IGNORE_EOS]
+        out["allOf"] = [_FILE_DATASETS, _RANDOM_ONLY, _TRACE, _IGNORE_EOS, _MULTI_TURN]
     out["description"] = f"{(cls.__doc__ or '').strip()} {_CROSS_FIELD[cls.__name__]} {_JSON_LIMIT}"
     return out
 

@@ -43,7 +43,9 @@ CROSS_FIELD = {
              ("prompt_tokens_min", "must be <= prompt_tokens_max"), ("max_tokens_min", "must be <= max_tokens_max"),
              ("prompt_tokens_m", "is needed too"), ("max_tokens_m", "is needed too"),
              ("prefix_groups", "needs prefix_tokens"), ("rate", "the trace dataset sends"),
-             ("speed", "trace dataset only"), ("rate_start", "ramps towards rate")],
+             ("speed", "trace dataset only"), ("rate_start", "ramps towards rate"),
+             ("min_prompt_tokens", "must be <="), ("min_output_tokens", "must be <="),
+             ("think_time", "needs multi_turn")],
     "eval": [("dataset_args.", ""), ("limit", "selects no sample")],
 }
 # Said in each request schema's description: integers nested in free-form objects must fit in 64 bits.

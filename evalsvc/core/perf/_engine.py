@@ -41,6 +41,9 @@ class ShardPlan:
     offsets: Any | None  # array of seconds from t0 for this shard's requests, or None (closed loop)
     duration: float | None
     tags: Any | None = None  # per-prompt fields added to request i's record (tags[i % len]): a trace's index, time
+    sessions: list[Any] | None = None
+    """multi_turn: the run's conversations (Prompts with `turns`); this shard's sessions replay them, and
+    the offsets then time session starts (see _sessions.py)."""
 
 
 class Counters:
@@ -108,7 +111,11 @@ async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float,
     indices = range(plan.start, plan.start + plan.step * plan.count, plan.step)
     tasks: set[asyncio.Task[Any]] = set()
 
-    if plan.offsets is None:
+    if plan.sessions is not None:
+        from ._sessions import start_sessions
+
+        main: asyncio.Future[Any] = start_sessions(plan, sender, stats, t0, stop, record, tasks)
+    elif plan.offsets is None:
         it = iter(indices)
 
         async def closed_worker() -> None:
@@ -119,7 +126,7 @@ async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float,
 
         for _ in range(min(plan.parallel, plan.count)):
             tasks.add(loop.create_task(closed_worker()))
-        main: asyncio.Future[Any] = asyncio.gather(*tasks)
+        main = asyncio.gather(*tasks)
     else:
         sem = asyncio.Semaphore(plan.parallel)
         offsets = plan.offsets

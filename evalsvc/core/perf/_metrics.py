@@ -6,13 +6,16 @@ over the history of the run. Aggregates from several client processes merge exac
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._slo import SloTracker
 from ._stats import Dist
 from ._verdict import ClientLoad
 from ._kinds import FailureKind
 from ._sender import Outcome
+
+if TYPE_CHECKING:
+    from ._sessions import SessionStats
 
 DISTS = ("ttft_ms", "tpot_ms", "itl_ms", "latency_ms", "latency_to_last_token_ms", "connect_ms", "output_tokens",
          "input_tokens")
@@ -69,6 +72,7 @@ class RunStats:
         self.unfinished = 0
         self.not_streamed = 0  # successes of a streamed run that the server answered with one body
         self.dists: dict[str, Dist] = {name: Dist() for name in DISTS + CLIENT_DISTS}
+        self.sessions: SessionStats | None = None  # multi_turn runs: per-turn and per-session figures
 
     def add(self, o: Outcome) -> None:
         if o.kind == FailureKind.CANCELLED:
@@ -140,6 +144,12 @@ class RunStats:
             self.dists[name].merge(dist)
         self.slo.merge(other.slo)
         self.load.merge(other.load)
+        if other.sessions is not None:
+            if self.sessions is None:
+                from ._sessions import SessionStats
+
+                self.sessions = SessionStats()
+            self.sessions.merge(other.sessions)
 
     @property
     def failed(self) -> int:
@@ -168,7 +178,7 @@ class RunStats:
             source = "counted" if self.streamed else "estimated"
         else:
             source = "mixed"
-        return {
+        out = {
             "requests_total": self.requests,
             "requests_succeeded": self.succeeded,
             "requests_failed": self.failed,
@@ -207,6 +217,12 @@ class RunStats:
             "loop_lag_ms_p99": d["loop_lag_ms"].percentile(99),
             **slo,
         }
+        if self.sessions is not None:
+            out.update(self.sessions.metrics())
+        return out
 
     def percentiles(self) -> dict[str, dict[str, Any]]:
-        return {name: self.dists[name].summary() for name in DISTS + CLIENT_DISTS}
+        out = {name: self.dists[name].summary() for name in DISTS + CLIENT_DISTS}
+        if self.sessions is not None:
+            out.update(self.sessions.percentiles())
+        return out

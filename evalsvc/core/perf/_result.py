@@ -56,6 +56,12 @@ def summary_lines(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
         else:
             value = fmt(m.get(key), pattern)
         rows.append((label, value))
+    if m.get("multi_turn"):
+        rows.append(("sessions completed / started", f"{m['sessions_completed']} / {m['sessions_started']}  "
+                     f"({m['sessions_failed']} failed, {m['sessions_cut']} cut short)"))
+        rows.append(("TTFT mean turn 1 / turns 2+ (ms)",
+                     f"{fmt(m.get('ttft_ms_turn1_mean'))} / {fmt(m.get('ttft_ms_turn2plus_mean'))}"))
+        rows.append(("session latency mean (ms)", fmt(m.get("session_latency_ms_mean"))))
     for key, label in (("goodput", "goodput (req/s meeting SLOs)"), ("slo_attainment", "SLO attainment")):
         if m.get(key) is not None:
             rows.append((label, fmt(m[key], "{:.3f}")))

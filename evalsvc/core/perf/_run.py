@@ -161,6 +161,8 @@ class Prepared:
     """The trace dataset's send times (ms), one per request; None for the other datasets."""
     tags: list[dict[str, Any]] | None = None
     """Per-request facts the records carry (the trace's index and timestamp)."""
+    sessions: list[Any] | None = None
+    """multi_turn: the conversations (Prompts with `turns`) the sessions replay."""
 
 
 async def prepare(config: PerfConfig, count: int) -> tuple[Prepared, Any]:
@@ -183,7 +185,7 @@ async def prepare(config: PerfConfig, count: int) -> tuple[Prepared, Any]:
         trace = [p.meta[TIMESTAMP_KEY] for p in prompts]
         tags = [p.meta for p in prompts]
     return (Prepared([dialect.build(config, p) for p in prompts], [p.tokens for p in prompts], data_info, trace,
-                     tags), prompts[0])
+                     tags, prompts if config.multi_turn else None), prompts[0])
 
 
 Watch = Callable[[int, int, int], str | None]
@@ -274,7 +276,7 @@ async def _run_point(config: PerfConfig, key: str, number: int, parallel: int, r
         shard_offsets = offsets[k::workers] if offsets is not None else None
         plans.append(ShardPlan(key=key, start=k, step=workers, count=counts[k], parallel=parallels[k],
                                warmup=warmups[k], offsets=shard_offsets, duration=config.duration,
-                               tags=prepared.tags))
+                               tags=prepared.tags, sessions=prepared.sessions))
     records_path = str(out_dir / f"requests_{key}{records_suffix}.jsonl") if config.record_requests else None
     started = perf_counter()
     window: deque[tuple[float, int]] = deque([(started, 0)], maxlen=RPS_WINDOW)
@@ -432,6 +434,8 @@ def _finish_run(config: PerfConfig, stats: RunStats, key: str, number: int, para
         "requests_unsent": number - stats.requests - stats.unfinished,
         "prompt_tokens_source": data_info.get("prompt_tokens_source"),
     })
+    if config.multi_turn:
+        metrics.update({"multi_turn": True, "think_time": config.think_time})
     metrics.update(client_verdict(metrics, stats.load, stats.dists["loop_lag_ms"], parallel, rate,
                                   max(1, min(config.workers, parallel, number))))
     # per client process / Ray actor of a sharded run: where it ran, its share, its own verdict (else null)

@@ -9,11 +9,13 @@ import asyncio
 from time import perf_counter
 from typing import Any
 
+import orjson
+
 from .._net import proxy_for
 from .._secrets import config_secrets, mask
 from ._http import ConnectionLost, Exchange, HttpClient, RequestTimeout, encode_request
 from ._kinds import FailureKind, http_kind
-from .dialects._base import approx_tokens
+from .dialects._base import approx_tokens, sse_events
 
 
 class Outcome:
@@ -64,6 +66,25 @@ class Outcome:
         }
 
 
+class TurnOutcome(Outcome):
+    """One turn of a multi-turn session: also which session and turn it was, and the answer's text (kept for the
+    session's next request)."""
+
+    __slots__ = ("session", "turn", "text")
+
+    def __init__(self, index: int, scheduled: float | None, session: int, turn: int) -> None:
+        super().__init__(index, scheduled)
+        self.session = session
+        self.turn = turn  # 1 for a session's first request
+        self.text = ""
+
+    def to_record(self, t0: float) -> dict[str, Any]:
+        row = super().to_record(t0)
+        row["session"] = self.session
+        row["turn"] = self.turn
+        return row
+
+
 class Sender:
     """Sends the requests of one run over pooled keep-alive connections (see `_http`)."""
 
@@ -74,6 +95,7 @@ class Sender:
         url = dialect.url(config, self.stream)
         headers = merge_headers(dialect.headers(config), config.headers)
         proxy = proxy_for(url)  # the environment's proxy rule (HTTP_PROXY, HTTPS_PROXY, NO_PROXY)
+        self._wire = (url, headers, proxy)
         self.requests = [encode_request(url, headers, body, proxy) for body in bodies]
         self.prompt_tokens = prompt_tokens
         self.timeout = float(config.timeout)
@@ -84,15 +106,28 @@ class Sender:
     def close(self) -> None:
         self.client.close()
 
-    async def send(self, index: int, scheduled: float | None) -> Outcome:
-        out = Outcome(index, scheduled)
-        which = index % len(self.requests)
-        out.prompt_tokens = self.prompt_tokens[which]
+    def encode(self, body: bytes) -> bytes:
+        """A request (head and body) for `body`, to give `send` (multi-turn sessions build theirs per turn)."""
+        return encode_request(*self._wire[:2], body, self._wire[2])
+
+    async def send(self, index: int, scheduled: float | None, turn: TurnOutcome | None = None,
+                   request: bytes | None = None) -> Outcome:
+        """Send request `index` (its body from the run's list), or, for a session's `turn`, `request`
+        (from `encode`); the turn then also gets the answer's text."""
+        if turn is None:
+            out = Outcome(index, scheduled)
+            which = index % len(self.requests)
+            out.prompt_tokens = self.prompt_tokens[which]
+            request = self.requests[which]
+        else:
+            out = turn
+        assert request is not None
+        kept: list[bytes] | None = None if turn is None else []
         parser = None
         exchange = Exchange(self.client)
         out.sent = perf_counter()  # replaced by the moment the request is written, once it is
         try:
-            status = await exchange.start(self.requests[which], self.client.loop.time() + self.timeout)
+            status = await exchange.start(request, self.client.loop.time() + self.timeout)
             out.sent = exchange.sent or out.sent
             out.connect = exchange.connect_s
             out.status = status
@@ -108,20 +143,33 @@ class Sender:
                 out.streamed = True
                 feed = parser.feed
                 readany = payload.readany
-                while True:
-                    data = await readany()
-                    if not data:
-                        break
-                    feed(data, perf_counter())
+                if kept is None:
+                    while True:
+                        data = await readany()
+                        if not data:
+                            break
+                        feed(data, perf_counter())
+                else:  # a session's turn: the bytes are kept to read the answer once it has ended
+                    while True:
+                        data = await readany()
+                        if not data:
+                            break
+                        feed(data, perf_counter())
+                        kept.append(data)
                 out.end = perf_counter()
                 parser.close(out.end)
                 self._finish_stream(out, parser)
+                if turn is not None and out.kind is None:
+                    answer = self.dialect.answer
+                    turn.text = "".join([answer(e) for e in sse_events(b"".join(kept or ()))])
             else:
                 # non-streamed, or a server that answered a streamed request with one JSON body
                 # (typically an error object): judged as a whole body
                 raw = await payload.read()
                 out.end = perf_counter()
                 self._finish_body(out, self.dialect.parse_body(raw))
+                if turn is not None and out.kind is None:
+                    turn.text = _body_answer(self.dialect, raw)
         except asyncio.CancelledError:
             out.end = perf_counter()
             out.kind = FailureKind.CANCELLED
@@ -198,6 +246,16 @@ def _judge(out: Outcome, prompt_tokens: int | None, output_tokens: int | None, c
         out.kind, out.detail = FailureKind.TRUNCATED, unfinished
     elif not produced:
         out.kind, out.detail = FailureKind.EMPTY, empty
+
+
+def _body_answer(dialect: Any, raw: bytes) -> str:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return ""
+    if isinstance(obj, list) and len(obj) == 1:  # as the dialects read it (Gemini behind some proxies)
+        obj = obj[0]
+    return dialect.answer(obj) if isinstance(obj, dict) else ""
 
 
 def merge_headers(base: dict[str, str], extra: dict[str, str] | None) -> dict[str, str]:

@@ -22,10 +22,13 @@ class Prompt:
     tokens: int = 0
     max_tokens: int | None = None  # per-prompt output length (overrides config.max_tokens)
     meta: dict[str, Any] = field(default_factory=dict)
+    turns: list[Prompt] | None = None
+    """A conversation's later human turns (one user message each), sent in order after this prompt by a
+    multi-turn session, each request carrying the history so far; None for a single-turn prompt."""
 
 
 _MODULES = {"random": "_random", "line_by_line": "_files", "custom": "_files", "openqa": "_openqa",
-            "trace": "_trace"}
+            "trace": "_trace", "sharegpt": "_sharegpt"}
 UNCAPPED = ("trace",)  # one prompt per request: a trace is replayed as recorded, never cycled
 
 

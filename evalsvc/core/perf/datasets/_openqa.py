@@ -53,11 +53,15 @@ def cache_path() -> Path:
     return cache_dir() / "perf" / "HC3-Chinese" / FILE_NAME
 
 
-def fetch(url: str, dest: Path) -> None:
+def fetch(url: str, dest: Path, check: Callable[[Path], object] | None = None) -> None:
     """Download `url` to `dest` (atomically), through the proxy evalsvc's rule gives for it.
+
+    `check(path)` reads the downloaded file before it is put in place and raises DatasetError when it is not
+    the dataset (an HTML error page); by default, that it holds an open_qa question.
 
     Raises:
         OSError / urllib.error.URLError: the hub cannot be reached or answered an error.
+        DatasetError: `check` refused what was downloaded.
     """
     proxy = proxy_for(url)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler(
@@ -68,7 +72,7 @@ def fetch(url: str, dest: Path) -> None:
         with os.fdopen(fd, "wb") as out, opener.open(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
             while chunk := resp.read(1 << 20):
                 out.write(chunk)
-        _questions(Path(tmp), limit=1)  # an HTML error page is not a dataset
+        (check or (lambda p: _questions(p, limit=1)))(Path(tmp))  # an HTML error page is not a dataset
         os.replace(tmp, dest)
     except BaseException:
         try:

@@ -342,6 +342,35 @@ class Dialect(Protocol):
 
     def parse_body(self, body: bytes) -> BodyResult: ...
 
+    def answer(self, event: dict[str, Any]) -> str: ...
+
+
+def sse_events(raw: bytes) -> list[dict[str, Any]]:
+    """The JSON objects of a complete event stream's `data:` events, in order, read per the WHATWG rules.
+
+    For reading what a response said after it ended (a multi-turn session keeps the model's answer), never
+    on the hot path. Events whose data is not a JSON object (`[DONE]`) are left out.
+    """
+    if raw.startswith(_BOM):
+        raw = raw[3:]
+    out: list[dict[str, Any]] = []
+    data: list[bytes] = []
+    for line in raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"):
+        if not line:
+            if data:
+                try:
+                    event = orjson.loads(b"\n".join(data))
+                except orjson.JSONDecodeError:
+                    event = None
+                if isinstance(event, dict):
+                    out.append(event)
+                data = []
+            continue
+        name, _, value = line.partition(b":")
+        if name == b"data":
+            data.append(value[1:] if value[:1] == b" " else value)
+    return out
+
 
 def approx_tokens(text: str) -> int:
     """A tokenizer-free estimate (~4 characters a token) for responses without usage."""

@@ -119,6 +119,17 @@ class AnthropicDialect:
     def stream_parser(self, config: Any) -> StreamParser:
         return AnthropicStream()
 
+    def answer(self, event: dict[str, Any]) -> str:
+        """The answer text (not thinking) of a stream event (text_delta) or a whole message."""
+        if event.get("type") == "content_block_delta":
+            delta = event.get("delta")
+            if isinstance(delta, dict) and delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+                return str(delta["text"])
+            return ""
+        content = event.get("content") if event.get("type") == "message" else None
+        return "".join(str(b["text"]) for b in content or () if isinstance(b, dict) and b.get("type") == "text"
+                       and isinstance(b.get("text"), str))
+
     def parse_body(self, body: bytes) -> BodyResult:
         obj, out = decode_body(body)
         if obj is None:

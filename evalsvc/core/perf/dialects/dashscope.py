@@ -119,6 +119,18 @@ class DashScopeDialect:
     def stream_parser(self, config: Any) -> StreamParser:
         return DashScopeStream()
 
+    def answer(self, event: dict[str, Any]) -> str:
+        """The answer text (not reasoning) of an incremental stream event or a whole response."""
+        output = event.get("output")
+        if not isinstance(output, dict):
+            return ""
+        parts = [output["text"]] if isinstance(output.get("text"), str) else []
+        for choice in output.get("choices") or ():
+            msg = choice.get("message") if isinstance(choice, dict) else None
+            if isinstance(msg, dict) and isinstance(msg.get("content"), str):
+                parts.append(msg["content"])
+        return "".join(parts)
+
     def parse_body(self, body: bytes) -> BodyResult:
         obj, out = decode_body(body)
         if obj is None:

@@ -163,6 +163,16 @@ class GeminiDialect:
     def stream_parser(self, config: Any) -> StreamParser:
         return GeminiStream()
 
+    def answer(self, event: dict[str, Any]) -> str:
+        """The answer text (not thoughts) of a stream event or a whole response: the first candidate's parts."""
+        parts: list[str] = []
+        for cand in (event.get("candidates") or ())[:1]:
+            content = cand.get("content") if isinstance(cand, dict) else None
+            for part in (content.get("parts") or ()) if isinstance(content, dict) else ():
+                if isinstance(part, dict) and isinstance(part.get("text"), str) and not part.get("thought"):
+                    parts.append(part["text"])
+        return "".join(parts)
+
     def parse_body(self, body: bytes) -> BodyResult:
         obj, out = decode_body(body, unwrap=True)  # some proxies wrap the answer in an array
         if obj is None:

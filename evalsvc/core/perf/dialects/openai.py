@@ -155,6 +155,9 @@ class OpenAIDialect:
     def stream_parser(self, config: Any) -> StreamParser:
         return OpenAIStream(chat=self.is_chat(config))
 
+    def answer(self, event: dict[str, Any]) -> str:
+        return _answer(event)
+
     def parse_body(self, body: bytes) -> BodyResult:
         obj, out = decode_body(body)
         if obj is None:
@@ -188,6 +191,20 @@ class OpenAIDialect:
         if "choices" not in obj:
             out.error, out.detail = FailureKind.MALFORMED, "response has no choices"
         return out
+
+
+def _answer(event: dict[str, Any]) -> str:
+    """The answer text (not reasoning) a stream chunk or a whole response carries."""
+    parts: list[str] = []
+    for choice in event.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        msg = choice.get("delta") or choice.get("message")
+        if isinstance(msg, dict) and isinstance(msg.get("content"), str):
+            parts.append(msg["content"])
+        elif isinstance(choice.get("text"), str):
+            parts.append(choice["text"])
+    return "".join(parts)
 
 
 def _flatten(messages: list[dict[str, Any]] | None) -> str:

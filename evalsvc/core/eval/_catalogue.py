@@ -103,11 +103,16 @@ def unsupported_reason(meta: dict[str, Any]) -> str | None:
         kinds = {"vlm": "a multimodal (vlm)", "agent": "an agent", "aigc": "an image-generation"}
         kind = kinds.get(category, f"a {category}")
         return f"is {kind} benchmark; evalsvc evaluates text benchmarks"
-    if meta.get("requires_judge"):
-        return "is scored by an LLM judge, which evalsvc does not configure"
     if meta.get("sandbox_config"):
         return "needs a code-execution sandbox (docker), which evalsvc does not provide"
     return None
+
+
+def needs_judge(name: str) -> bool:
+    """Whether evalscope scores `name` with an LLM judge (see _judge.py)."""
+    from ._judge import needs_judge as judged
+
+    return judged(name)
 
 
 def _entry(name: str) -> dict[str, Any]:
@@ -127,6 +132,7 @@ def _entry(name: str) -> dict[str, Any]:
         "samples": meta.get("_samples"),
         "category": meta.get("category"),
         "requires_local_dataset": bool(meta.get("requires_local_dataset")),
+        "requires_judge": needs_judge(name),
         "supported": reason is None,
         "unsupported_reason": reason,
     }
@@ -136,13 +142,14 @@ def list_benchmarks(*, include_unsupported: bool = False) -> list[dict[str, Any]
     """The benchmarks evalsvc can evaluate, from evalscope's catalogue, sorted by name.
 
     Args:
-        include_unsupported: also list benchmarks evalsvc cannot run (multimodal, agent, LLM-judged,
-            sandboxed), with `supported: False` and the reason.
+        include_unsupported: also list benchmarks evalsvc cannot run (multimodal, agent, sandboxed), with
+            `supported: False` and the reason. Judge-scored ones are listed with `requires_judge: True`:
+            they run when the config has a `judge`.
 
     Returns:
         One dict per benchmark: name, pretty_name, description, tags, subsets, metric, few_shot_num,
-        eval_split, train_split, dataset_id, samples, category, requires_local_dataset, supported,
-        unsupported_reason.
+        eval_split, train_split, dataset_id, samples, category, requires_local_dataset, requires_judge,
+        supported, unsupported_reason.
 
     Raises:
         MissingExtra: evalscope is not installed (the `eval` extra).
@@ -153,8 +160,9 @@ def list_benchmarks(*, include_unsupported: bool = False) -> list[dict[str, Any]
     return entries if include_unsupported else [e for e in entries if e["supported"]]
 
 
-def check_benchmark(name: str) -> dict[str, Any]:
-    """Raise ConfigError unless `name` is a benchmark evalsvc can run; return its metadata.
+def check_benchmark(name: str, *, judge: bool = False) -> dict[str, Any]:
+    """Raise ConfigError unless `name` is a benchmark evalsvc can run (judge-scored ones only with a `judge`);
+    return its metadata.
 
     Skips the check (returns {}) when evalscope's index is unavailable; the worker then reports.
     """
@@ -167,6 +175,9 @@ def check_benchmark(name: str) -> dict[str, Any]:
     reason = unsupported_reason(meta)
     if reason:
         raise ConfigError("datasets", f"{name!r} {reason} (see `evalsvc benchmarks`)")
+    if not judge and needs_judge(name):
+        raise ConfigError("datasets", f"{name!r} is scored by an LLM judge: pass `judge` (an object with api_url, "
+                          "model and api_key of an OpenAI-compatible judge model) to run it")
     return meta
 
 

@@ -19,6 +19,7 @@ from .._paths import cache_dir
 from ..config import EvalConfig
 from ..errors import ConfigError
 from ._catalogue import benchmark_meta, check_limit
+from ._judge import generation_options, judge_task_config
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
@@ -100,6 +101,13 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
                 raise ConfigError("dataset_dir", f"has no folder for {name!r} (looked for {local}; "
                                   f"found: {shown or 'nothing'})")
             _resolve_local(name, local, args, meta, notes, field_name="dataset_dir")
+        if config.repeats > 1 and "aggregation" not in args and meta.get("aggregation", "mean") == "mean":
+            # evalscope's mean plus pass@n for every n <= repeats; the score stays the mean over all answers
+            # (evalscope needs the headline named once pass@n metrics sit beside it).
+            args["aggregation"] = "mean_and_pass_at_k"
+            primary = args.get("primary_metric") or _primary_metric_name(meta)
+            if primary is not None and not isinstance(primary, dict):
+                args["primary_metric"] = {"name": primary, "aggregation": "mean"}
         hf_cache = mirror = None
         if args.get("local_path"):
             source = Path(args["local_path"])
@@ -120,6 +128,18 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
             raise ConfigError("use_cache", f"is not an evalsvc evaluation output directory (no {CONFIG_FILE} "
                               f"in {resume_dir})")
     return EvalPlan(config=config, datasets=plans, resume_dir=resume_dir)
+
+
+def _primary_metric_name(meta: dict[str, Any]) -> str | None:
+    primary = meta.get("primary_metric")
+    if isinstance(primary, dict) and primary.get("name"):
+        return str(primary["name"])
+    for metric in meta.get("metrics") or []:
+        if isinstance(metric, str):
+            return metric
+        if isinstance(metric, dict) and metric:
+            return str(next(iter(metric)))
+    return None
 
 
 _HUB_PROBE_TIMEOUT_S = 3.0
@@ -333,10 +353,7 @@ def task_kwargs(plan: EvalPlan, dataset: DatasetPlan, out_dir: Path, *, resume: 
     OpenAI client that retries twice more: all of it is pinned here.
     """
     config = plan.config
-    generation = {k: v for k, v in config.generation_config.items() if v is not None}
-    if "stop" in generation:
-        stop = generation.pop("stop")
-        generation["stop_seqs"] = [stop] if isinstance(stop, str) else list(stop)
+    generation = generation_options(config.generation_config)
     generation["retries"] = config.retries + 1  # evalscope counts attempts, not retries
     generation["retry_interval"] = config.retry_interval
     return {
@@ -358,5 +375,21 @@ def task_kwargs(plan: EvalPlan, dataset: DatasetPlan, out_dir: Path, *, resume: 
         "ignore_errors": True,
         "enable_progress_tracker": False,
         "analysis_report": False,
+        "repeats": config.repeats,
+        **({"judge": judge_task_config(config.judge, retries=config.retries, retry_interval=config.retry_interval)}
+           if config.judge is not None else {}),
     }
+
+
+def worker_options(config: EvalConfig) -> dict[str, Any]:
+    """What the worker does around evalscope (see _child._apply_options): the seed of each repeat when
+    sampling (seed + r; generation_config.seed, else seed), the judge's bound and its proxy route."""
+    options: dict[str, Any] = {}
+    if config.repeats > 1 and float(config.generation_config.get("temperature") or 0) > 0:
+        seed = config.generation_config.get("seed")
+        options["repeat_seed"] = config.seed if seed is None else seed
+    if config.judge is not None:
+        options["judge_concurrency"] = config.judge.get("concurrency") or config.eval_batch_size
+        options["judge_url"] = config.judge["api_url"]
+    return options
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import html
 import json
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._result import ResultBase
+from .._stats import macro_stats, mean_stats
 from ..status import RunStatus
 
 RUN_STATUSES = (RunStatus.COMPLETED, RunStatus.INCOMPLETE, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMEOUT)
@@ -50,6 +52,20 @@ class DatasetResult:
     """The first distinct reasons samples failed."""
     usage: dict[str, Any] = field(default_factory=dict)
     """Token counts and latency of the evaluation requests, from evalscope's perf summary."""
+    stderr: float | None = None
+    """Standard error of the score over its samples (see core/_stats.py)."""
+    ci95: list[float] | None = None
+    """95 % interval of the score: [low, high] (Wilson for 0/1 scores, seeded bootstrap otherwise)."""
+    n: int = 0
+    """The per-sample values stderr and ci95 rest on (questions; with repeats, each question's mean)."""
+    ci_method: str | None = None
+    """"wilson" or "bootstrap"."""
+    repeats: dict[str, Any] | None = None
+    """With repeats > 1: k, the score of each repeat, their spread, and how often a question's answers agree."""
+    timing: dict[str, Any] = field(default_factory=dict)
+    """The evaluation's own requests: latency and TTFT (ms), tokens, throughput at the run's load."""
+    sample_values: list[float] = field(default_factory=list, repr=False)
+    """The per-sample values behind stderr / ci95 (not in to_dict): the run's micro mean pools them."""
     duration_s: float | None = None
     output_dir: str | None = None
     predictions: list[str] = field(default_factory=list)
@@ -79,6 +95,12 @@ class DatasetResult:
             "metrics": self.metrics,
             "sample_errors": self.sample_errors,
             "usage": self.usage,
+            "stderr": self.stderr,
+            "ci95": self.ci95,
+            "n": self.n,
+            "ci_method": self.ci_method,
+            "repeats": self.repeats,
+            "timing": self.timing,
             "duration_s": self.duration_s,
             "output_dir": self.output_dir,
             "predictions": self.predictions,
@@ -142,6 +164,17 @@ class EvalResult(ResultBase[DatasetResult]):
         """Primary score per benchmark."""
         return {name: d.score for name, d in self.datasets.items()}
 
+    @property
+    def aggregate(self) -> dict[str, Any]:
+        """Across the datasets with a score: "macro" (each dataset weighs the same) and "micro" (each sample
+        does) means, each with stderr and ci95 (see core/_stats.py)."""
+        scored = [d for d in self.datasets.values() if d.score is not None and d.n > 0]
+        macro = macro_stats([(mean_stats(d.sample_values)["score"], d.stderr, d.ci95) for d in scored])
+        micro = mean_stats([v for d in scored for v in d.sample_values])
+        if micro["score"] is not None:
+            micro["score"] = round(micro["score"], 6)
+        return {"macro": macro, "micro": micro}
+
     def to_dict(self) -> dict[str, Any]:
         """The SPEC §3 shape: {"output_dir", "result": {name: {...}}, "status", ...}."""
         return {
@@ -154,6 +187,7 @@ class EvalResult(ResultBase[DatasetResult]):
             "finished_at": self.finished_at,
             "duration_s": self.duration_s,
             "result": {name: d.to_dict() for name, d in self.datasets.items()},
+            "aggregate": self.aggregate,
             "info": self.info,
         }
 
@@ -277,7 +311,8 @@ def _subset_of(path: Path, name: str) -> str:
 
 
 def read_dataset_result(name: str, out_dir: Path, *, status: str, error: str | None,
-                        total: int | None, sample_errors: list[str], duration_s: float | None) -> DatasetResult:
+                        total: int | None, sample_errors: list[str], duration_s: float | None,
+                        repeats: int = 1, inference_s: float | None = None) -> DatasetResult:
     """Build the DatasetResult of one benchmark from its evalscope output directory.
 
     Args:
@@ -288,6 +323,8 @@ def read_dataset_result(name: str, out_dir: Path, *, status: str, error: str | N
         total: the sample count the worker last reported (used when there is no report).
         sample_errors: reasons samples failed, as relayed from the worker's log.
         duration_s: wall time of the worker.
+        repeats: generations per sample the run asked for.
+        inference_s: wall time from the first to the last answered sample (for the throughput).
     """
     result = DatasetResult(name=name, status=status, error=error, duration_s=duration_s,
                            sample_errors=sample_errors, output_dir=str(out_dir), requested=total)
@@ -314,6 +351,8 @@ def read_dataset_result(name: str, out_dir: Path, *, status: str, error: str | N
             result.status, result.error = RunStatus.FAILED, "evalscope wrote no report"
         return result
     _fill_from_report(result, report)
+    _fill_stats(result, reviews, repeats)
+    _fill_timing(result, predictions, inference_s)
     if result.status == RunStatus.COMPLETED and result.scored == 0:
         # A score over no sample is no score: evalscope reports one anyway when every request failed.
         result.status, result.score = RunStatus.FAILED, None
@@ -379,3 +418,132 @@ def _fill_from_report(result: DatasetResult, report: dict[str, Any]) -> None:
             "latency_s_p50": latency.get("50%"),
             "latency_s_p99": latency.get("99%"),
         }
+
+
+# --- statistics, repeats and timing from the per-sample files ----------------------------------------
+
+
+def _jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    try:
+                        row = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(row, dict):
+                        yield row
+    except OSError:
+        return
+
+
+_USABLE = ("success", "fallback", None)
+"""Sample score statuses that carry a score (evalscope leaves the others out of every metric)."""
+
+
+def _sample_value(row: dict[str, Any], metric: str | None) -> tuple[Any, float, Any] | None:
+    """(group id, value of the primary metric, extracted prediction) of one review line, or None."""
+    sample = row.get("sample_score") or {}
+    score = sample.get("score") or {}
+    values = score.get("value") or {}
+    if score.get("status") not in _USABLE or not isinstance(values, dict):
+        return None
+    key = metric if metric in values else score.get("main_score_name")
+    value = values.get(key) if key else None
+    if isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, (int, float)) or value != value:
+        return None
+    group = sample.get("group_id", sample.get("sample_id", row.get("index")))
+    return group, float(value), (sample.get("generation_index") or 0, score.get("extracted_prediction"))
+
+
+def _fill_stats(result: DatasetResult, reviews: list[Path], repeats: int) -> None:
+    """stderr / ci95 of the score per dataset and subset, and with repeats the spread across them.
+
+    The unit is the question: with repeats, a question's value is the mean over its repeats (its
+    repeats are not independent samples), so the interval says how sure the score is over questions.
+    """
+    by_repeat: dict[int, list[float]] = {}
+    answers: list[list[Any]] = []
+    values: list[float] = []
+    for path in reviews:
+        groups: dict[Any, list[float]] = {}
+        predictions: dict[Any, list[Any]] = {}
+        for row in _jsonl(path):
+            found = _sample_value(row, result.metric)
+            if found is None:
+                continue
+            group, value, (index, prediction) = found
+            groups.setdefault(group, []).append(value)
+            predictions.setdefault(group, []).append(prediction)
+            by_repeat.setdefault(int(index), []).append(value)
+        subset_values = [sum(v) / len(v) for v in groups.values()]
+        answers.extend(predictions.values())
+        values.extend(subset_values)
+        entry = result.subsets.get(_subset_of(path, result.name))
+        if entry is not None:
+            stats = mean_stats(subset_values)
+            entry.update({k: stats[k] for k in ("stderr", "ci95", "n", "ci_method")})
+    stats = mean_stats(values)
+    result.sample_values = values
+    result.stderr, result.ci95, result.n, result.ci_method = (stats["stderr"], stats["ci95"], stats["n"],
+                                                             stats["ci_method"])
+    if repeats > 1:
+        scores = [round(sum(v) / len(v), 6) for _, v in sorted(by_repeat.items()) if v]
+        result.repeats = {
+            "k": repeats,
+            "scores": scores,
+            "min": min(scores) if scores else None,
+            "max": max(scores) if scores else None,
+            "stdev": round(statistics.stdev(scores), 6) if len(scores) > 1 else None,
+            "pass_at": {key.rsplit("=", 1)[1]: value for key, value in result.metrics.items()
+                        if key.startswith(f"{result.metric}_pass_at_k_k=")},
+            "agreement": (round(sum(1 for a in answers if len(set(map(str, a))) == 1) / len(answers), 6)
+                          if answers else None),
+        }
+
+
+def _percentiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    import numpy as np
+
+    xs = np.asarray(values, dtype=float) * 1000.0
+    p50, p90, p99 = np.percentile(xs, [50, 90, 99])
+    return {"mean": round(float(xs.mean()), 3), "p50": round(float(p50), 3), "p90": round(float(p90), 3),
+            "p99": round(float(p99), 3), "max": round(float(xs.max()), 3)}
+
+
+def _fill_timing(result: DatasetResult, predictions: list[Path], inference_s: float | None) -> None:
+    """Latency, TTFT, tokens and throughput of the answers on disk (evalscope times each request)."""
+    latency: list[float] = []
+    ttft: list[float] = []
+    output_tokens = input_tokens = 0
+    for path in predictions:
+        for row in _jsonl(path):
+            output = row.get("model_output") or {}
+            perf = output.get("perf_metrics") or {}
+            if output.get("error") or not isinstance(perf.get("latency"), (int, float)):
+                continue
+            latency.append(float(perf["latency"]))
+            if isinstance(perf.get("ttft"), (int, float)):
+                ttft.append(float(perf["ttft"]))
+            usage = output.get("usage") or {}
+            output_tokens += int(usage.get("output_tokens") or perf.get("output_tokens") or 0)
+            input_tokens += int(usage.get("input_tokens") or perf.get("input_tokens") or 0)
+    if not latency:
+        return
+    span = inference_s if inference_s and inference_s > 0 else None
+    result.timing = {
+        "requests": len(latency),
+        "latency_ms": _percentiles(latency),
+        "ttft_ms": _percentiles(ttft),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "output_tokens_mean": round(output_tokens / len(latency), 3),
+        "inference_s": None if span is None else round(span, 3),
+        "request_throughput": None if span is None else round(len(latency) / span, 3),
+        "output_throughput": None if span is None else round(output_tokens / span, 3),
+    }

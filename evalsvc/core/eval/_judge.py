@@ -1,0 +1,75 @@
+"""Which benchmarks evalscope scores with an LLM judge, and the judge configuration evalsvc hands it.
+
+evalscope's metadata flags some judge-scored benchmarks (`requires_judge`); others only declare it in
+their adapter class (`scoring_policy = ScoringPolicy.JUDGE_ONLY / JUDGE_DEFAULT`, or the legacy
+`llm_judge_default = True`): alpaca_eval and aa_lcr are scored by a judge without the flag. Both are read
+here from evalscope's files, without importing it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from ._catalogue import _benchmarks_dir, benchmark_index, benchmark_meta
+
+_REGISTER = re.compile(r"@register_benchmark\s*\(")
+_JUDGE_POLICY = re.compile(r"scoring_policy\s*=\s*ScoringPolicy\.JUDGE_(ONLY|DEFAULT)|llm_judge_default\s*=\s*True")
+_NAME = re.compile(r"\bname\s*=\s*['\"]([^'\"]+)['\"]")
+
+
+@functools.cache
+def _adapter_judged(module: str) -> frozenset[str]:
+    """The benchmark names an adapter module registers with a judge scoring policy."""
+    root = _benchmarks_dir()
+    if root is None or not module.startswith("evalscope.benchmarks."):
+        return frozenset()
+    path = root.joinpath(*module.split(".")[2:]).with_suffix(".py")
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    names: set[str] = set()
+    # Each registration is followed by its class: the policy belongs to the chunk up to the next one.
+    chunks = _REGISTER.split(text)[1:]
+    for chunk in chunks:
+        found = _NAME.search(chunk)
+        if found and _JUDGE_POLICY.search(chunk):
+            names.add(found.group(1))
+    return frozenset(names)
+
+
+def needs_judge(name: str) -> bool:
+    """Whether evalscope scores benchmark `name` with an LLM judge by default."""
+    if benchmark_meta(name).get("requires_judge"):
+        return True
+    module = (benchmark_index() or {}).get(name)
+    return bool(module) and name in _adapter_judged(module)
+
+
+def generation_options(options: dict[str, Any]) -> dict[str, Any]:
+    """evalsvc's generation options as evalscope's GenerateConfig fields (stop -> stop_seqs)."""
+    out = {k: v for k, v in options.items() if v is not None}
+    if "stop" in out:
+        stop = out.pop("stop")
+        out["stop_seqs"] = [stop] if isinstance(stop, str) else list(stop)
+    return out
+
+
+def judge_task_config(judge: dict[str, Any], *, retries: int, retry_interval: float) -> dict[str, Any]:
+    """evalscope's TaskConfig `judge` for evalsvc's `judge` block (the key in clear: only the worker sees it)."""
+    from .._secrets import has_key
+    from ._plan import api_base
+
+    generation = generation_options(judge.get("generation_config") or {"temperature": 0.0})
+    generation["retries"] = retries + 1
+    generation["retry_interval"] = retry_interval
+    model: dict[str, Any] = {"model_id": judge["model"], "api_url": api_base(judge["api_url"]),
+                             "eval_type": "openai_api", "model_args": {"max_retries": 0},
+                             "generation_config": generation}
+    if has_key(judge.get("api_key")):
+        model["api_key"] = judge["api_key"]
+    else:
+        model["api_key"] = "EMPTY"
+    return {"strategy": judge.get("strategy") or "auto", "models": [model]}

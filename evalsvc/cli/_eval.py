@@ -192,7 +192,7 @@ def benchmarks_command(
     search: Annotated[str | None, typer.Argument(
         help="Only benchmarks whose name, tags or description contain this text.", show_default=False)] = None,
     show_all: Annotated[bool, typer.Option(
-        "--all", help="Also list benchmarks evalsvc cannot run (multimodal, agent, judged, sandboxed).")] = False,
+        "--all", help="Also list benchmarks evalsvc cannot run (multimodal, agent, sandboxed).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
     """List the benchmarks evalsvc can evaluate, from evalscope's catalogue."""
@@ -226,6 +226,8 @@ def benchmarks_command(
         text = e["description"].split(". ")[0].rstrip(".") + "." if e["description"] else ""
         if not e["supported"]:
             text = f"(not runnable: {e['unsupported_reason']}) {text}"
+        elif e.get("requires_judge"):
+            text = f"(needs --judge: scored by an LLM judge) {text}"
         if len(text) > room:
             text = text[: room - 1] + "…"
         table.add_row(e["name"], e["metric"] or "", str(len(e["subsets"])),

@@ -76,7 +76,8 @@ def test_list_benchmarks_describes_the_text_catalogue() -> None:
         assert len(entries[name]["description"]) > 40
     assert len(entries["ceval"]["subsets"]) == 52 and entries["iquiz"]["subsets"] == ["IQ", "EQ"]
     assert entries["gsm8k"]["few_shot_num"] == 4 and entries["gsm8k"]["train_split"] == "train"
-    assert "mmmu" not in entries and "simple_qa" not in entries
+    assert "mmmu" not in entries
+    assert entries["simple_qa"]["requires_judge"] and not entries["gsm8k"]["requires_judge"]  # runs with a judge
     everything = {e["name"]: e for e in list_benchmarks(include_unsupported=True)}
     assert not everything["mmmu"]["supported"] and "multimodal" in everything["mmmu"]["unsupported_reason"]
 
@@ -239,3 +240,12 @@ def test_api_url_with_a_query_would_reach_the_wrong_path() -> None:
     client = openai.OpenAI(base_url="http://127.0.0.1:9/v1?api-version=1", api_key="x", max_retries=0)
     request = client._build_request(FinalRequestOptions(method="post", url="/chat/completions", json_data={}))
     assert request.url.path == "/v1/" and "chat/completions" in str(request.url.query)
+
+
+def test_dataset_args_without_subset_list_are_checked_without_crashing() -> None:
+    # a split name given alone used to reach the subset check with no subsets (UnboundLocalError, a 500)
+    config = EvalConfig(**{**BASE, "datasets": ["ceval"], "dataset_args": {"ceval": {"eval_split": "val",
+                                                                                      "few_shot_num": 0}}})
+    assert config.dataset_args["ceval"] == {"eval_split": "val", "few_shot_num": 0}
+    assert _error(datasets=["ceval"], dataset_args={"ceval": {"eval_split": "../x"}}).field == \
+        "dataset_args.ceval.eval_split"

@@ -363,13 +363,6 @@ def check_dataset_args(name: str, args: dict[str, Any], meta: dict[str, Any]) ->
             raise ConfigError(f"{field}.subset_list", "must be a non-empty list of subset names")
         for subset in subsets:
             _check_file_name(f"{field}.subset_list", subset, "subset")
-    # evalscope joins subset and split names onto the dataset folder to find its files
-    # (<subset>_<split>.jsonl): a '/' or '..' there would read files outside it.
-    for key in ("default_subset", "eval_split", "train_split"):
-        if args.get(key) is not None:
-            if not isinstance(args[key], str) or not args[key]:
-                raise ConfigError(f"{field}.{key}", f"must be a non-empty name, got {args[key]!r}")
-            _check_file_name(f"{field}.{key}", args[key], key.replace("_", " ").replace("default ", ""))
         known = list(meta.get("subset_list") or [])
         # Benchmarks with a fixed list of several subsets cannot load any other (ceval's prompt looks
         # the subject up by name); single-subset ones may be pointed at a local copy's 'default'.
@@ -380,3 +373,11 @@ def check_dataset_args(name: str, args: dict[str, Any], meta: dict[str, Any]) ->
                     hint = f"did you mean {close[0]!r}?" if close else f"{name} has: {', '.join(known[:12])}" + (
                         ", ..." if len(known) > 12 else "")
                     raise ConfigError(f"{field}.subset_list", f"unknown subset {subset!r}: {hint}")
+    # evalscope joins subset and split names onto the dataset folder to find its files
+    # (<subset>_<split>.jsonl): a '/' or '..' there would read files outside it.
+    for key in ("default_subset", "eval_split", "train_split"):
+        if args.get(key) is not None:
+            if not isinstance(args[key], str) or not args[key]:
+                raise ConfigError(f"{field}.{key}", f"must be a non-empty name, got {args[key]!r}")
+            _check_file_name(f"{field}.{key}", args[key], key.replace("_", " ").replace("default ", ""))
+

@@ -134,6 +134,17 @@ def test_interval_on_the_answer_table_is_the_closed_form(once: EvalResult, suite
     assert shape["ci95"] == d.ci95 and shape["stderr"] == d.stderr and shape["n"] == n
 
 
+def test_the_report_page_shows_the_interval_beside_the_score(once: EvalResult) -> None:
+    from evalsvc.core.report import build_eval_report
+
+    assert once.output_dir
+    page = build_eval_report(once.output_dir).read_text(encoding="utf-8")
+    low, high = once["iquiz"].ci95 or [0, 0]
+    row = page.split('data-dataset="iquiz"', 1)[1].split("</tr>", 1)[0]
+    assert f'<td data-field="score">{once["iquiz"].score:.4f}</td><td data-field="ci95">[{low:.4f}, {high:.4f}]</td>' \
+        in row
+
+
 def test_macro_and_micro_means_across_datasets(once: EvalResult) -> None:
     agg = once.to_dict()["aggregate"]
     # iquiz 14/20 and ceval 14/20: micro pools 28 of 40, macro averages the two scores

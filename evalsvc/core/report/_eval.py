@@ -185,9 +185,21 @@ def is_eval_run(run_dir: str | Path) -> bool:
     return summary is not None and settings is not None
 
 
+def _ci_text(ci: Any) -> str:
+    """"[low, high]" of a 95 % interval, or "" when there is none."""
+    if not isinstance(ci, list) or len(ci) != 2 or not all(isinstance(v, (int, float)) for v in ci):
+        return ""
+    return f"[{ci[0]:.4f}, {ci[1]:.4f}]"
+
+
 def _scores_figure(datasets: list[dict[str, Any]]) -> Any:
     names = [d["name"] for d in datasets]
+    # the 95 % interval as error bars (none where a dataset has no score or interval)
+    plus = [max(0.0, d["ci95"][1] - d["score"]) if d["ci_text"] and d["score"] is not None else 0 for d in datasets]
+    minus = [max(0.0, d["score"] - d["ci95"][0]) if d["ci_text"] and d["score"] is not None else 0 for d in datasets]
     fig = go.Figure(go.Bar(x=names, y=[d["score"] for d in datasets], name="score",
+                           error_y={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus,
+                                    "visible": any(plus) or any(minus)},
                            text=[format_value(d["score"], 4) for d in datasets], textposition="auto",
                            customdata=[[d["scored"], d["requested_text"], d["errored"]] for d in datasets],
                            hovertemplate="%{x}: %{y:.4f}<br>scored %{customdata[0]}/%{customdata[1]}, "
@@ -203,11 +215,12 @@ def render_eval_report(run: EvalRun) -> str:
     for name, d in run.summary["result"].items():
         datasets.append({
             "name": str(name), "metric": d.get("metric") or "", "score": d.get("score"),
-            "score_text": format_value(d.get("score"), 4), "requested": d.get("requested"),
+            "score_text": format_value(d.get("score"), 4), "ci95": d.get("ci95"), "ci_text": _ci_text(d.get("ci95")),
+            "requested": d.get("requested"),
             "requested_text": format_value(d.get("requested"), 0), "scored": d.get("scored", 0),
             "errored": d.get("errored", 0), "status": d.get("status") or "", "error": d.get("error"),
             "incomplete": bool(d.get("incomplete")),
-            "subsets": [{"name": s, "score_text": format_value(v.get("score"), 4),
+            "subsets": [{"name": s, "score_text": format_value(v.get("score"), 4), "ci_text": _ci_text(v.get("ci95")),
                          "requested_text": format_value(v.get("requested"), 0),
                          "scored": v.get("scored"), "errored": v.get("errored", 0)}
                         for s, v in (d.get("subsets") or {}).items()],

@@ -218,11 +218,21 @@ class EvalResult(ResultBase[DatasetResult]):
                ""]
         out += ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
         out += ["| " + " | ".join(_row(d)) + " |" for d in self.datasets.values()]
+        agg = self.aggregate
+        if agg["macro"]["datasets"] > 1:
+            out += ["", f"Across datasets: macro mean {_fmt_score(agg['macro']['score'])} "
+                    f"{_fmt_ci(agg['macro']['ci95'])}, micro mean {_fmt_score(agg['micro']['score'])} "
+                    f"{_fmt_ci(agg['micro']['ci95'])} over {agg['micro']['n']} questions."]
         for d in self.datasets.values():
             if len(d.subsets) > 1:
-                out += ["", f"## {d.name} by subset", "", "| subset | score | scored | errored |", "|---|---|---|---|"]
-                out += [f"| {s} | {_fmt_score(v.get('score'))} | {v.get('scored', '')} | {v.get('errored', 0)} |"
-                        for s, v in d.subsets.items()]
+                out += ["", f"## {d.name} by subset", "", "| subset | score | 95% CI | scored | errored |",
+                        "|---|---|---|---|---|"]
+                out += [f"| {s} | {_fmt_score(v.get('score'))} | {_fmt_ci(v.get('ci95'))} | {v.get('scored', '')} | "
+                        f"{v.get('errored', 0)} |" for s, v in d.subsets.items()]
+            if d.repeats:
+                out += ["", f"{d.name}, {d.repeats['k']} repeats: scores {d.repeats['scores']} (stdev "
+                        f"{d.repeats['stdev']}), pass@k {d.repeats.get('pass_at') or {}}, answers agree on "
+                        f"{d.repeats['agreement']} of questions."]
             if d.sample_errors:
                 out += ["", f"Errors in {d.name}:", ""] + [f"- {e}" for e in d.sample_errors]
         out += ["", f"Files: `{self.output_dir}` (one folder per benchmark with evalscope's predictions, "
@@ -230,11 +240,15 @@ class EvalResult(ResultBase[DatasetResult]):
         return "\n".join(out)
 
 
-_COLUMNS = ("dataset", "metric", "score", "scored", "errored", "status")
+_COLUMNS = ("dataset", "metric", "score", "95% CI", "scored", "errored", "status")
 
 
 def _fmt_score(score: float | None) -> str:
     return "—" if score is None else f"{score:.4f}"
+
+
+def _fmt_ci(ci: list[float] | None) -> str:
+    return "—" if not ci else f"[{ci[0]:.4f}, {ci[1]:.4f}]"
 
 
 def _fmt_int(value: int | None) -> str:
@@ -276,7 +290,8 @@ def _row(d: DatasetResult) -> list[str]:
     status = str(d.status if d.status != RunStatus.COMPLETED or not d.incomplete else RunStatus.INCOMPLETE)
     if d.status != RunStatus.COMPLETED and d.predicted:
         status += f" ({d.predicted} answers kept)"
-    return [d.name, d.metric or "", _fmt_score(d.score), f"{d.scored}/{_fmt_int(d.requested)}", str(d.errored), status]
+    return [d.name, d.metric or "", _fmt_score(d.score), _fmt_ci(d.ci95), f"{d.scored}/{_fmt_int(d.requested)}",
+            str(d.errored), status]
 
 
 def results_table(result: EvalResult) -> Any:
@@ -286,7 +301,7 @@ def results_table(result: EvalResult) -> Any:
     table = Table(title=result.headline,
                   title_justify="left")
     for col in _COLUMNS:
-        table.add_column(col, justify="right" if col in ("score", "scored", "errored") else "left")
+        table.add_column(col, justify="right" if col in ("score", "95% CI", "scored", "errored") else "left")
     for d in result.datasets.values():
         cells = _row(d)
         style = "red" if d.status == RunStatus.FAILED else "yellow" if d.incomplete else None

@@ -266,13 +266,16 @@ class EvalConfig:
                 raise ConfigError(f"dataset_args.{name}", "is not one of the requested datasets")
             check_dataset_args(name, value, metas[name])
 
-    @rule("judge")
+    @rule("judge", "datasets")
     def _judge(self) -> None:
         if self.judge is None:
             return
         for name in ("api_url", "model"):
             if not self.judge.get(name):
                 raise ConfigError(f"judge.{name}", "is required")
+        from .eval._judge import check_judge_strategy
+
+        check_judge_strategy(str(self.judge.get("strategy") or "auto"), list(self.datasets))
 
     @classmethod
     def from_dict(cls, data: Any) -> EvalConfig:

@@ -86,6 +86,8 @@ def test_a_judge_scored_benchmark_without_a_judge_is_refused_saying_how() -> Non
     ({"api_url": "http://h:2/v1", "model": "j", "strategy": "vote"}, "judge.strategy", "one of"),
     ({"api_url": "http://h:2/v1", "model": "j", "generation_config": {"max_tokns": 5}},
      "judge.generation_config.max_tokns", "unknown option"),
+    # evalscope would refuse this only after generating every answer
+    ({"api_url": "http://h:2/v1", "model": "j", "strategy": "llm_recall"}, "judge.strategy", "no rule scoring"),
 ])
 def test_a_bad_judge_block_names_the_field(judge: dict, field: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -16,36 +16,63 @@ from ._catalogue import _benchmarks_dir, benchmark_index, benchmark_meta
 
 _REGISTER = re.compile(r"@register_benchmark\s*\(")
 _JUDGE_POLICY = re.compile(r"scoring_policy\s*=\s*ScoringPolicy\.JUDGE_(ONLY|DEFAULT)|llm_judge_default\s*=\s*True")
+JUDGE_ONLY = "judge_only"
+"""A benchmark with no rule scoring at all (evalscope's ScoringPolicy.JUDGE_ONLY)."""
+JUDGE_DEFAULT = "judge_default"
+"""Rule scoring exists, but a judge scores it by default."""
 _NAME = re.compile(r"\bname\s*=\s*['\"]([^'\"]+)['\"]")
 
 
 @functools.cache
-def _adapter_judged(module: str) -> frozenset[str]:
-    """The benchmark names an adapter module registers with a judge scoring policy."""
+def _adapter_judged(module: str) -> dict[str, str]:
+    """Benchmark name -> judge policy, for the benchmarks an adapter module registers with one."""
     root = _benchmarks_dir()
     if root is None or not module.startswith("evalscope.benchmarks."):
-        return frozenset()
+        return {}
     path = root.joinpath(*module.split(".")[2:]).with_suffix(".py")
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return frozenset()
-    names: set[str] = set()
+        return {}
+    names: dict[str, str] = {}
     # Each registration is followed by its class: the policy belongs to the chunk up to the next one.
     chunks = _REGISTER.split(text)[1:]
     for chunk in chunks:
         found = _NAME.search(chunk)
-        if found and _JUDGE_POLICY.search(chunk):
-            names.add(found.group(1))
-    return frozenset(names)
+        policy = _JUDGE_POLICY.search(chunk)
+        if found and policy:
+            names[found.group(1)] = JUDGE_ONLY if policy.group(1) == "ONLY" else JUDGE_DEFAULT
+    return names
+
+
+def judge_policy(name: str) -> str | None:
+    """JUDGE_ONLY or JUDGE_DEFAULT when evalscope scores benchmark `name` with an LLM judge, else None."""
+    module = (benchmark_index() or {}).get(name)
+    policy = _adapter_judged(module).get(name) if module else None
+    if policy is None and benchmark_meta(name).get("requires_judge"):
+        return JUDGE_DEFAULT
+    return policy
 
 
 def needs_judge(name: str) -> bool:
     """Whether evalscope scores benchmark `name` with an LLM judge by default."""
-    if benchmark_meta(name).get("requires_judge"):
-        return True
-    module = (benchmark_index() or {}).get(name)
-    return bool(module) and name in _adapter_judged(module)
+    return judge_policy(name) is not None
+
+
+def check_judge_strategy(strategy: str, datasets: list[str]) -> None:
+    """Refuse a strategy a benchmark cannot honour (evalscope would fail it after generating every answer).
+
+    Raises:
+        ConfigError: field judge.strategy.
+    """
+    from ..errors import ConfigError
+
+    if strategy != "llm_recall":
+        return
+    for name in datasets:
+        if judge_policy(name) == JUDGE_ONLY:
+            raise ConfigError("judge.strategy", f"llm_recall rescores what rules marked wrong, but {name} has no "
+                              "rule scoring: use auto or llm")
 
 
 def generation_options(options: dict[str, Any]) -> dict[str, Any]:

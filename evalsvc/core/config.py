@@ -270,9 +270,6 @@ class EvalConfig:
     def _judge(self) -> None:
         if self.judge is None:
             return
-        for name in ("api_url", "model"):
-            if not self.judge.get(name):
-                raise ConfigError(f"judge.{name}", "is required")
         from .eval._judge import check_judge_strategy
 
         check_judge_strategy(str(self.judge.get("strategy") or "auto"), list(self.datasets))

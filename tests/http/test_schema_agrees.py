@@ -38,10 +38,10 @@ CROSS_FIELD = {
     "perf": [("min_tokens", "must be <= max_tokens"), ("number", "the sweep has"), ("parallel", "the sweep has"),
              ("rate", "the sweep has"), ("rate", "cannot mix"), ("rate", "repeats a run"),
              ("parallel", "repeats a run")],
-    "eval": [("dataset_args.", "")],
+    "eval": [("dataset_args.", ""), ("judge.strategy", "no rule scoring")],
 }
 # Said in each request schema's description: integers nested in free-form objects must fit in 64 bits.
-JSON_LIMIT = ("extra_body", "dataset_args", "generation_config.extra_body")
+JSON_LIMIT = ("extra_body", "dataset_args", "generation_config.extra_body", "judge.generation_config.extra_body")
 
 
 def _cross_field(kind: str, error: dict[str, Any]) -> bool:

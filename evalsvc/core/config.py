@@ -169,6 +169,8 @@ class GenerationOptions:
     presence_penalty: float | None = field(None, help="Presence penalty.", ranges=(Range(low=-2, high=2),))
     frequency_penalty: float | None = field(None, help="Frequency penalty.", ranges=(Range(low=-2, high=2),))
     extra_body: dict[str, Any] | None = field(None, help="Extra fields merged into each request body.", json=True)
+    stream: bool | None = field(None, help="Stream the answers: the result's timing then has the time to first "
+                                "token.")
 
 
 GENERATION_KEYS = tuple(f.name for f in dataclasses.fields(GenerationOptions))

@@ -166,6 +166,19 @@ def test_timing_of_the_evaluations_own_requests(once: EvalResult) -> None:
     assert timing["output_throughput"] == pytest.approx(timing["output_tokens"] / timing["inference_s"], rel=0.01)
 
 
+def test_streamed_answers_give_the_time_to_first_token(suite: Suite, tmp_path: Path) -> None:
+    with start_mock(answers=suite.answers, ttft_ms=40, itl_ms=1) as slow:
+        result = run_eval(EvalConfig(model="mock-model", api_url=slow.base_url, datasets=["iquiz"],
+                                     dataset_dir=str(suite.dataset_dir), work_dir=str(tmp_path), retry_interval=0,
+                                     report=False, limit=3, generation_config={"stream": True}))
+        assert slow.stats()["streamed"] == 6  # 3 per subset, every one streamed
+    timing = result["iquiz"].timing
+    assert timing["requests"] == 6
+    # the server waits 40 ms before its first token: no TTFT can be shorter, nor longer than the answer
+    assert 40 <= timing["ttft_ms"]["p50"] <= timing["latency_ms"]["p50"]
+    assert timing["ttft_ms"]["max"] <= timing["latency_ms"]["max"]
+
+
 def test_four_repeats_at_temperature_zero_are_identical(once: EvalResult, four_times: EvalResult) -> None:
     assert four_times.status == "completed", four_times.error
     for name in ("iquiz", "ceval"):

@@ -249,3 +249,19 @@ def test_dataset_args_without_subset_list_are_checked_without_crashing() -> None
     assert config.dataset_args["ceval"] == {"eval_split": "val", "few_shot_num": 0}
     assert _error(datasets=["ceval"], dataset_args={"ceval": {"eval_split": "../x"}}).field == \
         "dataset_args.ceval.eval_split"
+
+
+def test_a_resume_with_other_answer_settings_is_refused_before_any_work(tmp_path: Path) -> None:
+    earlier = EvalConfig(**{**BASE, "repeats": 2, "generation_config": {"temperature": 0.5, "timeout": 30}})
+    (tmp_path / "config.json").write_text(json.dumps({"config": earlier.to_dict()}))
+    same = earlier.replace(use_cache=str(tmp_path))
+    assert plan_eval(same).resume_dir == tmp_path.resolve()
+    # transport settings do not change the answers: evalscope resumes across them, so does evalsvc
+    assert plan_eval(same.replace(generation_config={"temperature": 0.5, "timeout": 99, "stream": True},
+                                  retries=5, eval_batch_size=8)).resume_dir == tmp_path.resolve()
+    for change, shown in (({"repeats": 1}, 'repeats=2, this one has repeats=1'),
+                          ({"generation_config": {"temperature": 0.0}}, "generation_config="),
+                          ({"seed": 7}, "seed=42")):
+        with pytest.raises(ConfigError) as info:
+            plan_eval(same.replace(**change))
+        assert info.value.field == "use_cache" and shown in info.value.reason

@@ -127,7 +127,53 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
         if not (resume_dir / CONFIG_FILE).is_file():
             raise ConfigError("use_cache", f"is not an evalsvc evaluation output directory (no {CONFIG_FILE} "
                               f"in {resume_dir})")
+        check_resumable(config, resume_dir)
     return EvalPlan(config=config, datasets=plans, resume_dir=resume_dir)
+
+
+_RESUME_KEYS = ("model", "api_url", "limit", "repeats", "seed", "generation_config", "judge")
+"""What evalscope's resume identity holds (evaluation_versioning._fingerprint_task_mapping): a resumed run
+that differs in one of them is refused by evalscope per dataset, after the run has started."""
+_TRANSPORT_OPTIONS = ("timeout", "stream")
+"""generation_config options evalscope leaves out of that identity: they do not change the answers."""
+_JUDGE_TRANSPORT = ("api_key", "concurrency")
+
+
+def _resume_view(data: dict[str, Any], key: str) -> Any:
+    value = data.get(key)
+    if key == "generation_config" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in _TRANSPORT_OPTIONS}
+    if key == "judge" and isinstance(value, dict):
+        view = {k: v for k, v in value.items() if k not in _JUDGE_TRANSPORT}
+        if isinstance(view.get("generation_config"), dict):
+            view["generation_config"] = _resume_view(view, "generation_config")
+        return view
+    return value
+
+
+def check_resumable(config: EvalConfig, resume_dir: Path) -> None:
+    """Refuse, before any work, a resume whose settings differ from the run it resumes where evalscope would.
+
+    Raises:
+        ConfigError: field use_cache, naming the setting that differs and its value in the earlier run.
+    """
+    import json
+
+    try:
+        earlier = json.loads((resume_dir / CONFIG_FILE).read_text(encoding="utf-8")).get("config")
+    except (OSError, ValueError, AttributeError):
+        return  # unreadable: evalscope's own check still applies
+    if not isinstance(earlier, dict):
+        return
+    now = config.to_dict()
+    for key in _RESUME_KEYS:
+        if key not in earlier:
+            continue  # written by an evalsvc without that field: its default then
+        before, after = _resume_view(earlier, key), _resume_view(now, key)
+        if before != after:
+            raise ConfigError("use_cache", f"the run in {resume_dir} was made with {key}={json.dumps(before)}, "
+                              f"this one has {key}={json.dumps(after)}: a resumed run must ask the same (its "
+                              "answers on disk were made with it); give the earlier value or start a new run")
 
 
 def _primary_metric_name(meta: dict[str, Any]) -> str | None:

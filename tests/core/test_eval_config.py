@@ -265,3 +265,14 @@ def test_a_resume_with_other_answer_settings_is_refused_before_any_work(tmp_path
         with pytest.raises(ConfigError) as info:
             plan_eval(same.replace(**change))
         assert info.value.field == "use_cache" and shown in info.value.reason
+
+
+def test_repeats_ask_evalscope_for_pass_at_k_with_the_mean_as_headline() -> None:
+    plan = plan_eval(EvalConfig(**{**BASE, "repeats": 4}))
+    assert plan.datasets[0].args == {"aggregation": "mean_and_pass_at_k",
+                                     "primary_metric": {"name": "accuracy", "aggregation": "mean"}}
+    # an aggregation chosen by the user is kept, and its headline named (evalscope would fail without it)
+    plan = plan_eval(EvalConfig(**{**BASE, "dataset_args": {"gsm8k": {"aggregation": "mean_and_vote_at_k"}}}))
+    assert plan.datasets[0].args == {"aggregation": "mean_and_vote_at_k",
+                                     "primary_metric": {"name": "accuracy", "aggregation": "mean"}}
+    assert plan_eval(EvalConfig(**BASE)).datasets[0].args == {}

@@ -103,8 +103,10 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
             _resolve_local(name, local, args, meta, notes, field_name="dataset_dir")
         if config.repeats > 1 and "aggregation" not in args and meta.get("aggregation", "mean") == "mean":
             # evalscope's mean plus pass@n for every n <= repeats; the score stays the mean over all answers
-            # (evalscope needs the headline named once pass@n metrics sit beside it).
             args["aggregation"] = "mean_and_pass_at_k"
+        if str(args.get("aggregation") or "").startswith("mean_and_"):
+            # mean plus pass@n / vote@n / pass^n: evalscope needs the headline named, or fails after the run
+            # ("no unique primary metric")
             primary = args.get("primary_metric") or _primary_metric_name(meta)
             if primary is not None and not isinstance(primary, dict):
                 args["primary_metric"] = {"name": primary, "aggregation": "mean"}

@@ -513,11 +513,20 @@ def _fill_stats(result: DatasetResult, reviews: list[Path], repeats: int) -> Non
             "min": min(scores) if scores else None,
             "max": max(scores) if scores else None,
             "stdev": round(statistics.stdev(scores), 6) if len(scores) > 1 else None,
-            "pass_at": {key.rsplit("=", 1)[1]: value for key, value in result.metrics.items()
-                        if key.startswith(f"{result.metric}_pass_at_k_k=")},
+            "pass_at": _at_k(result, "pass_at_k"),
             "agreement": (round(sum(1 for a in answers if len(set(map(str, a))) == 1) / len(answers), 6)
                           if answers else None),
         }
+        for aggregation, key in (("vote_at_k", "vote_at"), ("pass_hat_k", "pass_hat")):
+            at_k = _at_k(result, aggregation)
+            if at_k:
+                result.repeats[key] = at_k
+
+
+def _at_k(result: DatasetResult, aggregation: str) -> dict[str, float | None]:
+    """{n: score} of evalscope's pass@n / vote@n / pass^n metrics of the primary metric."""
+    prefix = f"{result.metric}_{aggregation}_k="
+    return {key[len(prefix):]: value for key, value in result.metrics.items() if key.startswith(prefix)}
 
 
 def _percentiles(values: list[float]) -> dict[str, float] | None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from typing import Annotated, Any
 
 import typer
 
-from ..core.config import EvalConfig
+from ..core.config import JUDGE_API_KEY_ENV, EvalConfig
 from ._common import fail
 from ._options import config_parameters, config_values
 
@@ -27,7 +28,12 @@ def eval_command(names: list[str] | None = None, json_output: bool = False, quie
         if not options["datasets"]:
             raise ConfigError("datasets",
                               "name at least one benchmark (--datasets gsm8k ...; see `evalsvc benchmarks`)")
-        config = EvalConfig(**config_values(EvalConfig, options))
+        values = config_values(EvalConfig, options)
+        judge = values.get("judge")
+        if isinstance(judge, dict) and not judge.get("api_key") and os.environ.get(JUDGE_API_KEY_ENV):
+            # the judge's key need not sit in a JSON argument that `ps` shows
+            values["judge"] = {**judge, "api_key": os.environ[JUDGE_API_KEY_ENV]}
+        config = EvalConfig(**values)
         result = _run(config, show_progress=not quiet, debug=config.debug)
     except EvalsvcError as exc:
         fail(exc)

@@ -23,6 +23,8 @@ FILE_DATASETS = ("line_by_line", "custom")
 ARRIVALS = ("poisson", "constant")
 SLO_METRICS = ("ttft_ms", "tpot_ms", "latency_ms")
 API_KEY_ENV = "EVALSVC_API_KEY"
+JUDGE_API_KEY_ENV = "EVALSVC_JUDGE_API_KEY"
+"""`evalsvc eval` reads the judge's key from it when --judge has no api_key."""
 
 _AT_LEAST_1 = (Range(low=1),)
 _AT_LEAST_0 = (Range(low=0),)
@@ -190,8 +192,8 @@ class JudgeOptions:
                          pattern_reason="must be an http(s) URL with a host and a valid port (the base URL, "
                          "e.g. http://host:8000/v1)")
     model: str = field(help="The judge's model name.", text=True)
-    api_key: str | None = field(None, help="The judge's key, sent as a bearer token. Never logged or written.",
-                                secret=True)
+    api_key: str | None = field(None, help="The judge's key, sent as a bearer token. Never logged or written. "
+                                f"The CLI reads it from {JUDGE_API_KEY_ENV} when not given.", secret=True)
     generation_config: dict[str, Any] | None = field(None, help="The judge's sampling options (as the model's "
                                                      "generation_config; default temperature 0).",
                                                      options=GenerationOptions)

@@ -114,3 +114,31 @@ def test_the_catalogue_lists_judge_benchmarks_as_runnable_with_a_judge() -> None
     assert entries["simple_vqa"]["supported"] is False and "multimodal" in entries["simple_vqa"]["unsupported_reason"]
     EvalConfig(model="m", api_url="http://h:1/v1", datasets=["alpaca_eval", "gsm8k"],
                judge={"api_url": "http://h:2/v1", "model": "j"})
+
+
+def test_the_cli_takes_the_judges_key_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import evalsvc.core.eval
+    from evalsvc.cli import main
+
+    seen: list[EvalConfig] = []
+
+    async def fake_run(config: EvalConfig, *, progress: Any = None, cancel: Any = None) -> EvalResult:
+        seen.append(config)
+        return EvalResult(status="completed", output_dir="/tmp/x", model=config.model)
+
+    monkeypatch.setattr(evalsvc.core.eval, "run_eval_async", fake_run)
+    monkeypatch.setenv("EVALSVC_JUDGE_API_KEY", JUDGE_KEY)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "--model", "m", "--api-url", "http://h:8000/v1", "simple_qa", "--no-preflight", "--quiet",
+              "--judge", '{"api_url": "http://h:9000/v1", "model": "judge"}', "--repeats", "3", "--json"])
+    assert exit_info.value.code == 0
+    (config,) = seen
+    assert config.judge == {"api_url": "http://h:9000/v1", "model": "judge", "api_key": JUDGE_KEY, "strategy": "auto"}
+    assert config.repeats == 3
+    assert JUDGE_KEY not in capsys.readouterr().out
+    # a bad block is one line naming the field, exit 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "--model", "m", "--api-url", "http://h:8000/v1", "simple_qa", "--judge", '{"model": "j"}'])
+    assert exit_info.value.code == 2
+    assert "judge.api_url" in capsys.readouterr().err

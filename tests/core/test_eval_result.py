@@ -100,3 +100,16 @@ def test_result_renders_as_text_table_html_and_markdown() -> None:
 @pytest.mark.parametrize("status", ["failed", "cancelled", "timeout"])
 def test_any_unfinished_status_is_incomplete(status: str) -> None:
     assert DatasetResult(name="x", status=status, requested=3, scored=3).incomplete
+
+
+def test_no_interval_for_a_score_that_is_not_the_mean_of_its_samples(tmp_path: Path) -> None:
+    root = _write_run(tmp_path, errored=0)  # reviews: 3 of 4 right (mean 0.75)
+    report_path = root / "reports" / "m" / "ceval.json"
+    report = json.loads(report_path.read_text())
+    report["metrics"] = [_metric(0.6, 4, [("logic", 0.6, 4)], category="Humanities")]  # e.g. a weighted mean
+    report_path.write_text(json.dumps(report))
+    d = read_dataset_result("ceval", root, status="completed", error=None, total=4, sample_errors=[], duration_s=1.0)
+    assert d.score == 0.6 and d.n == 4
+    assert (d.stderr, d.ci95, d.ci_method) == (None, None, None)  # an interval of 0.75 would not describe 0.6
+    assert d.subsets["logic"]["ci95"] is None
+    assert EvalResult(status="completed", output_dir="/x", datasets={"ceval": d}).aggregate["micro"]["n"] == 0

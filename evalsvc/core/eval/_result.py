@@ -168,7 +168,7 @@ class EvalResult(ResultBase[DatasetResult]):
     def aggregate(self) -> dict[str, Any]:
         """Across the datasets with a score: "macro" (each dataset weighs the same) and "micro" (each sample
         does) means, each with stderr and ci95 (see core/_stats.py)."""
-        scored = [d for d in self.datasets.values() if d.score is not None and d.n > 0]
+        scored = [d for d in self.datasets.values() if d.score is not None and d.sample_values]
         macro = macro_stats([(mean_stats(d.sample_values)["score"], d.stderr, d.ci95) for d in scored])
         micro = mean_stats([v for d in scored for v in d.sample_values])
         if micro["score"] is not None:
@@ -474,6 +474,21 @@ def _sample_value(row: dict[str, Any], metric: str | None) -> tuple[Any, float, 
     return group, float(value), (sample.get("generation_index") or 0, score.get("extracted_prediction"))
 
 
+_SCORE_ROUNDING = 5e-4
+"""evalscope rounds scores to 4 places: a mean of the samples this close to the score is that score."""
+
+
+def _interval(values: list[float], score: Any) -> dict[str, Any]:
+    """stderr, ci95, n and ci_method of a score from its per-question values; the numbers are None when the
+    score is not the mean of those values (an aggregation other than the mean), which they would not describe."""
+    stats = mean_stats(values)
+    out = {k: stats[k] for k in ("stderr", "ci95", "n", "ci_method")}
+    if stats["score"] is not None and (not isinstance(score, (int, float))
+                                       or abs(stats["score"] - score) > _SCORE_ROUNDING):
+        out.update(stderr=None, ci95=None, ci_method=None)
+    return out
+
+
 def _fill_stats(result: DatasetResult, reviews: list[Path], repeats: int) -> None:
     """stderr / ci95 of the score per dataset and subset, and with repeats the spread across them.
 
@@ -499,10 +514,9 @@ def _fill_stats(result: DatasetResult, reviews: list[Path], repeats: int) -> Non
         values.extend(subset_values)
         entry = result.subsets.get(_subset_of(path, result.name))
         if entry is not None:
-            stats = mean_stats(subset_values)
-            entry.update({k: stats[k] for k in ("stderr", "ci95", "n", "ci_method")})
-    stats = mean_stats(values)
-    result.sample_values = values
+            entry.update(_interval(subset_values, entry.get("score")))
+    stats = _interval(values, result.score)
+    result.sample_values = values if stats["ci95"] is not None else []
     result.stderr, result.ci95, result.n, result.ci_method = (stats["stderr"], stats["ci95"], stats["n"],
                                                              stats["ci_method"])
     if repeats > 1:

@@ -31,10 +31,11 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> JudgeSuite:
 @pytest.fixture(scope="module")
 def judged(suite: JudgeSuite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EvalResult, list, dict]]:
     events: list[dict[str, Any]] = []
-    with start_mock(answers=suite.answers, **FAST) as model, start_mock(answers=suite.verdicts, **FAST) as judge:
+    with start_mock(answers=suite.answers, **FAST) as model, \
+            start_mock(answers=suite.verdicts, ttft_ms=100, itl_ms=0) as judge:
         config = EvalConfig(model="mock-model", api_url=model.base_url, api_key=MODEL_KEY, datasets=["simple_qa"],
                             dataset_dir=str(suite.dataset_dir), work_dir=str(tmp_path_factory.mktemp("out")),
-                            retry_interval=0, report=False,
+                            retry_interval=0, report=False, eval_batch_size=4,
                             judge={"api_url": judge.base_url, "model": "judge-model", "api_key": JUDGE_KEY,
                                    "concurrency": 2})
         result = run_eval(config, progress=events.append)
@@ -53,6 +54,8 @@ def test_the_judges_verdicts_make_the_score(judged: tuple[EvalResult, list, dict
     assert (d.requested, d.scored, d.errored) == (6, 6, 0)
     # every answer was graded once, by the judge (the model also answered the preflight check)
     assert stats["judge"]["requests"] == 6 and stats["model"]["requests"] in (6, 7)
+    # 4 samples in flight, but the judge's bound holds
+    assert stats["judge"]["max_in_flight"] <= 2
     # the judge's 0/1 verdicts give the score a Wilson interval like any accuracy
     assert d.ci_method == "wilson" and d.n == 6 and d.ci95[0] < d.score < d.ci95[1]
 

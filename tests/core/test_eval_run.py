@@ -73,7 +73,12 @@ def test_scores_are_what_the_canned_answers_imply(full_run: tuple[EvalResult, li
     assert result["iquiz"].subsets["IQ"]["score"] == pytest.approx(2 / 3, abs=1e-4)
     assert result["iquiz"].subsets["EQ"]["score"] == pytest.approx(0.5)
     assert result["ceval"].subsets["computer_network"] == {"score": pytest.approx(1 / 3, abs=1e-4), "scored": 3,
-                                                            "requested": 3, "errored": 0}
+                                                            "requested": 3, "errored": 0,
+                                                            # 1 of 3: stderr sqrt(1/3 * 2/3 / 2), Wilson interval
+                                                            "stderr": pytest.approx(1 / 3, abs=1e-6),
+                                                            "ci95": [pytest.approx(0.061492, abs=1e-6),
+                                                                     pytest.approx(0.792340, abs=1e-6)],
+                                                            "n": 3, "ci_method": "wilson"}
     assert result["ceval"].categories["STEM"]["score"] == pytest.approx(0.4)
     assert sorted(result["ceval"].categories["STEM"]["subsets"]) == ["computer_network", "operating_system"]
 

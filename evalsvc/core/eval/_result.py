@@ -187,8 +187,8 @@ class EvalResult(ResultBase[DatasetResult]):
             "finished_at": self.finished_at,
             "duration_s": self.duration_s,
             "result": {name: d.to_dict() for name, d in self.datasets.items()},
-            "aggregate": self.aggregate,
             "info": self.info,
+            "aggregate": self.aggregate,
         }
 
     def __repr__(self) -> str:

@@ -245,3 +245,37 @@ def split_by_field_suite(root: Path) -> Suite:
         items["math_500"].append(Item(marker, f"Level {level}", right))
     write_local_copy(root / "math_500", {"default": {"test": rows}})
     return Suite(dataset_dir=root, answers=answers, items=items)
+
+
+@dataclass
+class JudgeSuite:
+    """A local simple_qa copy, the model's canned answers and the judge's canned verdicts for them."""
+
+    dataset_dir: Path
+    answers: list[dict[str, str]]
+    """The evaluated model's replies (matched on each question's marker)."""
+    verdicts: list[dict[str, str]]
+    """The judge's replies (matched on the model's answer quoted in the grading prompt)."""
+    grades: list[str]
+    """The verdict of each question: A correct, B incorrect, C not attempted."""
+
+    def share(self, grade: str) -> float:
+        return self.grades.count(grade) / len(self.grades)
+
+
+def simple_qa_suite(root: Path, grades: str = "AABCA") -> JudgeSuite:
+    """simple_qa (scored by an LLM judge) with one question per letter of `grades`, under `root/simple_qa`.
+
+    The model answers question i with "REPLY-i"; the judge, shown that answer in its grading prompt,
+    replies with the JSON verdict evalscope asks for ({"reasoning", "verdict"}), so the scores are known:
+    is_correct = share of A, is_incorrect = share of B, is_not_attempted = share of C.
+    """
+    rows, answers, verdicts = [], [], []
+    for i, grade in enumerate(grades):
+        rows.append({"problem": f"[Q{i}] Which city hosts landmark number {i}?", "answer": f"City {i}",
+                     "metadata": "{'topic': 'Geography', 'answer_type': 'Place'}"})
+        answers.append({"match": f"[Q{i}]", "reply": f"REPLY-{i} is my answer."})
+        verdicts.append({"match": f"Predicted answer: REPLY-{i} ",
+                         "reply": json.dumps({"reasoning": "compared with the gold target", "verdict": grade})})
+    write_local_copy(root / "simple_qa", {"default": {"test": rows}})
+    return JudgeSuite(dataset_dir=root, answers=answers, verdicts=verdicts, grades=list(grades))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from typing import Annotated, Any
 
 import typer
 
-from ..core.config import EvalConfig
+from ..core.config import JUDGE_API_KEY_ENV, EvalConfig
 from ._common import fail
 from ._options import config_parameters, config_values
 
@@ -27,7 +28,12 @@ def eval_command(names: list[str] | None = None, json_output: bool = False, quie
         if not options["datasets"]:
             raise ConfigError("datasets",
                               "name at least one benchmark (--datasets gsm8k ...; see `evalsvc benchmarks`)")
-        config = EvalConfig(**config_values(EvalConfig, options))
+        values = config_values(EvalConfig, options)
+        judge = values.get("judge")
+        if isinstance(judge, dict) and not judge.get("api_key") and os.environ.get(JUDGE_API_KEY_ENV):
+            # the judge's key need not sit in a JSON argument that `ps` shows
+            values["judge"] = {**judge, "api_key": os.environ[JUDGE_API_KEY_ENV]}
+        config = EvalConfig(**values)
         result = _run(config, show_progress=not quiet, debug=config.debug)
     except EvalsvcError as exc:
         fail(exc)
@@ -193,7 +199,7 @@ def benchmarks_command(
         help="Only benchmarks whose name, tags or description contain this text.", show_default=False)] = None,
     show_all: Annotated[bool, typer.Option(
         "--all", help="Also list the benchmarks that cannot run as installed, each with the reason (an optional "
-        "package, a judge, docker, multimodal).")] = False,
+        "package, docker, multimodal, agent).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
     """List the benchmarks evalsvc can evaluate as installed, from evalscope's catalogue."""
@@ -227,6 +233,8 @@ def benchmarks_command(
     room = max(10, console.width - widths["name"] - widths["metric"] - 7 - 13)
     for e in runnable:
         text = e["description"].split(". ")[0].rstrip(".") + "." if e["description"] else ""
+        if e.get("requires_judge"):
+            text = f"(needs --judge: scored by an LLM judge) {text}"
         if len(text) > room:
             text = text[: room - 1] + "…"
         table.add_row(e["name"], e["metric"] or "", str(len(e["subsets"])), escape(text))
@@ -234,8 +242,8 @@ def benchmarks_command(
     if not refused:
         return
     if not show_all:
-        console.print(f"{len(refused)} more{matching} cannot run as installed (an optional package, an LLM judge, "
-                      "docker, multimodal): `evalsvc benchmarks --all` lists them with the reason.")
+        console.print(f"{len(refused)} more{matching} cannot run as installed (an optional package, docker, "
+                      "multimodal, agent): `evalsvc benchmarks --all` lists them with the reason.")
         return
     others = Table(title=f"{len(refused)} benchmarks{matching} that cannot run as installed", title_justify="left")
     others.add_column("name", no_wrap=True)

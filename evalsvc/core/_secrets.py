@@ -117,7 +117,7 @@ def secret_values(value: Any, secret: bool = False) -> list[str]:
 def config_secrets(config: Any) -> tuple[str, ...]:
     """Every secret a PerfConfig or EvalConfig holds, longest first: the API key, URL credentials and secret
     query values, secret-named header values (and their token part) and secret-named values in extra_body
-    (PerfConfig) or generation_config (EvalConfig, whose extra_body sits in it)."""
+    (PerfConfig) or generation_config (EvalConfig, whose extra_body sits in it), and the judge's key (EvalConfig)."""
     values: list[str] = []
     api_key = getattr(config, "api_key", None)
     if has_key(api_key):
@@ -131,4 +131,9 @@ def config_secrets(config: Any) -> tuple[str, ...]:
             values.append(value.split()[-1])  # "Bearer sk-..." also leaks as its token part
     values += secret_values(getattr(config, "extra_body", None))
     values += secret_values(getattr(config, "generation_config", None))
+    judge = getattr(config, "judge", None)  # EvalConfig's judge block: its key, URL credentials, secret options
+    if isinstance(judge, dict):
+        values += [v for v in secret_values(judge) if has_key(v)]
+        if isinstance(judge.get("api_url"), str):
+            values += url_secrets(judge["api_url"])
     return tuple(sorted({v for v in values if v.strip()}, key=len, reverse=True))

@@ -28,6 +28,8 @@ DEFAULT_NUMBER = 1000
 IGNORE_EOS_APIS = ("openai",)  # the dialects whose servers (vLLM, SGLang) take ignore_eos / min_tokens
 SLO_METRICS = ("ttft_ms", "tpot_ms", "latency_ms")
 API_KEY_ENV = "EVALSVC_API_KEY"
+JUDGE_API_KEY_ENV = "EVALSVC_JUDGE_API_KEY"
+"""`evalsvc eval` reads the judge's key from it when --judge has no api_key."""
 
 _AT_LEAST_1 = (Range(low=1),)
 _AT_LEAST_0 = (Range(low=0),)
@@ -304,7 +306,8 @@ class GenerationOptions:
     logit_bias: dict[str, float] | None = field(None, help='Token id -> bias in [-100, 100], e.g. {"50256": -100}.',
                                                 key_pattern=r"^[0-9]+$", key_reason="must be a token id (digits)",
                                                 ranges=(Range(low=-100, high=100),))
-    stream: bool | None = field(None, help="Stream each answer (evalscope then records its time to first token).")
+    stream: bool | None = field(None, help="Stream each answer: evalscope then records its time to first token, "
+                                "and the result's timing has it.")
     reasoning_effort: str | None = field(None, help="Reasoning models: none | minimal | low | medium | high.",
                                          choices=("none", "minimal", "low", "medium", "high"))
 
@@ -336,6 +339,30 @@ class GenerationOptions:
 GENERATION_KEYS = tuple(f.name for f in dataclasses.fields(GenerationOptions))
 DEFAULT_GENERATION_CONFIG: dict[str, Any] = {
     f.name: f.default for f in dataclasses.fields(GenerationOptions) if f.default is not None}
+
+
+JUDGE_STRATEGIES = ("auto", "llm", "llm_recall")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JudgeOptions:
+    """The options of EvalConfig.judge: the OpenAI-compatible model that scores answers for judge-scored
+    benchmarks (evalscope's judge configuration)."""
+
+    api_url: str = field(help="The judge's OpenAI-compatible base URL, e.g. http://127.0.0.1:8001/v1.", url="base",
+                         pattern_reason="must be an http(s) URL with a host and a valid port (the base URL, "
+                         "e.g. http://host:8000/v1)")
+    model: str = field(help="The judge's model name.", text=True)
+    api_key: str | None = field(None, help="The judge's key, sent as a bearer token. Never logged or written. "
+                                f"The CLI reads it from {JUDGE_API_KEY_ENV} when not given.", secret=True)
+    generation_config: dict[str, Any] | None = field(None, help="The judge's sampling options (as the model's "
+                                                     "generation_config; default temperature 0).",
+                                                     options=GenerationOptions)
+    concurrency: int | None = field(None, help="Judge requests in flight per dataset at most (default: "
+                                    "eval_batch_size).", ranges=(Range(low=1, high=1024),))
+    strategy: str = field("auto", help="auto: the judge scores the benchmarks that are judge-scored; llm: it "
+                          "scores every benchmark; llm_recall: it rescores what the rules marked wrong.",
+                          choices=JUDGE_STRATEGIES)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -383,19 +410,26 @@ class EvalConfig:
                             "one short generation when /models cannot tell; transient failures are retried.")
     report: bool = field(True, help="Write report.html (scores, subsets and a table of samples, self-contained) "
                          "into the output directory.")
+    repeats: int = field(1, help="Answers generated per sample; the result gives each repeat's score, their "
+                         "spread and pass@k. With temperature > 0 repeat r is sent seed + r.",
+                         ranges=(Range(low=1, high=100),))
+    judge: dict[str, Any] | None = field(None, help="An LLM judge for judge-scored benchmarks (a JSON object): "
+                                         + ", ".join(f.name for f in dataclasses.fields(JudgeOptions))
+                                         + "; api_url and model are required. Its key is never logged or written.",
+                                         options=JudgeOptions, redact=redact_keys, cli=Cli(parse="json"))
 
     def __post_init__(self) -> None:
         if isinstance(self.datasets, str):  # a library convenience: EvalConfig(datasets="gsm8k")
             object.__setattr__(self, "datasets", [self.datasets])
         fields.validate(self)
 
-    @rule("datasets", "dataset_args")
+    @rule("datasets", "dataset_args", "judge")
     def _catalogue(self) -> None:
         # evalscope's catalogue, read from its index files (no evalscope import): unknown names get a
         # suggestion, benchmarks evalsvc cannot run and per-dataset options evalscope would ignore are refused.
         from .eval._catalogue import check_benchmark, check_dataset_args
 
-        metas = {name: check_benchmark(name) for name in self.datasets}
+        metas = {name: check_benchmark(name, judge=self.judge is not None) for name in self.datasets}
         for name, value in self.dataset_args.items():
             if name not in metas:
                 raise ConfigError(f"dataset_args.{name}", "is not one of the requested datasets")
@@ -407,6 +441,14 @@ class EvalConfig:
         from .eval._catalogue import check_limit
 
         check_limit(self.limit, self.datasets, self.dataset_args)
+
+    @rule("judge", "datasets")
+    def _judge(self) -> None:
+        if self.judge is None:
+            return
+        from .eval._judge import check_judge_strategy
+
+        check_judge_strategy(str(self.judge.get("strategy") or "auto"), list(self.datasets))
 
     @classmethod
     def from_dict(cls, data: Any) -> EvalConfig:

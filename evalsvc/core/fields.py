@@ -323,6 +323,9 @@ def _check_options(name: str, value: dict[str, Any], options: type) -> dict[str,
             raise ConfigError(f"{name}.{key}", f"not accepted: {refused[key]}")
     if unknown:
         raise ConfigError(f"{name}.{unknown[0]}", f"unknown option (accepted: {', '.join(fields)})")
+    missing = [k for k, d in fields.items() if d.required and k not in value]
+    if missing:
+        raise ConfigError(f"{name}.{missing[0]}", "is required")
     out = {k: d.default() for k, d in fields.items() if not d.required and d.default() is not None}
     for key, option in value.items():
         d = fields[key]
@@ -471,7 +474,11 @@ def type_schema(tp: Any, spec: Spec) -> dict[str, Any]:
             props[name]["description"] = d.spec.help
             if not d.required and d.default() is not None:
                 props[name]["default"] = d.default()
-        return {"type": "object", "additionalProperties": False, "properties": props}
+        block: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": props}
+        required = [name for name, d in declared(spec.options).items() if d.required]
+        if required:
+            block["required"] = required
+        return {"anyOf": [block, {"type": "null"}]} if nullable(tp) else block
     if tp is Any:
         return {}
     origin = typing.get_origin(tp)

@@ -22,8 +22,9 @@ _CROSS_FIELD = {
                       "numbers for search=parallel); the PerfConfig rules.",
     "EvalConfig": "Also checked, beyond this schema: evalsvc can run every named benchmark (evalscope's catalogue; "
                   "the enum lists them when the catalogue is installed), dataset_args names only requested "
-                  "datasets with options that benchmark accepts, and a fractional limit selects at least one "
-                  "sample of every subset evaluated.",
+                  "datasets with options that benchmark accepts, a fractional limit selects at least one "
+                  "sample of every subset evaluated, and judge.strategy llm_recall is only for benchmarks "
+                  "with rule scoring.",
 }
 _JSON_LIMIT = ("Integers anywhere in the body, free-form objects included, must fit in 64 bits. The service "
                "itself also refuses targets it may not call (a host that is not a valid DNS name or address, "
@@ -256,23 +257,30 @@ def config_schema(cls: type) -> dict[str, Any]:
     properties["work_dir"]["description"] = ("Directory for the run's outputs, relative to the service's outputs "
                                              "root (absolute paths and '..' are refused). Default: the outputs root.")
     if cls is EvalConfig:
-        names = _benchmark_names()
+        names, judged = _benchmark_names()
         if names:
             properties["datasets"]["items"]["enum"] = names
+        if judged:  # judge-scored benchmarks only with a judge
+            no_judge = {"anyOf": [{"not": {"required": ["judge"]}},
+                                  {"properties": {"judge": {"type": "null"}}, "required": ["judge"]}]}
+            refused = {"properties": {"datasets": {"items": {"not": {"enum": judged}}}}}
+            out["allOf"] = [{"if": no_judge, "then": refused}]
     if issubclass(cls, PerfConfig):
         out["allOf"] = [_FILE_DATASETS, _RANDOM_ONLY, _TRACE, _IGNORE_EOS, _MULTI_TURN]
     out["description"] = f"{(cls.__doc__ or '').strip()} {_CROSS_FIELD[cls.__name__]} {_JSON_LIMIT}"
     return out
 
 
-def _benchmark_names() -> list[str]:
-    """The benchmarks EvalConfig accepts, from evalscope's catalogue files (evalscope itself is not imported)."""
+def _benchmark_names() -> tuple[list[str], list[str]]:
+    """The benchmarks EvalConfig accepts, and those of them it accepts only with a `judge`, from evalscope's
+    catalogue files (evalscope itself is not imported)."""
     try:
         from ..core.eval import list_benchmarks
 
-        return sorted(b["name"] for b in list_benchmarks())
+        entries = list_benchmarks()
     except Exception:  # no catalogue: the document simply lists no names
-        return []
+        return [], []
+    return sorted(b["name"] for b in entries), sorted(b["name"] for b in entries if b.get("requires_judge"))
 
 
 def _body(kind: str) -> dict[str, Any]:

@@ -12,7 +12,13 @@ import pytest
 
 from evalsvc import ConfigError, EvalConfig
 from evalsvc.core.eval import _catalogue
-from evalsvc.core.eval._catalogue import adapter_facts, benchmark_meta, list_benchmarks, unsupported_reason
+from evalsvc.core.eval._catalogue import (
+    adapter_facts,
+    benchmark_meta,
+    list_benchmarks,
+    needs_judge,
+    unsupported_reason,
+)
 
 
 def _reason(name: str) -> str | None:
@@ -23,10 +29,10 @@ def test_judges_declared_by_the_scoring_policy_are_detected() -> None:
     # alpaca_eval and aa_lcr declare `scoring_policy = JUDGE_ONLY` without the catalogue's `requires_judge`
     for name in ("alpaca_eval", "aa_lcr"):
         assert not benchmark_meta(name).get("requires_judge")
-        assert adapter_facts(name).judge
-        assert _reason(name) == "is scored by an LLM judge, which evalsvc does not configure"
-    # aime defines a judge it only uses when asked (rule scoring by default): runnable
-    assert not adapter_facts("aime24").judge and _reason("aime24") is None
+        assert adapter_facts(name).judge == "judge_only"
+        assert needs_judge(name) and _reason(name) is None  # runnable, given a `judge`
+    # aime defines a judge it only uses when asked (rule scoring by default): runnable without one
+    assert adapter_facts("aime24").judge is None and not needs_judge("aime24") and _reason("aime24") is None
     with pytest.raises(ConfigError, match=r"datasets: 'alpaca_eval' is scored by an LLM judge"):
         EvalConfig(model="m", api_url="http://127.0.0.1:9/v1", datasets=["alpaca_eval"])
 

@@ -76,7 +76,8 @@ def test_list_benchmarks_describes_the_text_catalogue() -> None:
         assert len(entries[name]["description"]) > 40
     assert len(entries["ceval"]["subsets"]) == 52 and entries["iquiz"]["subsets"] == ["IQ", "EQ"]
     assert entries["gsm8k"]["few_shot_num"] == 4 and entries["gsm8k"]["train_split"] == "train"
-    assert "mmmu" not in entries and "simple_qa" not in entries
+    assert "mmmu" not in entries
+    assert entries["simple_qa"]["requires_judge"] and not entries["gsm8k"]["requires_judge"]  # runs with a judge
     everything = {e["name"]: e for e in list_benchmarks(include_unsupported=True)}
     assert not everything["mmmu"]["supported"] and "multimodal" in everything["mmmu"]["unsupported_reason"]
 
@@ -239,3 +240,39 @@ def test_api_url_with_a_query_would_reach_the_wrong_path() -> None:
     client = openai.OpenAI(base_url="http://127.0.0.1:9/v1?api-version=1", api_key="x", max_retries=0)
     request = client._build_request(FinalRequestOptions(method="post", url="/chat/completions", json_data={}))
     assert request.url.path == "/v1/" and "chat/completions" in str(request.url.query)
+
+
+def test_dataset_args_without_subset_list_are_checked_without_crashing() -> None:
+    # a split name given alone used to reach the subset check with no subsets (UnboundLocalError, a 500)
+    config = EvalConfig(**{**BASE, "datasets": ["ceval"], "dataset_args": {"ceval": {"eval_split": "val",
+                                                                                      "few_shot_num": 0}}})
+    assert config.dataset_args["ceval"] == {"eval_split": "val", "few_shot_num": 0}
+    assert _error(datasets=["ceval"], dataset_args={"ceval": {"eval_split": "../x"}}).field == \
+        "dataset_args.ceval.eval_split"
+
+
+def test_a_resume_with_other_answer_settings_is_refused_before_any_work(tmp_path: Path) -> None:
+    earlier = EvalConfig(**{**BASE, "repeats": 2, "generation_config": {"temperature": 0.5, "timeout": 30}})
+    (tmp_path / "config.json").write_text(json.dumps({"config": earlier.to_dict()}))
+    same = earlier.replace(use_cache=str(tmp_path))
+    assert plan_eval(same).resume_dir == tmp_path.resolve()
+    # transport settings do not change the answers: evalscope resumes across them, so does evalsvc
+    assert plan_eval(same.replace(generation_config={"temperature": 0.5, "timeout": 99, "stream": True},
+                                  retries=5, eval_batch_size=8)).resume_dir == tmp_path.resolve()
+    for change, shown in (({"repeats": 1}, 'repeats=2, this one has repeats=1'),
+                          ({"generation_config": {"temperature": 0.0}}, "generation_config="),
+                          ({"seed": 7}, "seed=42")):
+        with pytest.raises(ConfigError) as info:
+            plan_eval(same.replace(**change))
+        assert info.value.field == "use_cache" and shown in info.value.reason
+
+
+def test_repeats_ask_evalscope_for_pass_at_k_with_the_mean_as_headline() -> None:
+    plan = plan_eval(EvalConfig(**{**BASE, "repeats": 4}))
+    assert plan.datasets[0].args == {"aggregation": "mean_and_pass_at_k",
+                                     "primary_metric": {"name": "accuracy", "aggregation": "mean"}}
+    # an aggregation chosen by the user is kept, and its headline named (evalscope would fail without it)
+    plan = plan_eval(EvalConfig(**{**BASE, "dataset_args": {"gsm8k": {"aggregation": "mean_and_vote_at_k"}}}))
+    assert plan.datasets[0].args == {"aggregation": "mean_and_vote_at_k",
+                                     "primary_metric": {"name": "accuracy", "aggregation": "mean"}}
+    assert plan_eval(EvalConfig(**BASE)).datasets[0].args == {}

@@ -22,7 +22,10 @@ def _metric(score: float, num: int, subsets: list[tuple[str, float, int]], categ
 def _write_run(root: Path, *, errored: int) -> Path:
     """An evalscope output folder for ceval: 4 of 6 samples scored 0.75, `errored` failed."""
     write_jsonl(root / "predictions" / "m" / "ceval_logic.jsonl", [{"index": i} for i in range(4)])
-    write_jsonl(root / "reviews" / "m" / "ceval_logic.jsonl", [{"index": i} for i in range(4)])
+    write_jsonl(root / "reviews" / "m" / "ceval_logic.jsonl", [
+        {"index": i, "sample_score": {"sample_id": i, "group_id": i, "generation_index": 0,
+                                      "score": {"value": {"accuracy": float(i != 3)}, "status": "success",
+                                                "main_score_name": "accuracy"}}} for i in range(4)])
     report = {
         "metrics": [_metric(0.75, 4, [("logic", 0.75, 4)], category="Humanities")],
         "primary_metric_identity": {"name": "accuracy", "aggregation": "mean", "dimensions": {}},
@@ -42,7 +45,11 @@ def test_report_is_read_with_errored_samples_surfaced(tmp_path: Path) -> None:
                             sample_errors=["APIStatusError: 500"], duration_s=1.5)
     assert (d.score, d.metric, d.requested, d.scored, d.errored, d.predicted) == (0.75, "accuracy", 6, 4, 2, 4)
     assert d.incomplete
-    assert d.subsets == {"logic": {"score": 0.75, "scored": 4, "requested": 6, "errored": 2}}
+    assert d.subsets == {"logic": {"score": 0.75, "scored": 4, "requested": 6, "errored": 2,
+                                   "stderr": 0.25, "ci95": [pytest.approx(0.300642, abs=1e-6),
+                                                            pytest.approx(0.954413, abs=1e-6)],
+                                   "n": 4, "ci_method": "wilson"}}
+    assert (d.stderr, d.n, d.ci_method) == (0.25, 4, "wilson")  # sqrt(.75 * .25 / 3) over the 4 scored
     assert d.categories == {"Humanities": {"score": 0.75, "scored": 4, "subsets": ["logic"]}}
     assert d.usage["input_tokens"] == 400 and d.usage["latency_s_p99"] == 0.9
     assert d.report_path.endswith("reports/m/ceval.json")
@@ -79,7 +86,7 @@ def test_result_renders_as_text_table_html_and_markdown() -> None:
     assert "<DatasetResult gsm8k: 0.8000 accuracy, scored 10/10>" in repr(result)
     html = result._repr_html_()
     assert "<td>iquiz</td>" in html and "<td>incomplete</td>" in html
-    assert "| iquiz | accuracy | 1.0000 | 3/5 | 2 | incomplete |" in result.to_markdown()
+    assert "| iquiz | accuracy | 1.0000 | — | 3/5 | 2 | incomplete |" in result.to_markdown()
     from rich.console import Console
 
     console = Console(width=100, record=True)
@@ -93,3 +100,16 @@ def test_result_renders_as_text_table_html_and_markdown() -> None:
 @pytest.mark.parametrize("status", ["failed", "cancelled", "timeout"])
 def test_any_unfinished_status_is_incomplete(status: str) -> None:
     assert DatasetResult(name="x", status=status, requested=3, scored=3).incomplete
+
+
+def test_no_interval_for_a_score_that_is_not_the_mean_of_its_samples(tmp_path: Path) -> None:
+    root = _write_run(tmp_path, errored=0)  # reviews: 3 of 4 right (mean 0.75)
+    report_path = root / "reports" / "m" / "ceval.json"
+    report = json.loads(report_path.read_text())
+    report["metrics"] = [_metric(0.6, 4, [("logic", 0.6, 4)], category="Humanities")]  # e.g. a weighted mean
+    report_path.write_text(json.dumps(report))
+    d = read_dataset_result("ceval", root, status="completed", error=None, total=4, sample_errors=[], duration_s=1.0)
+    assert d.score == 0.6 and d.n == 4
+    assert (d.stderr, d.ci95, d.ci_method) == (None, None, None)  # an interval of 0.75 would not describe 0.6
+    assert d.subsets["logic"]["ci95"] is None
+    assert EvalResult(status="completed", output_dir="/x", datasets={"ceval": d}).aggregate["micro"]["n"] == 0

@@ -73,7 +73,12 @@ def test_scores_are_what_the_canned_answers_imply(full_run: tuple[EvalResult, li
     assert result["iquiz"].subsets["IQ"]["score"] == pytest.approx(2 / 3, abs=1e-4)
     assert result["iquiz"].subsets["EQ"]["score"] == pytest.approx(0.5)
     assert result["ceval"].subsets["computer_network"] == {"score": pytest.approx(1 / 3, abs=1e-4), "scored": 3,
-                                                            "requested": 3, "errored": 0}
+                                                            "requested": 3, "errored": 0,
+                                                            # 1 of 3: stderr sqrt(1/3 * 2/3 / 2), Wilson interval
+                                                            "stderr": pytest.approx(1 / 3, abs=1e-6),
+                                                            "ci95": [pytest.approx(0.061492, abs=1e-6),
+                                                                     pytest.approx(0.792340, abs=1e-6)],
+                                                            "n": 3, "ci_method": "wilson"}
     assert result["ceval"].categories["STEM"]["score"] == pytest.approx(0.4)
     assert sorted(result["ceval"].categories["STEM"]["subsets"]) == ["computer_network", "operating_system"]
 
@@ -96,7 +101,7 @@ def test_output_directory_keeps_evalscope_files_and_evalsvc_summary(full_run: tu
     assert summary["result"]["iquiz"]["score"] == result["iquiz"].score
     config = json.loads((root / "config.json").read_text())
     assert config["config"]["api_key"] == "***"
-    assert "| gsm8k | accuracy | 0.8000 | 5/5 | 0 | completed |" in (root / "report.md").read_text()
+    assert "| gsm8k | accuracy | 0.8000 | [0.3755, 0.9638] | 5/5 | 0 | completed |" in (root / "report.md").read_text()
     for name in ("gsm8k", "iquiz", "ceval"):
         d = result[name]
         assert Path(d.report_path).is_file()
@@ -154,7 +159,9 @@ def test_endpoint_faults_are_counted_as_errored_never_dropped(tmp_path: Path) ->
     assert d.sample_errors and "500" in d.sample_errors[0]
     data = result.to_dict()["result"]["iquiz"]
     assert (data["errored"], data["incomplete"]) == (2, True)
-    assert "| iquiz | accuracy | 1.0000 | 3/5 | 2 | incomplete |" in (Path(result.output_dir) / "report.md").read_text()
+    assert d.n == 3 and d.ci95 == [pytest.approx(0.438503, abs=1e-6), 1.0]  # the interval rests on the 3 scored
+    assert "| iquiz | accuracy | 1.0000 | [0.4385, 1.0000] | 3/5 | 2 | incomplete |" in \
+        (Path(result.output_dir) / "report.md").read_text()
 
 
 def test_retries_are_bounded_and_recover_from_500s(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def test_the_json_shapes_are_unchanged() -> None:
     assert list(_perf().to_dict()) == ["output_dir", "status", "error", "results", "info"]
     assert set(_perf().to_dict()["results"]["parallel_1_number_2"]) == {"metrics", "percentiles"}
     assert list(_eval().to_dict()) == ["output_dir", "status", "error", "incomplete", "model", "started_at",
-                                       "finished_at", "duration_s", "result", "info"]
+                                       "finished_at", "duration_s", "result", "info", "aggregate"]
     assert _eval().to_dict()["result"]["gsm8k"]["score"] == 0.5
 
 

@@ -46,10 +46,10 @@ CROSS_FIELD = {
              ("speed", "trace dataset only"), ("rate_start", "ramps towards rate"),
              ("min_prompt_tokens", "must be <="), ("min_output_tokens", "must be <="),
              ("think_time", "needs multi_turn")],
-    "eval": [("dataset_args.", ""), ("limit", "selects no sample")],
+    "eval": [("dataset_args.", ""), ("limit", "selects no sample"), ("judge.strategy", "no rule scoring")],
 }
 # Said in each request schema's description: integers nested in free-form objects must fit in 64 bits.
-JSON_LIMIT = ("extra_body", "dataset_args", "generation_config.extra_body")
+JSON_LIMIT = ("extra_body", "dataset_args", "generation_config.extra_body", "judge.generation_config.extra_body")
 
 
 def _cross_field(kind: str, error: dict[str, Any]) -> bool:

@@ -130,9 +130,6 @@ def unsupported_reason(meta: dict[str, Any], name: str | None = None) -> str | N
         return "is an audio benchmark; evalsvc evaluates text benchmarks"
     if tags & _MULTIMODAL_TAGS:
         return "is a multimodal benchmark (images); evalsvc evaluates text benchmarks"
-    facts = adapter_facts(name) if name else None
-    if meta.get("requires_judge") or (facts is not None and facts.judge):
-        return "is scored by an LLM judge, which evalsvc does not configure"
     if meta.get("sandbox_config"):
         return "needs a code-execution sandbox (docker), which evalsvc does not provide"
     params = meta.get("extra_params")
@@ -144,6 +141,13 @@ def unsupported_reason(meta: dict[str, Any], name: str | None = None) -> str | N
         return (f"needs the optional package{'s' if len(missing) > 1 else ''} {', '.join(missing)}, not installed "
                 f"(pip install {packages}; `pip install 'evalsvc[eval-extras]'` installs the light ones)")
     return None
+
+
+def needs_judge(name: str) -> bool:
+    """Whether evalscope scores `name` with an LLM judge (see _judge.py)."""
+    from ._judge import needs_judge as judged
+
+    return judged(name)
 
 
 def _entry(name: str) -> dict[str, Any]:
@@ -163,6 +167,7 @@ def _entry(name: str) -> dict[str, Any]:
         "samples": meta.get("_samples"),
         "category": meta.get("category"),
         "requires_local_dataset": bool(meta.get("requires_local_dataset")),
+        "requires_judge": needs_judge(name),
         "supported": reason is None,
         "unsupported_reason": reason,
     }
@@ -172,13 +177,14 @@ def list_benchmarks(*, include_unsupported: bool = False) -> list[dict[str, Any]
     """The benchmarks evalsvc can evaluate, from evalscope's catalogue, sorted by name.
 
     Args:
-        include_unsupported: also list benchmarks evalsvc cannot run (multimodal, agent, LLM-judged,
-            sandboxed), with `supported: False` and the reason.
+        include_unsupported: also list benchmarks evalsvc cannot run (multimodal, agent, sandboxed), with
+            `supported: False` and the reason. Judge-scored ones are listed with `requires_judge: True`:
+            they run when the config has a `judge`.
 
     Returns:
         One dict per benchmark: name, pretty_name, description, tags, subsets, metric, few_shot_num,
-        eval_split, train_split, dataset_id, samples, category, requires_local_dataset, supported,
-        unsupported_reason.
+        eval_split, train_split, dataset_id, samples, category, requires_local_dataset, requires_judge,
+        supported, unsupported_reason.
 
     Raises:
         MissingExtra: evalscope is not installed (the `eval` extra).
@@ -189,8 +195,9 @@ def list_benchmarks(*, include_unsupported: bool = False) -> list[dict[str, Any]
     return entries if include_unsupported else [e for e in entries if e["supported"]]
 
 
-def check_benchmark(name: str) -> dict[str, Any]:
-    """Raise ConfigError unless `name` is a benchmark evalsvc can run; return its metadata.
+def check_benchmark(name: str, *, judge: bool = False) -> dict[str, Any]:
+    """Raise ConfigError unless `name` is a benchmark evalsvc can run (judge-scored ones only with a `judge`);
+    return its metadata.
 
     Skips the check (returns {}) when evalscope's index is unavailable; the worker then reports.
     """
@@ -203,6 +210,9 @@ def check_benchmark(name: str) -> dict[str, Any]:
     reason = unsupported_reason(meta, name)
     if reason:
         raise ConfigError("datasets", f"{name!r} {reason} (see `evalsvc benchmarks`)")
+    if not judge and needs_judge(name):
+        raise ConfigError("datasets", f"{name!r} is scored by an LLM judge: pass `judge` (an object with api_url, "
+                          "model and api_key of an OpenAI-compatible judge model) to run it")
     return meta
 
 
@@ -431,16 +441,18 @@ class AdapterFacts:
     """What a benchmark's adapter source says about running it (read without importing evalscope)."""
 
     layout: LoadLayout
-    judge: bool = False
-    """The adapter scores with an LLM judge by default (its `scoring_policy`; alpaca_eval and aa_lcr declare
-    it there, without the catalogue's legacy `requires_judge` flag)."""
+    judge: str | None = None
+    """How the adapter scores with an LLM judge by default: "judge_only" (no rule scoring at all) or
+    "judge_default" (rules exist, a judge is the default), from its `scoring_policy` (or the legacy
+    `llm_judge_default = True`); None: rules. alpaca_eval and aa_lcr declare it there, without the
+    catalogue's legacy `requires_judge` flag."""
     imports: tuple[tuple[str, str], ...] = ()
     """(module, pip package) pairs the adapter requires when it is built (evalscope's `check_import`)."""
     hf_dataset_id: str | None = None
     """The benchmark's dataset on Hugging Face, when its registration names one."""
 
 
-_JUDGE_POLICIES = ("JUDGE_ONLY", "JUDGE_DEFAULT")
+_JUDGE_POLICIES = {"JUDGE_ONLY": "judge_only", "JUDGE_DEFAULT": "judge_default"}
 """evalscope's ScoringPolicy members that score with an LLM judge unless told otherwise."""
 
 _PIP_NAMES = {"sklearn": "scikit-learn", "comet": "unbabel-comet", "bert_score": "bert-score"}
@@ -468,7 +480,7 @@ def adapter_facts(name: str) -> AdapterFacts:
         kind = ("split_as_subset" if facts.get("split_as_subset") else
                 "split_by_field" if facts.get("reformat_subset") else "subsets")
         hf_id = meta.get("hf_dataset_id")
-        return AdapterFacts(LoadLayout(kind, default), judge=bool(facts.get("judge")),
+        return AdapterFacts(LoadLayout(kind, default), judge=facts.get("judge"),
                             imports=tuple(dict.fromkeys(facts.get("imports") or ())),
                             hf_dataset_id=hf_id if isinstance(hf_id, str) and hf_id else None)
     return AdapterFacts(LoadLayout("subsets"))
@@ -527,9 +539,9 @@ def _class_facts(package_root: Path, module: str, tree: ast.Module, node: ast.Cl
             # LLM judge by default; so did the legacy `llm_judge_default = True`
             attr, value = item.targets[0].id, item.value
             if attr == "scoring_policy" and isinstance(value, ast.Attribute):
-                facts["judge"] = value.attr in _JUDGE_POLICIES
+                facts["judge"] = _JUDGE_POLICIES.get(value.attr)
             elif attr == "llm_judge_default" and isinstance(value, ast.Constant):
-                facts["judge"] = bool(value.value)
+                facts["judge"] = "judge_default" if value.value else None
         if not (isinstance(item, ast.FunctionDef) and item.name == "__init__"):
             continue
         for stmt in ast.walk(item):

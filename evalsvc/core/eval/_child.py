@@ -174,6 +174,68 @@ def _patch_sample_errors() -> None:
     DefaultEvaluator._process_work_item = patched
 
 
+def _vary_seed_per_repeat(base: int) -> None:
+    """Send repeat r of a sample with seed base + r, so repeats at temperature > 0 differ, reproducibly.
+
+    evalscope gives every repeat the same generation config (the same seed, or none); it numbers a
+    sample's repeats sample.id % repeats. The seed is set only for the model's own answers: the judge's
+    requests are made while scoring, outside run_inference.
+    """
+    import threading
+
+    from evalscope.api.benchmark.adapters.default_data_adapter import DefaultDataAdapter
+    from evalscope.api.model.model import Model
+
+    local = threading.local()
+    run_inference, preprocess = DefaultDataAdapter.run_inference, Model._preprocess_input
+
+    def patched_run_inference(self: Any, model: Any, sample: Any, *args: Any, **kwargs: Any) -> Any:
+        repeats = int(getattr(self, "repeats", 1) or 1)
+        local.index = int(sample.id) % repeats if repeats > 1 and isinstance(sample.id, int) else None
+        try:
+            return run_inference(self, model, sample, *args, **kwargs)
+        finally:
+            local.index = None
+
+    def patched_preprocess(self: Any, *args: Any, **kwargs: Any) -> Any:
+        out = preprocess(self, *args, **kwargs)
+        index = getattr(local, "index", None)
+        if index is not None:
+            out[3].seed = base + index
+        return out
+
+    DefaultDataAdapter.run_inference = patched_run_inference
+    Model._preprocess_input = patched_preprocess
+
+
+def _bound_judge(concurrency: int) -> None:
+    """At most `concurrency` judge requests in flight (evalscope judges inside each sample's thread)."""
+    import threading
+
+    from evalscope.metrics.judge.llm_judge import LLMJudge
+
+    gate = threading.BoundedSemaphore(concurrency)
+    generate = LLMJudge.generate
+
+    def patched_generate(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with gate:
+            return generate(self, *args, **kwargs)
+
+    LLMJudge.generate = patched_generate
+
+
+def _apply_options(options: dict[str, Any]) -> None:
+    """evalsvc's own per-run settings that evalscope has no option for (the worker is forked per dataset)."""
+    if options.get("repeat_seed") is not None:
+        _vary_seed_per_repeat(int(options["repeat_seed"]))
+    if options.get("judge_concurrency"):
+        _bound_judge(int(options["judge_concurrency"]))
+    if options.get("judge_url"):
+        from .._net import exempt_if_direct
+
+        exempt_if_direct(str(options["judge_url"]))
+
+
 def _no_html_report(*_: Any, **__: Any) -> str:
     return "not rendered by evalsvc (the report JSON is in reports/<model>/)"
 
@@ -278,9 +340,15 @@ def _serve() -> None:
 
         exempt_if_direct(str(task.get("api_url") or ""))  # evalscope's client then proxies as the preflight did
         _bound_requests(str(task.get("api_url") or ""))
+        _apply_options(spec.get("options") or {})
 
         generation = dict(task.pop("generation_config"))
         retry_interval = generation.pop("retry_interval", None)
+        for args in (task.get("dataset_args") or {}).values():
+            if isinstance(args.get("primary_metric"), dict):  # a selector (name + aggregation), see _plan.py
+                from evalscope.api.metric.semantics import MetricSelector
+
+                args["primary_metric"] = MetricSelector(**args["primary_metric"])
         cfg = TaskConfig(**task, generation_config=generation)
         if retry_interval is not None:
             # evalscope declares the interval as an int; fractions of a second work the same in

@@ -19,6 +19,7 @@ from .._paths import cache_dir
 from ..config import EvalConfig
 from ..errors import ConfigError
 from ._catalogue import LoadLayout, benchmark_meta, load_layout
+from ._judge import generation_options, judge_task_config
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
@@ -99,6 +100,15 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
                 raise ConfigError("dataset_dir", f"has no folder for {name!r} (looked for {local}; "
                                   f"found: {shown or 'nothing'})")
             _resolve_local(name, local, args, meta, notes, field_name="dataset_dir")
+        if config.repeats > 1 and "aggregation" not in args and meta.get("aggregation", "mean") == "mean":
+            # evalscope's mean plus pass@n for every n <= repeats; the score stays the mean over all answers
+            args["aggregation"] = "mean_and_pass_at_k"
+        if str(args.get("aggregation") or "").startswith("mean_and_"):
+            # mean plus pass@n / vote@n / pass^n: evalscope needs the headline named, or fails after the run
+            # ("no unique primary metric")
+            primary = args.get("primary_metric") or _primary_metric_name(meta)
+            if primary is not None and not isinstance(primary, dict):
+                args["primary_metric"] = {"name": primary, "aggregation": "mean"}
         hf_cache = mirror = None
         if args.get("local_path"):
             source = Path(args["local_path"])
@@ -118,7 +128,65 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
         if not (resume_dir / CONFIG_FILE).is_file():
             raise ConfigError("use_cache", f"is not an evalsvc evaluation output directory (no {CONFIG_FILE} "
                               f"in {resume_dir})")
+        check_resumable(config, resume_dir)
     return EvalPlan(config=config, datasets=plans, resume_dir=resume_dir)
+
+
+_RESUME_KEYS = ("model", "api_url", "limit", "repeats", "seed", "generation_config", "judge")
+"""What evalscope's resume identity holds (evaluation_versioning._fingerprint_task_mapping): a resumed run
+that differs in one of them is refused by evalscope per dataset, after the run has started."""
+_TRANSPORT_OPTIONS = ("timeout", "stream")
+"""generation_config options evalscope leaves out of that identity: they do not change the answers."""
+_JUDGE_TRANSPORT = ("api_key", "concurrency")
+
+
+def _resume_view(data: dict[str, Any], key: str) -> Any:
+    value = data.get(key)
+    if key == "generation_config" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in _TRANSPORT_OPTIONS}
+    if key == "judge" and isinstance(value, dict):
+        view = {k: v for k, v in value.items() if k not in _JUDGE_TRANSPORT}
+        if isinstance(view.get("generation_config"), dict):
+            view["generation_config"] = _resume_view(view, "generation_config")
+        return view
+    return value
+
+
+def check_resumable(config: EvalConfig, resume_dir: Path) -> None:
+    """Refuse, before any work, a resume whose settings differ from the run it resumes where evalscope would.
+
+    Raises:
+        ConfigError: field use_cache, naming the setting that differs and its value in the earlier run.
+    """
+    import json
+
+    try:
+        earlier = json.loads((resume_dir / CONFIG_FILE).read_text(encoding="utf-8")).get("config")
+    except (OSError, ValueError, AttributeError):
+        return  # unreadable: evalscope's own check still applies
+    if not isinstance(earlier, dict):
+        return
+    now = config.to_dict()
+    for key in _RESUME_KEYS:
+        if key not in earlier:
+            continue  # written by an evalsvc without that field: its default then
+        before, after = _resume_view(earlier, key), _resume_view(now, key)
+        if before != after:
+            raise ConfigError("use_cache", f"the run in {resume_dir} was made with {key}={json.dumps(before)}, "
+                              f"this one has {key}={json.dumps(after)}: a resumed run must ask the same (its "
+                              "answers on disk were made with it); give the earlier value or start a new run")
+
+
+def _primary_metric_name(meta: dict[str, Any]) -> str | None:
+    primary = meta.get("primary_metric")
+    if isinstance(primary, dict) and primary.get("name"):
+        return str(primary["name"])
+    for metric in meta.get("metrics") or []:
+        if isinstance(metric, str):
+            return metric
+        if isinstance(metric, dict) and metric:
+            return str(next(iter(metric)))
+    return None
 
 
 _HUB_PROBE_TIMEOUT_S = 2.0
@@ -407,10 +475,7 @@ def task_kwargs(plan: EvalPlan, dataset: DatasetPlan, out_dir: Path, *, resume: 
     OpenAI client that retries twice more: all of it is pinned here.
     """
     config = plan.config
-    generation = {k: v for k, v in config.generation_config.items() if v is not None}
-    if "stop" in generation:
-        stop = generation.pop("stop")
-        generation["stop_seqs"] = [stop] if isinstance(stop, str) else list(stop)
+    generation = generation_options(config.generation_config)
     generation["retries"] = config.retries + 1  # evalscope counts attempts, not retries
     generation["retry_interval"] = config.retry_interval
     return {
@@ -432,5 +497,21 @@ def task_kwargs(plan: EvalPlan, dataset: DatasetPlan, out_dir: Path, *, resume: 
         "ignore_errors": True,
         "enable_progress_tracker": False,
         "analysis_report": False,
+        "repeats": config.repeats,
+        **({"judge": judge_task_config(config.judge, retries=config.retries, retry_interval=config.retry_interval)}
+           if config.judge is not None else {}),
     }
+
+
+def worker_options(config: EvalConfig) -> dict[str, Any]:
+    """What the worker does around evalscope (see _child._apply_options): the seed of each repeat when
+    sampling (seed + r; generation_config.seed, else seed), the judge's bound and its proxy route."""
+    options: dict[str, Any] = {}
+    if config.repeats > 1 and float(config.generation_config.get("temperature") or 0) > 0:
+        seed = config.generation_config.get("seed")
+        options["repeat_seed"] = config.seed if seed is None else seed
+    if config.judge is not None:
+        options["judge_concurrency"] = config.judge.get("concurrency") or config.eval_batch_size
+        options["judge_url"] = config.judge["api_url"]
+    return options
 

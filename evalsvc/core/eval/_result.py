@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import html
 import json
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._result import ResultBase
+from .._stats import macro_stats, mean_stats
 from ..status import RunStatus
 
 RUN_STATUSES = (RunStatus.COMPLETED, RunStatus.INCOMPLETE, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMEOUT)
@@ -56,6 +58,20 @@ class DatasetResult:
     sorted; at most 1000 are listed."""
     usage: dict[str, Any] = field(default_factory=dict)
     """Token counts and latency of the evaluation requests, from evalscope's perf summary."""
+    stderr: float | None = None
+    """Standard error of the score over its samples (see core/_stats.py)."""
+    ci95: list[float] | None = None
+    """95 % interval of the score: [low, high] (Wilson for 0/1 scores, seeded bootstrap otherwise)."""
+    n: int = 0
+    """The per-sample values stderr and ci95 rest on (questions; with repeats, each question's mean)."""
+    ci_method: str | None = None
+    """"wilson" or "bootstrap"."""
+    repeats: dict[str, Any] | None = None
+    """With repeats > 1: k, the score of each repeat, their spread, and how often a question's answers agree."""
+    timing: dict[str, Any] = field(default_factory=dict)
+    """The evaluation's own requests: latency and TTFT (ms), tokens, throughput at the run's load."""
+    sample_values: list[float] = field(default_factory=list, repr=False)
+    """The per-sample values behind stderr / ci95 (not in to_dict): the run's micro mean pools them."""
     duration_s: float | None = None
     output_dir: str | None = None
     predictions: list[str] = field(default_factory=list)
@@ -87,6 +103,12 @@ class DatasetResult:
             "sample_errors": self.sample_errors,
             "errored_samples": self.errored_samples,
             "usage": self.usage,
+            "stderr": self.stderr,
+            "ci95": self.ci95,
+            "n": self.n,
+            "ci_method": self.ci_method,
+            "repeats": self.repeats,
+            "timing": self.timing,
             "duration_s": self.duration_s,
             "output_dir": self.output_dir,
             "predictions": self.predictions,
@@ -150,6 +172,17 @@ class EvalResult(ResultBase[DatasetResult]):
         """Primary score per benchmark."""
         return {name: d.score for name, d in self.datasets.items()}
 
+    @property
+    def aggregate(self) -> dict[str, Any]:
+        """Across the datasets with a score: "macro" (each dataset weighs the same) and "micro" (each sample
+        does) means, each with stderr and ci95 (see core/_stats.py)."""
+        scored = [d for d in self.datasets.values() if d.score is not None and d.sample_values]
+        macro = macro_stats([(mean_stats(d.sample_values)["score"], d.stderr, d.ci95) for d in scored])
+        micro = mean_stats([v for d in scored for v in d.sample_values])
+        if micro["score"] is not None:
+            micro["score"] = round(micro["score"], 6)
+        return {"macro": macro, "micro": micro}
+
     def to_dict(self) -> dict[str, Any]:
         """The SPEC §3 shape: {"output_dir", "result": {name: {...}}, "status", ...}."""
         return {
@@ -163,6 +196,7 @@ class EvalResult(ResultBase[DatasetResult]):
             "duration_s": self.duration_s,
             "result": {name: d.to_dict() for name, d in self.datasets.items()},
             "info": self.info,
+            "aggregate": self.aggregate,
         }
 
     def __repr__(self) -> str:
@@ -192,11 +226,21 @@ class EvalResult(ResultBase[DatasetResult]):
                ""]
         out += ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
         out += ["| " + " | ".join(_row(d)) + " |" for d in self.datasets.values()]
+        agg = self.aggregate
+        if agg["macro"]["datasets"] > 1:
+            out += ["", f"Across datasets: macro mean {_fmt_score(agg['macro']['score'])} "
+                    f"{_fmt_ci(agg['macro']['ci95'])}, micro mean {_fmt_score(agg['micro']['score'])} "
+                    f"{_fmt_ci(agg['micro']['ci95'])} over {agg['micro']['n']} questions."]
         for d in self.datasets.values():
             if len(d.subsets) > 1:
-                out += ["", f"## {d.name} by subset", "", "| subset | score | scored | errored |", "|---|---|---|---|"]
-                out += [f"| {s} | {_fmt_score(v.get('score'))} | {v.get('scored', '')} | {v.get('errored', 0)} |"
-                        for s, v in d.subsets.items()]
+                out += ["", f"## {d.name} by subset", "", "| subset | score | 95% CI | scored | errored |",
+                        "|---|---|---|---|---|"]
+                out += [f"| {s} | {_fmt_score(v.get('score'))} | {_fmt_ci(v.get('ci95'))} | {v.get('scored', '')} | "
+                        f"{v.get('errored', 0)} |" for s, v in d.subsets.items()]
+            if d.repeats:
+                out += ["", f"{d.name}, {d.repeats['k']} repeats: scores {d.repeats['scores']} (stdev "
+                        f"{d.repeats['stdev']}), pass@k {d.repeats.get('pass_at') or {}}, answers agree on "
+                        f"{d.repeats['agreement']} of questions."]
             if d.sample_errors:
                 out += ["", f"Errors in {d.name}:", ""] + [f"- {e}" for e in d.sample_errors]
         out += ["", f"Files: `{self.output_dir}` (one folder per benchmark with evalscope's predictions, "
@@ -204,11 +248,15 @@ class EvalResult(ResultBase[DatasetResult]):
         return "\n".join(out)
 
 
-_COLUMNS = ("dataset", "metric", "score", "scored", "errored", "status")
+_COLUMNS = ("dataset", "metric", "score", "95% CI", "scored", "errored", "status")
 
 
 def _fmt_score(score: float | None) -> str:
     return "—" if score is None else f"{score:.4f}"
+
+
+def _fmt_ci(ci: list[float] | None) -> str:
+    return "—" if not ci else f"[{ci[0]:.4f}, {ci[1]:.4f}]"
 
 
 def _fmt_int(value: int | None) -> str:
@@ -250,7 +298,8 @@ def _row(d: DatasetResult) -> list[str]:
     status = str(d.status if d.status != RunStatus.COMPLETED or not d.incomplete else RunStatus.INCOMPLETE)
     if d.status != RunStatus.COMPLETED and d.predicted:
         status += f" ({d.predicted} answers kept)"
-    return [d.name, d.metric or "", _fmt_score(d.score), f"{d.scored}/{_fmt_int(d.requested)}", str(d.errored), status]
+    return [d.name, d.metric or "", _fmt_score(d.score), _fmt_ci(d.ci95), f"{d.scored}/{_fmt_int(d.requested)}",
+            str(d.errored), status]
 
 
 def results_table(result: EvalResult) -> Any:
@@ -260,7 +309,7 @@ def results_table(result: EvalResult) -> Any:
     table = Table(title=result.headline,
                   title_justify="left")
     for col in _COLUMNS:
-        table.add_column(col, justify="right" if col in ("score", "scored", "errored") else "left")
+        table.add_column(col, justify="right" if col in ("score", "95% CI", "scored", "errored") else "left")
     for d in result.datasets.values():
         cells = _row(d)
         style = "red" if d.status == RunStatus.FAILED else "yellow" if d.incomplete else None
@@ -286,7 +335,8 @@ def _subset_of(path: Path, name: str) -> str:
 
 def read_dataset_result(name: str, out_dir: Path, *, status: str, error: str | None,
                         total: int | None, sample_errors: list[str], duration_s: float | None,
-                        errored_samples: list[dict[str, Any]] | None = None) -> DatasetResult:
+                        errored_samples: list[dict[str, Any]] | None = None, repeats: int = 1,
+                        inference_s: float | None = None) -> DatasetResult:
     """Build the DatasetResult of one benchmark from its evalscope output directory.
 
     Args:
@@ -297,6 +347,8 @@ def read_dataset_result(name: str, out_dir: Path, *, status: str, error: str | N
         total: the sample count the worker last reported (used when there is no report).
         sample_errors: reasons samples failed, as relayed from the worker's log.
         duration_s: wall time of the worker.
+        repeats: generations per sample the run asked for.
+        inference_s: wall time from the first to the last answered sample (for the throughput).
     """
     result = DatasetResult(name=name, status=status, error=error, duration_s=duration_s,
                            sample_errors=sample_errors, output_dir=str(out_dir), requested=total,
@@ -325,6 +377,8 @@ def read_dataset_result(name: str, out_dir: Path, *, status: str, error: str | N
             result.status, result.error = RunStatus.FAILED, "evalscope wrote no report"
         return result
     _fill_from_report(result, report)
+    _fill_stats(result, reviews, repeats)
+    _fill_timing(result, predictions, inference_s)
     if result.status == RunStatus.COMPLETED and result.scored == 0:
         # A score over no sample is no score: evalscope reports one anyway when every request failed.
         result.status, result.score = RunStatus.FAILED, None
@@ -391,3 +445,155 @@ def _fill_from_report(result: DatasetResult, report: dict[str, Any]) -> None:
             "latency_s_p50": latency.get("50%"),
             "latency_s_p99": latency.get("99%"),
         }
+
+
+# --- statistics, repeats and timing from the per-sample files ----------------------------------------
+
+
+def _jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    try:
+                        row = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(row, dict):
+                        yield row
+    except OSError:
+        return
+
+
+_USABLE = ("success", "fallback", None)
+"""Sample score statuses that carry a score (evalscope leaves the others out of every metric)."""
+
+
+def _sample_value(row: dict[str, Any], metric: str | None) -> tuple[Any, float, Any] | None:
+    """(group id, value of the primary metric, extracted prediction) of one review line, or None."""
+    sample = row.get("sample_score") or {}
+    score = sample.get("score") or {}
+    values = score.get("value") or {}
+    if score.get("status") not in _USABLE or not isinstance(values, dict):
+        return None
+    key = metric if metric in values else score.get("main_score_name")
+    value = values.get(key) if key else None
+    if isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, (int, float)) or value != value:
+        return None
+    group = sample.get("group_id", sample.get("sample_id", row.get("index")))
+    return group, float(value), (sample.get("generation_index") or 0, score.get("extracted_prediction"))
+
+
+_SCORE_ROUNDING = 5e-4
+"""evalscope rounds scores to 4 places: a mean of the samples this close to the score is that score."""
+
+
+def _interval(values: list[float], score: Any) -> dict[str, Any]:
+    """stderr, ci95, n and ci_method of a score from its per-question values; the numbers are None when the
+    score is not the mean of those values (an aggregation other than the mean), which they would not describe."""
+    stats = mean_stats(values)
+    out = {k: stats[k] for k in ("stderr", "ci95", "n", "ci_method")}
+    if stats["score"] is not None and (not isinstance(score, (int, float))
+                                       or abs(stats["score"] - score) > _SCORE_ROUNDING):
+        out.update(stderr=None, ci95=None, ci_method=None)
+    return out
+
+
+def _fill_stats(result: DatasetResult, reviews: list[Path], repeats: int) -> None:
+    """stderr / ci95 of the score per dataset and subset, and with repeats the spread across them.
+
+    The unit is the question: with repeats, a question's value is the mean over its repeats (its
+    repeats are not independent samples), so the interval says how sure the score is over questions.
+    """
+    by_repeat: dict[int, list[float]] = {}
+    answers: list[list[Any]] = []
+    values: list[float] = []
+    for path in reviews:
+        groups: dict[Any, list[float]] = {}
+        predictions: dict[Any, list[Any]] = {}
+        for row in _jsonl(path):
+            found = _sample_value(row, result.metric)
+            if found is None:
+                continue
+            group, value, (index, prediction) = found
+            groups.setdefault(group, []).append(value)
+            predictions.setdefault(group, []).append(prediction)
+            by_repeat.setdefault(int(index), []).append(value)
+        subset_values = [sum(v) / len(v) for v in groups.values()]
+        answers.extend(predictions.values())
+        values.extend(subset_values)
+        entry = result.subsets.get(_subset_of(path, result.name))
+        if entry is not None:
+            entry.update(_interval(subset_values, entry.get("score")))
+    stats = _interval(values, result.score)
+    result.sample_values = values if stats["ci95"] is not None else []
+    result.stderr, result.ci95, result.n, result.ci_method = (stats["stderr"], stats["ci95"], stats["n"],
+                                                             stats["ci_method"])
+    if repeats > 1:
+        scores = [round(sum(v) / len(v), 6) for _, v in sorted(by_repeat.items()) if v]
+        result.repeats = {
+            "k": repeats,
+            "scores": scores,
+            "min": min(scores) if scores else None,
+            "max": max(scores) if scores else None,
+            "stdev": round(statistics.stdev(scores), 6) if len(scores) > 1 else None,
+            "pass_at": _at_k(result, "pass_at_k"),
+            "agreement": (round(sum(1 for a in answers if len(set(map(str, a))) == 1) / len(answers), 6)
+                          if answers else None),
+        }
+        for aggregation, key in (("vote_at_k", "vote_at"), ("pass_hat_k", "pass_hat")):
+            at_k = _at_k(result, aggregation)
+            if at_k:
+                result.repeats[key] = at_k
+
+
+def _at_k(result: DatasetResult, aggregation: str) -> dict[str, float | None]:
+    """{n: score} of evalscope's pass@n / vote@n / pass^n metrics of the primary metric."""
+    prefix = f"{result.metric}_{aggregation}_k="
+    return {key[len(prefix):]: value for key, value in result.metrics.items() if key.startswith(prefix)}
+
+
+def _percentiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    import numpy as np
+
+    xs = np.asarray(values, dtype=float) * 1000.0
+    p50, p90, p99 = np.percentile(xs, [50, 90, 99])
+    return {"mean": round(float(xs.mean()), 3), "p50": round(float(p50), 3), "p90": round(float(p90), 3),
+            "p99": round(float(p99), 3), "max": round(float(xs.max()), 3)}
+
+
+def _fill_timing(result: DatasetResult, predictions: list[Path], inference_s: float | None) -> None:
+    """Latency, TTFT, tokens and throughput of the answers on disk (evalscope times each request)."""
+    latency: list[float] = []
+    ttft: list[float] = []
+    output_tokens = input_tokens = 0
+    for path in predictions:
+        for row in _jsonl(path):
+            output = row.get("model_output") or {}
+            perf = output.get("perf_metrics") or {}
+            if output.get("error") or not isinstance(perf.get("latency"), (int, float)):
+                continue
+            latency.append(float(perf["latency"]))
+            if isinstance(perf.get("ttft"), (int, float)):
+                ttft.append(float(perf["ttft"]))
+            usage = output.get("usage") or {}
+            output_tokens += int(usage.get("output_tokens") or perf.get("output_tokens") or 0)
+            input_tokens += int(usage.get("input_tokens") or perf.get("input_tokens") or 0)
+    if not latency:
+        return
+    span = inference_s if inference_s and inference_s > 0 else None
+    result.timing = {
+        "requests": len(latency),
+        "latency_ms": _percentiles(latency),
+        "ttft_ms": _percentiles(ttft),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "output_tokens_mean": round(output_tokens / len(latency), 3),
+        "inference_s": None if span is None else round(span, 3),
+        "request_throughput": None if span is None else round(len(latency) / span, 3),
+        "output_throughput": None if span is None else round(output_tokens / span, 3),
+    }

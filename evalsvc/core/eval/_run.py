@@ -28,7 +28,7 @@ from ..errors import ConfigError
 from ..progress import ProgressCallback, eval_log, eval_progress, eval_status
 from ..status import Phase, RunStatus
 from ._plan import (CONFIG_FILE, DATASET_INFOS, REPORT_FILE, SUMMARY_FILE, DatasetPlan, EvalPlan, build_mirror,
-                    check_hub, plan_eval, task_kwargs)
+                    check_hub, plan_eval, task_kwargs, worker_options)
 from ._extra import require_eval
 from ._preflight import preflight
 from ._result import DatasetResult, EvalResult, describe_shortfall, read_dataset_result
@@ -73,6 +73,10 @@ class _DatasetRun:
     errored_samples: list[dict[str, Any]] = field(default_factory=list)
     started: float | None = None
     ended: float | None = None
+    first_progress: float | None = None
+    """When the sample bar appeared (just before the first request) and when it last moved: the span of
+    the dataset's requests, for its throughput."""
+    last_progress: float | None = None
 
 
 class _Run:
@@ -285,7 +289,8 @@ class _Run:
         (RunStatus.COMPLETED, RunStatus.FAILED, or None when it stopped without saying)."""
         name = run.plan.name
         spec = {"task": task_kwargs(self.plan, run.plan, out_dir, resume=resume), "secrets": list(self.secrets),
-                "log_file": str(out_dir / "logs" / "worker.log"), "hf_cache": run.plan.hf_cache}
+                "log_file": str(out_dir / "logs" / "worker.log"), "hf_cache": run.plan.hf_cache,
+                "options": worker_options(self.config)}
         try:
             worker.start(spec)
         except OSError:
@@ -299,6 +304,11 @@ class _Run:
             kind = event.get("type")
             if kind == "progress":
                 done, run.total = int(event.get("done") or 0), int(event.get("total") or 0)
+                now = time.monotonic()
+                if run.first_progress is None:
+                    run.first_progress = now
+                elif done:
+                    run.last_progress = now
                 self.emit(eval_progress(name, done, run.total))
             elif kind == "log":
                 message = str(event.get("message", ""))
@@ -352,7 +362,10 @@ class _Run:
                 continue
             datasets[name] = read_dataset_result(
                 name, self.root / name, status=status, error=run.error, total=run.total or None,
-                sample_errors=run.sample_errors, duration_s=duration, errored_samples=run.errored_samples)
+                sample_errors=run.sample_errors, duration_s=duration, errored_samples=run.errored_samples,
+                repeats=self.config.repeats,
+                inference_s=(None if run.first_progress is None or run.last_progress is None
+                             else run.last_progress - run.first_progress))
         shortfall = describe_shortfall(datasets.values())
         error: str | None
         if self.stop_reason is not None:

@@ -65,7 +65,7 @@ def _perf_charts(cmp: Comparison) -> list[str]:
 
 
 def _datasets(run: Run, keys: list[str]) -> list[dict[str, Any]]:
-    from .compare import wilson
+    from .._stats import wilson
 
     out = []
     for name in keys:

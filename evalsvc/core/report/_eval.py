@@ -185,17 +185,28 @@ def is_eval_run(run_dir: str | Path) -> bool:
     return summary is not None and settings is not None
 
 
+def _ci_text(ci: Any) -> str:
+    """"[low, high]" of a 95 % interval, or "" when there is none."""
+    if not isinstance(ci, list) or len(ci) != 2 or not all(isinstance(v, (int, float)) for v in ci):
+        return ""
+    return f"[{ci[0]:.4f}, {ci[1]:.4f}]"
+
+
 def render_eval_report(run: EvalRun) -> str:
     """The report page of a read eval run, as HTML text."""
     datasets = []
     for name, d in run.summary["result"].items():
         datasets.append({
             "name": str(name), "metric": d.get("metric") or "", "score": d.get("score"),
-            "score_text": format_value(d.get("score"), 4), "requested": d.get("requested"),
+            "score_text": format_value(d.get("score"), 4), "ci95": d.get("ci95"), "ci_text": _ci_text(d.get("ci95")),
+            # the interval as the chart's error bar
+            "low": d["ci95"][0] if _ci_text(d.get("ci95")) else None,
+            "high": d["ci95"][1] if _ci_text(d.get("ci95")) else None,
+            "requested": d.get("requested"),
             "requested_text": format_value(d.get("requested"), 0), "scored": d.get("scored", 0),
             "errored": d.get("errored", 0), "status": d.get("status") or "", "error": d.get("error"),
             "incomplete": bool(d.get("incomplete")),
-            "subsets": [{"name": s, "score_text": format_value(v.get("score"), 4),
+            "subsets": [{"name": s, "score_text": format_value(v.get("score"), 4), "ci_text": _ci_text(v.get("ci95")),
                          "requested_text": format_value(v.get("requested"), 0),
                          "scored": v.get("scored"), "errored": v.get("errored", 0)}
                         for s, v in (d.get("subsets") or {}).items()],

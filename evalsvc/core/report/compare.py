@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
+from .._stats import wilson
 from ..errors import ConfigError
 from ._frames import pandas, scalars
 from ._data import PerfRun, Point, load_perf_run, read_json, record_metric
@@ -46,7 +47,6 @@ MIN_TAIL = 10
 (n * (1 - N/100) >= MIN_TAIL: p99 needs 1,000 requests, p90 100): the bootstrap of a tail percentile from a
 handful of tail values is far too narrow and would call noise a change."""
 SEED = 20240601
-Z95 = 1.959963984540054
 
 Kind = Literal["perf", "eval"]
 
@@ -299,15 +299,6 @@ def bootstrap_diff(base: list[float], new: list[float], resamples: int = RESAMPL
     diff = _boot(b, rng, resamples) - _boot(a, rng, resamples)
     low, high = np.percentile(diff, [2.5, 97.5], axis=0)
     return {s: (sb[s] - sa[s], float(low[i]), float(high[i])) for i, s in enumerate(DIST_STATS)}
-
-
-def wilson(x: float, n: int) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion of x successes in n trials."""
-    p = x / n
-    denom = 1 + Z95 ** 2 / n
-    centre = (p + Z95 ** 2 / (2 * n)) / denom
-    half = Z95 * math.sqrt(p * (1 - p) / n + Z95 ** 2 / (4 * n * n)) / denom
-    return centre - half, centre + half
 
 
 def newcombe_diff(p1: float, n1: int, p2: float, n2: int) -> tuple[float, float]:

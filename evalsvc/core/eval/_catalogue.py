@@ -86,7 +86,8 @@ def _overview(description: str | None) -> str:
     return ""
 
 
-def _metric_name(meta: dict[str, Any]) -> str | None:
+def metric_name(meta: dict[str, Any]) -> str | None:
+    """A benchmark's headline metric: its `primary_metric`, else the first of its `metrics`."""
     primary = meta.get("primary_metric")
     if isinstance(primary, dict) and primary.get("name"):
         return str(primary["name"])
@@ -159,7 +160,7 @@ def _entry(name: str) -> dict[str, Any]:
         "description": _overview(meta.get("description")),
         "tags": list(meta.get("tags") or []),
         "subsets": list(meta.get("subset_list") or []),
-        "metric": _metric_name(meta),
+        "metric": metric_name(meta),
         "few_shot_num": meta.get("few_shot_num"),
         "eval_split": meta.get("eval_split"),
         "train_split": meta.get("train_split") or None,

@@ -18,7 +18,7 @@ from typing import Any
 from .._paths import cache_dir
 from ..config import EvalConfig
 from ..errors import ConfigError
-from ._catalogue import LoadLayout, benchmark_meta, load_layout
+from ._catalogue import LoadLayout, benchmark_meta, load_layout, metric_name
 from ._judge import generation_options, judge_task_config
 
 CONFIG_FILE = "config.json"
@@ -106,7 +106,7 @@ def plan_eval(config: EvalConfig) -> EvalPlan:
         if str(args.get("aggregation") or "").startswith("mean_and_"):
             # mean plus pass@n / vote@n / pass^n: evalscope needs the headline named, or fails after the run
             # ("no unique primary metric")
-            primary = args.get("primary_metric") or _primary_metric_name(meta)
+            primary = args.get("primary_metric") or metric_name(meta)
             if primary is not None and not isinstance(primary, dict):
                 args["primary_metric"] = {"name": primary, "aggregation": "mean"}
         hf_cache = mirror = None
@@ -175,18 +175,6 @@ def check_resumable(config: EvalConfig, resume_dir: Path) -> None:
             raise ConfigError("use_cache", f"the run in {resume_dir} was made with {key}={json.dumps(before)}, "
                               f"this one has {key}={json.dumps(after)}: a resumed run must ask the same (its "
                               "answers on disk were made with it); give the earlier value or start a new run")
-
-
-def _primary_metric_name(meta: dict[str, Any]) -> str | None:
-    primary = meta.get("primary_metric")
-    if isinstance(primary, dict) and primary.get("name"):
-        return str(primary["name"])
-    for metric in meta.get("metrics") or []:
-        if isinstance(metric, str):
-            return metric
-        if isinstance(metric, dict) and metric:
-            return str(next(iter(metric)))
-    return None
 
 
 _HUB_PROBE_TIMEOUT_S = 2.0

@@ -88,6 +88,13 @@ class RecordSink:
         return str(self._lines.close())
 
 
+async def sleep_until(due: float) -> None:
+    """Sleep until `due` (a perf_counter() time), to within 0.5 ms and never before it: the event loop's
+    timers may wake up to 1 ms early, so a wake-up short of `due` sleeps again."""
+    while (wait := due - perf_counter()) > 0.0005:
+        await asyncio.sleep(wait)
+
+
 async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float, stop: asyncio.Event,
                     counters: Counters, sink: RecordSink | None) -> str | None:
     """Send this shard's requests (warm up first with `warmup`); return why it stopped early
@@ -140,8 +147,7 @@ async def run_shard(plan: ShardPlan, sender: Sender, stats: RunStats, t0: float,
         async def dispatcher() -> None:
             for k, i in enumerate(indices):
                 due = t0 + offsets[k]
-                while (wait := due - perf_counter()) > 0.0005:  # the loop's timers may wake up to 1 ms early
-                    await asyncio.sleep(wait)
+                await sleep_until(due)
                 if stop.is_set():
                     return
                 await sem.acquire()

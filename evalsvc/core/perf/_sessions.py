@@ -20,6 +20,7 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+from ._engine import sleep_until
 from ._kinds import FailureKind
 from ._sender import Outcome, Sender, TurnOutcome
 from ._stats import Dist
@@ -200,9 +201,7 @@ def start_sessions(plan: Any, sender: Sender, stats: Any, t0: float, stop: async
             if claimed >= plan.count:
                 break  # every request is taken: no more sessions start
             due = t0 + offsets[j]
-            wait = due - perf_counter()
-            if wait > 0.0005:
-                await asyncio.sleep(wait)
+            await sleep_until(due)
             if stop.is_set() or claimed >= plan.count:
                 break
             await sem.acquire()

@@ -125,15 +125,19 @@ class StreamParser:
                 return
         k = self._count_output(block)
         if k:
-            if self.first_t is None:
-                self.first_t = t
-            else:
-                self.gaps.append((t - self.last_t) * 1000.0)
-            if k > 1:
-                self.zero_gaps += k - 1  # arrived in the same read: no gap the client could see
-            self.last_t = t
-            self.n_output += k
+            self._outputs(k, t)
         self._inspect_block(block)
+
+    def _outputs(self, k: int, t: float) -> None:
+        """`k` output chunks arrived in the read at time `t` (scanned or decoded alike): TTFT and the gaps."""
+        if self.first_t is None:
+            self.first_t = t
+        else:
+            self.gaps.append((t - self.last_t) * 1000.0)
+        if k > 1:
+            self.zero_gaps += k - 1  # arrived in the same read: no gap the client could see
+        self.last_t = t
+        self.n_output += k
 
     def _decode(self, payloads: tuple[bytes, ...], t: float) -> bool:
         """Read the JSON object of each event of a block (the per-read alternative to the scan, see the module
@@ -156,14 +160,7 @@ class StreamParser:
             if type(event) is dict:
                 k += self._take(event)
         if k:
-            if self.first_t is None:
-                self.first_t = t
-            else:
-                self.gaps.append((t - self.last_t) * 1000.0)
-            if k > 1:
-                self.zero_gaps += k - 1  # arrived in the same read: no gap the client could see
-            self.last_t = t
-            self.n_output += k
+            self._outputs(k, t)
         return True
 
     def _take(self, event: dict[str, Any]) -> int:  # pragma: no cover - only called when `_decodes` is set

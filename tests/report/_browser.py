@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,8 +62,10 @@ class OpenedPage:
 
 
 @contextmanager
-def open_report(path: Path) -> Iterator[OpenedPage]:
-    """Open `path` in headless Chromium with the network refused; wait until Plotly has drawn."""
+def browser_page(allow: Callable[[str], bool], errors: list[str], blocked: list[str], *, width: int = 1280,
+                 height: int = 900, offline: bool = False) -> Iterator[Any]:
+    """A new page in headless Chromium (a throw-away profile): console errors and uncaught exceptions go to
+    `errors`; a request whose URL `allow` refuses is aborted and its URL added to `blocked`."""
     executable = chromium_path()
     try:
         from playwright.sync_api import sync_playwright
@@ -73,25 +75,34 @@ def open_report(path: Path) -> Iterator[OpenedPage]:
     with sync_playwright() as pw, tempfile.TemporaryDirectory(prefix="evalsvc-chromium-") as profile:
         context = pw.chromium.launch_persistent_context(
             profile, executable_path=executable, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 900}, offline=True)
+            viewport={"width": width, "height": height}, offline=offline)
         try:
             page = context.new_page()
-            opened = OpenedPage(page)
-            page.on("console", lambda m: opened.errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: opened.errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
 
             def route(r: Any) -> None:
-                if r.request.url.startswith("file://"):
+                if allow(r.request.url):
                     r.continue_()
                 else:
-                    opened.blocked.append(r.request.url)
+                    blocked.append(r.request.url)
                     r.abort()
 
             context.route("**/*", route)
-            page.goto(path.resolve().as_uri(), wait_until="load")
-            page.wait_for_function("() => window.Plotly !== undefined && "
-                                   "document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
-                                   timeout=30_000)
-            yield opened
+            yield page
         finally:
             context.close()
+
+
+@contextmanager
+def open_report(path: Path) -> Iterator[OpenedPage]:
+    """Open `path` in headless Chromium with the network refused; wait until Plotly has drawn."""
+    errors: list[str] = []
+    blocked: list[str] = []
+    with browser_page(lambda url: url.startswith("file://"), errors, blocked, offline=True) as page:
+        opened = OpenedPage(page, errors, blocked)
+        page.goto(path.resolve().as_uri(), wait_until="load")
+        page.wait_for_function("() => window.Plotly !== undefined && "
+                               "document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
+                               timeout=30_000)
+        yield opened

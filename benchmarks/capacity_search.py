@@ -34,7 +34,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,11 +46,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from evalsvc import CapacityConfig, PerfConfig, run_capacity, run_perf
 from tests._servers import start_mock
 
+from _peer import start_llama, stop_llama  # benchmarks/_peer.py (this script's folder is on sys.path)
+
 SLO = {"ttft_ms": 120}
 SLOTS, HOLD_S, TTFT_S = 16, 0.41, 0.100
 MOCK = {"max_batch": SLOTS, "ttft_ms": 100, "itl_ms": 10, "output_tokens": 32}
 LLAMA_MODEL = "smollm2-135m-instruct"
-PEER = Path(__file__).resolve().parents[2] / "shared" / "peers" / "llama-server.sh"
 
 
 def base(url: str, work: str, **kw: Any) -> dict[str, Any]:
@@ -161,18 +161,10 @@ def part_rate(url: str, work: str, workers: int) -> None:
         print("message:", result.capacity["message"])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def part_llama(work: str, url: str | None, args: argparse.Namespace) -> None:
     port = None
     if url is None:
-        port = free_port()
-        out = subprocess.run(["bash", str(PEER), "start", str(port)], check=True, capture_output=True, text=True)
-        url = out.stdout.strip().splitlines()[-1] + "/chat/completions"
+        port, url = start_llama()
     try:
         cfg = dict(model=LLAMA_MODEL, url=url, dataset="random", prompt_tokens=args.llama_prompt_tokens,
                    max_tokens=args.llama_max_tokens, extra_body={"ignore_eos": True, "cache_prompt": False},
@@ -205,7 +197,7 @@ def part_llama(work: str, url: str | None, args: argparse.Namespace) -> None:
         print((weak.stdout.read() if weak.stdout else "").strip(), flush=True)
     finally:
         if port is not None:
-            subprocess.run(["bash", str(PEER), "stop", str(port)], check=False)
+            stop_llama(port)
 
 
 def main() -> None:

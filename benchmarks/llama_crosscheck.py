@@ -15,24 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
+from _peer import PEER, start_llama, stop_llama  # benchmarks/_peer.py
 from evalsvc import PerfConfig, run_perf
 
 MODEL = "smollm2-135m-instruct"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def replay(url: str, bodies: list[dict]) -> list[dict]:
@@ -66,22 +59,18 @@ def _one_prompt(work: str, text: str) -> str:
 
 
 def main() -> None:
-    here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="chat/completions URL of a running llama-server (default: start one)")
     parser.add_argument("--number", type=int, default=12)
     parser.add_argument("--prompt-tokens", type=int, default=96)
     parser.add_argument("--max-tokens", type=int, default=48)
-    parser.add_argument("--peer", type=Path, default=here.parent.parent / "shared" / "peers" / "llama-server.sh")
+    parser.add_argument("--peer", type=Path, default=PEER)
     args = parser.parse_args()
 
     port = None
     url = args.url
     if url is None:
-        port = free_port()
-        base = subprocess.run(["bash", str(args.peer), "start", str(port)], check=True, capture_output=True,
-                              text=True).stdout.strip().splitlines()[-1]
-        url = base + "/chat/completions"
+        port, url = start_llama(args.peer)
     try:
         extra = {"ignore_eos": True, "cache_prompt": False}
         base_config = PerfConfig(model=MODEL, url=url, dataset="random", prompt_tokens=args.prompt_tokens,
@@ -121,7 +110,7 @@ def main() -> None:
               "what it does between tokens outside the decode step (sampling, detokenizing, sending).")
     finally:
         if port is not None:
-            subprocess.run(["bash", str(args.peer), "stop", str(port)], check=False)
+            stop_llama(port, args.peer)
 
 
 if __name__ == "__main__":

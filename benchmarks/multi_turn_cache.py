@@ -18,23 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import socket
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from _peer import PEER, start_llama, stop_llama  # benchmarks/_peer.py
 from evalsvc import PerfConfig, run_perf
 from evalsvc.core.perf.datasets._random import WORDS
 
 MODEL = "smollm2-135m-instruct"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_conversations(path: Path, conversations: int, first_words: int, follow_words: int, turns: int,
@@ -70,7 +63,6 @@ def one_run(base: PerfConfig, cache: bool) -> dict[str, Any]:
 
 
 def main() -> None:
-    here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="chat/completions URL of a running llama-server (default: start one)")
     parser.add_argument("--conversations", type=int, default=4)
@@ -80,16 +72,13 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--peer", type=Path, default=here.parent.parent / "shared" / "peers" / "llama-server.sh")
+    parser.add_argument("--peer", type=Path, default=PEER)
     args = parser.parse_args()
 
     port = None
     url = args.url
     if url is None:
-        port = free_port()
-        base_url = subprocess.run(["bash", str(args.peer), "start", str(port)], check=True, capture_output=True,
-                                  text=True).stdout.strip().splitlines()[-1]
-        url = base_url + "/chat/completions"
+        port, url = start_llama(args.peer)
     try:
         with tempfile.TemporaryDirectory() as work:
             runs: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
@@ -124,7 +113,7 @@ def main() -> None:
               "the server prefilled only the new part of the history.")
     finally:
         if port is not None:
-            subprocess.run(["bash", str(args.peer), "stop", str(port)], check=False)
+            stop_llama(port, args.peer)
 
 
 if __name__ == "__main__":

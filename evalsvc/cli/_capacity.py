@@ -66,16 +66,16 @@ def _g(value: Any) -> str:
 
 
 def print_capacity(result: Any) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     from ..core.capacity._result import PROBE_COLUMNS, probe_rows
+    from ._render import table_console
 
-    console = Console()
+    console = table_console()
     table = Table(title="capacity search: one row per probe run", title_justify="left")
-    for column in PROBE_COLUMNS:
-        table.add_column(column)
+    for i, column in enumerate(PROBE_COLUMNS):
+        table.add_column(column, no_wrap=i == 0)
     for row in probe_rows(result.capacity, result.results):
         style = "green" if row[5] == "pass" else "red" if row[5].startswith("fail") else \
             "yellow" if row[5] == "client-bound" else None

@@ -13,12 +13,17 @@ from ..core.perf._result import summary_lines, sweep_notes, sweep_table
 from ..core.status import RunStatus
 
 
+def table_console() -> Console:
+    """The console result tables are printed on: the terminal's, or for pipes and CI logs one wide enough that
+    no column is cut."""
+    console = Console()
+    return console if console.is_terminal else Console(width=max(console.width, 160))
+
+
 def print_perf(result: Any, console: Console | None = None, *, verbose: bool = False) -> None:
     """A sweep: one table, a row per point (and its notes); one point, or `verbose`: each point's detail."""
     if console is None:
-        console = Console()
-        if not console.is_terminal:  # pipes and CI logs: wide enough that no column is cut
-            console = Console(width=max(console.width, 160))
+        console = table_console()
     if len(result.results) > 1:
         headers, rows = sweep_table(result.results)
         table = Table(title="sweep (times in ms)", title_justify="left", box=box.SIMPLE_HEAD,
